@@ -1,0 +1,12 @@
+"""sockwise: connection hygiene for Python.
+
+TCP fails silently; sockwise turns its silent hangs into bounded, explicit, explained failures:
+a validated socket :class:`Policy`, a process-wide drop-in (:func:`harden`), healthy pools for
+urllib3 and psycopg, and a runtime guard that explains CLOSE_WAIT leaks, ephemeral-port churn
+and listen-queue overflows.
+"""
+
+from sockwise._version import __version__
+from sockwise.policy import MIDDLEBOX_IDLE_TIMEOUTS, Policy
+
+__all__ = ["MIDDLEBOX_IDLE_TIMEOUTS", "Policy", "__version__"]
