@@ -6,7 +6,35 @@ urllib3 and psycopg, and a runtime guard that explains CLOSE_WAIT leaks, ephemer
 and listen-queue overflows.
 """
 
+from sockwise._errors import (
+    ConfigurationWarning,
+    SockwiseError,
+    SockwiseWarning,
+    SomaxconnTruncationWarning,
+)
 from sockwise._version import __version__
+from sockwise.harden import (
+    Hardening,
+    Unhardened,
+    current_policy,
+    harden,
+    is_hardened,
+    unharden,
+)
 from sockwise.policy import MIDDLEBOX_IDLE_TIMEOUTS, Policy
 
-__all__ = ["MIDDLEBOX_IDLE_TIMEOUTS", "Policy", "__version__"]
+__all__ = [
+    "MIDDLEBOX_IDLE_TIMEOUTS",
+    "ConfigurationWarning",
+    "Hardening",
+    "Policy",
+    "SockwiseError",
+    "SockwiseWarning",
+    "SomaxconnTruncationWarning",
+    "Unhardened",
+    "__version__",
+    "current_policy",
+    "harden",
+    "is_hardened",
+    "unharden",
+]

@@ -27,6 +27,7 @@ the application's connect.
 from __future__ import annotations
 
 import _socket
+import contextlib
 import logging
 import socket
 import threading
@@ -49,6 +50,7 @@ _accept_hooks: tuple[SocketHook, ...] = ()
 _listen_hooks: tuple[ListenHook, ...] = ()
 _backlog_provider: BacklogProvider | None = None
 _track_explicit = False
+_connect_timeout: float | None = None
 _saved: dict[str, Any] | None = None  # what socket.socket.__dict__ held before the patch
 
 #: Options the application itself set, per live socket: ``{(level, optname), ...}``.
@@ -61,6 +63,8 @@ _real_connect_ex: Final = _socket.socket.connect_ex
 _real_listen: Final = _socket.socket.listen
 _real_setsockopt: Final = _socket.socket.setsockopt
 _orig_accept: Final = socket.socket.accept
+_gettimeout: Final = _socket.socket.gettimeout
+_settimeout: Final = _socket.socket.settimeout
 
 
 def _run(hooks: tuple[SocketHook, ...], sock: socket.socket) -> None:
@@ -85,7 +89,15 @@ def _connect(self: socket.socket, address: Any, /) -> None:
     hooks = _connect_hooks
     if hooks:
         _run(hooks, self)
-    return _real_connect(self, address)
+    bound = _connect_timeout
+    if bound is None or _gettimeout(self) is not None:
+        return _real_connect(self, address)
+    # A blocking socket with no timeout: bound the handshake only, then restore "no timeout".
+    _settimeout(self, bound)
+    try:
+        return _real_connect(self, address)
+    finally:
+        _settimeout(self, None)
 
 
 def _connect_ex(self: socket.socket, address: Any, /) -> int:
@@ -127,10 +139,8 @@ def _listen(self: socket.socket, *args: int) -> None:
 def _setsockopt(self: socket.socket, level: int, optname: int, *value: Any) -> None:
     _real_setsockopt(self, level, optname, *value)
     if _track_explicit:
-        try:
+        with contextlib.suppress(TypeError):  # an object that cannot be weakly referenced
             _explicit.setdefault(self, set()).add((level, optname))
-        except TypeError:  # Defensive: an object that cannot be weakly referenced
-            pass
 
 
 _REPLACEMENTS: Final[dict[str, Any]] = {
@@ -152,7 +162,12 @@ def _sync() -> None:
     """Install the patch when anything is registered, remove it when nothing is (under _lock)."""
     global _saved
     wanted = bool(
-        _connect_hooks or _accept_hooks or _listen_hooks or _backlog_provider or _track_explicit
+        _connect_hooks
+        or _accept_hooks
+        or _listen_hooks
+        or _backlog_provider
+        or _track_explicit
+        or _connect_timeout is not None
     )
     if wanted and _saved is None:
         _saved = {name: _CLS.__dict__.get(name) for name in _PATCHED}
@@ -239,4 +254,17 @@ def set_track_explicit(enabled: bool) -> None:
         _track_explicit = enabled
         if not enabled:
             _explicit.clear()
+        _sync()
+
+
+def set_connect_timeout(seconds: float | None) -> None:
+    """Bound blocking ``connect()`` calls on sockets with no timeout to *seconds* (None: off).
+
+    Only the handshake is bounded: the socket gets its "no timeout" back once connected, so the
+    application's later reads behave as before. Sockets with a timeout of their own, and
+    non-blocking sockets (asyncio), are left alone.
+    """
+    global _connect_timeout
+    with _lock:
+        _connect_timeout = seconds if seconds else None
         _sync()

@@ -1,4 +1,4 @@
-"""The socket policy: :class:`Policy`, its presets, and its exports to sockets, urllib3 and libpq."""
+"""The socket policy: :class:`Policy`, its presets, and its exports (sockets, urllib3, libpq)."""
 
 from sockwise.policy._model import MIDDLEBOX_IDLE_TIMEOUTS, Policy
 

@@ -128,6 +128,7 @@ def policy_kwargs_from_env(
 
     Raises:
         ValueError: An unknown ``SOCKWISE_*`` variable or a malformed value.
+
     """
     env = os.environ if environ is None else environ
     unknown = sorted(

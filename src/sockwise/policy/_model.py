@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 #: Kernel limits for the keepalive settings (``include/net/tcp.h``: ``MAX_TCP_KEEPIDLE`` and
 #: ``MAX_TCP_KEEPINTVL`` are 32767 seconds, ``MAX_TCP_KEEPCNT`` is 127 probes).
@@ -120,13 +120,14 @@ class Policy:
         ValueError: A field is out of range (the message names the allowed range).
 
     .. versionadded:: 0.1.0
+
     """
 
     keepalive: bool | None = True
     keepalive_idle: int | None = 60
     keepalive_interval: int | None = 10
     keepalive_count: int | None = 3
-    user_timeout: float | None | Literal["auto"] = _AUTO
+    user_timeout: float | Literal["auto"] | None = _AUTO
     nodelay: bool | None = True
     backlog: int | None = 4096
     connect_timeout: float | None = 10.0
@@ -200,6 +201,7 @@ class Policy:
         Args:
             idle_timeout: The middlebox's idle timeout in seconds (350 for AWS NLB and NAT
                 gateway, 240 for Azure load balancer; see ``MIDDLEBOX_IDLE_TIMEOUTS``), >= 3.
+
         """
         if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, (int, float)):
             raise _fail_type("behind_nat(idle_timeout)", idle_timeout, "a number of seconds")
@@ -257,6 +259,7 @@ class Policy:
         Raises:
             ValueError: An unknown ``SOCKWISE_*`` variable, or a malformed value (the message
                 names the variable and the value).
+
         """
         from sockwise.policy._env import policy_kwargs_from_env
 
@@ -347,6 +350,7 @@ class Policy:
         Raises:
             ValueError: ``strict=True`` and *sock* is not a TCP socket.
             OSError: The kernel refused an option (for example, the socket is closed).
+
         """
         from sockwise.policy._export import apply
 

@@ -48,6 +48,7 @@ class PlatformOptions:
         name: The platform's name (``"linux"``, ``"darwin"``, ``"win32"``, ``"freebsd"``).
         options: Option name to ``(level, optname)``, or ``None`` when the platform lacks it.
         user_timeout_scale: Multiplier from seconds to the unit ``TCP_USER_TIMEOUT`` takes.
+
     """
 
     name: str

@@ -1,0 +1,43 @@
+"""Developer sessions: ``nox -s tests lint typecheck docs bench`` (each in its own virtualenv)."""
+
+import nox
+
+nox.options.sessions = ["lint", "typecheck", "tests", "docs"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite (PostgreSQL and network-namespace tests need root here)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """Lint and check formatting with ruff."""
+    session.install("ruff")
+    paths = ["src", "tests", "benchmarks", "noxfile.py", "docs"]
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
+
+
+@nox.session(python="3.11")
+def typecheck(session: nox.Session) -> None:
+    """Type-check src/ with mypy --strict (configured in pyproject.toml)."""
+    session.install("-e", ".[all]", "mypy", "types-requests", "types-psutil")
+    session.run("mypy")
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """Build the documentation with warnings as errors."""
+    session.install("-e", ".[dev]")
+    session.run("python", "-m", "sphinx", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Run every benchmark side by side (``nox -s bench -- --quick`` for a short run)."""
+    session.install("-e", ".[bench,all]")
+    session.run("sockwise", "bench", *session.posargs)

@@ -1,0 +1,12 @@
+"""The process-wide drop-in: :func:`harden` and :func:`unharden`."""
+
+from sockwise.harden._api import (
+    Hardening,
+    Unhardened,
+    current_policy,
+    harden,
+    is_hardened,
+    unharden,
+)
+
+__all__ = ["Hardening", "Unhardened", "current_policy", "harden", "is_hardened", "unharden"]

@@ -1,0 +1,71 @@
+"""The psycopg 3 part of :func:`sockwise.harden`.
+
+libpq opens its sockets in C, out of reach of the ``socket`` hooks, so the policy travels as
+libpq keywords instead. ``psycopg.connect`` is a bound method captured at import, so patching
+``psycopg.connect`` would miss code that imported it earlier; every path (``psycopg.connect``,
+``Connection.connect``, psycopg_pool) goes through the ``_get_connection_params`` class method,
+which is patched on ``Connection`` and ``AsyncConnection`` to add the policy's keywords that
+the caller did not set -- in keyword arguments, in the conninfo string, or through
+``PGCONNECT_TIMEOUT``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+from sockwise.policy import Policy
+
+_saved: list[tuple[type, Any]] = []  # (class, original classmethod object)
+_policy_params: dict[str, int] = {}
+
+#: libpq keywords that also come from an environment variable (libpq-envars).
+_ENV_FOR_KEYWORD = {"connect_timeout": "PGCONNECT_TIMEOUT"}
+
+
+def merge(params: dict[str, Any], extra: dict[str, int]) -> dict[str, Any]:
+    """Add *extra* keywords to libpq *params*, never overriding what the caller set."""
+    for key, value in extra.items():
+        if key in params or os.environ.get(_ENV_FOR_KEYWORD.get(key, "")):
+            continue
+        params[key] = value
+    return params
+
+
+def install(module: ModuleType, policy: Policy) -> list[str]:
+    """Patch psycopg's connection classes (the ``psycopg`` package, once imported)."""
+    import psycopg
+
+    _policy_params.clear()
+    _policy_params.update(policy.libpq_params())
+    if _saved:
+        return [f"psycopg.{cls.__name__}._get_connection_params" for cls, _ in _saved]
+
+    sync_original = psycopg.Connection.__dict__["_get_connection_params"].__func__
+    async_original = psycopg.AsyncConnection.__dict__["_get_connection_params"].__func__
+
+    def _get_connection_params(cls: Any, conninfo: str, **kwargs: Any) -> Any:
+        return merge(sync_original(cls, conninfo, **kwargs), _policy_params)
+
+    async def _aget_connection_params(cls: Any, conninfo: str, **kwargs: Any) -> Any:
+        return merge(await async_original(cls, conninfo, **kwargs), _policy_params)
+
+    replacements: tuple[tuple[type, Callable[..., Any]], ...] = (
+        (psycopg.Connection, _get_connection_params),
+        (psycopg.AsyncConnection, _aget_connection_params),
+    )
+    for cls, func in replacements:
+        _saved.append((cls, cls.__dict__["_get_connection_params"]))
+        func.__doc__ = "Connection parameters with the sockwise policy's libpq keywords merged in."
+        setattr(cls, "_get_connection_params", classmethod(func))  # noqa: B010
+    return [f"psycopg.{cls.__name__}._get_connection_params" for cls, _ in _saved]
+
+
+def uninstall() -> None:
+    """Restore psycopg's own ``_get_connection_params``."""
+    while _saved:
+        cls, original = _saved.pop()
+        setattr(cls, "_get_connection_params", original)  # noqa: B010
+    _policy_params.clear()

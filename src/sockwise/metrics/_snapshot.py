@@ -1,0 +1,222 @@
+"""One reading of a process's TCP sockets, shared by ``sockwise inspect`` and the metrics.
+
+Theory of operation: the socket rows come from the guard's reading layer
+(:mod:`sockwise.guard`, sock_diag with a ``/proc`` fallback) when it is installed and the process
+lives in our network namespace; otherwise from the small ``/proc/<pid>/net/tcp`` reader in
+:mod:`sockwise.metrics._procnet`. A :class:`Snapshot` condenses the rows into what a person or a
+dashboard asks first: how many sockets in each state, which ones sit in CLOSE_WAIT (a leak: the
+peer closed and this process never did), where TIME_WAIT sockets point (connection churn), how
+full each accept queue is, and how much of the ephemeral port range is taken.
+
+TIME_WAIT sockets belong to no process (their inode is 0), so they are counted for the whole
+network namespace and grouped by destination. Ages are not kept by the kernel; an
+:class:`AgeTracker` remembers when each CLOSE_WAIT socket was first seen, so ages are lower bounds.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from sockwise.metrics import _procnet
+
+
+class SocketRow(Protocol):
+    """The fields a socket record has (the guard's ``SocketRecord`` or :class:`ProcSocket`)."""
+
+    @property
+    def state(self) -> str: ...  # noqa: D102
+    @property
+    def local(self) -> tuple[str, int]: ...  # noqa: D102
+    @property
+    def remote(self) -> tuple[str, int]: ...  # noqa: D102
+    @property
+    def inode(self) -> int: ...  # noqa: D102
+    @property
+    def rqueue(self) -> int: ...  # noqa: D102
+    @property
+    def wqueue(self) -> int: ...  # noqa: D102
+    @property
+    def fd(self) -> int | None: ...  # noqa: D102
+
+
+@dataclass(frozen=True)
+class CloseWait:
+    """A socket whose peer closed while this process keeps it open."""
+
+    fd: int | None
+    local: str
+    peer: str
+    inode: int
+    age: float | None
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A listening socket: connections waiting in its accept queue, and the queue's size."""
+
+    fd: int | None
+    local: str
+    queued: int
+    backlog: int | None
+
+    @property
+    def fill(self) -> float | None:
+        """The accept queue's fill as a fraction of the backlog (``None`` when unknown)."""
+        return self.queued / self.backlog if self.backlog else None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One reading of a process's TCP sockets (see the module docstring)."""
+
+    pid: int
+    name: str
+    source: str
+    taken_at: float
+    counts: dict[str, int]
+    close_wait: list[CloseWait]
+    listeners: list[Listener]
+    time_wait: dict[str, int]
+    port_range: tuple[int, int] | None
+    ports_in_use: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Number of TCP sockets the process holds."""
+        return sum(self.counts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the snapshot."""
+        out = asdict(self)
+        out["total"] = self.total
+        out["listeners"] = [{**asdict(x), "fill": x.fill} for x in self.listeners]
+        out["time_wait_total"] = sum(self.time_wait.values())
+        return out
+
+
+class AgeTracker:
+    """Remembers when each socket inode was first seen, to give CLOSE_WAIT sockets an age."""
+
+    def __init__(self) -> None:
+        self._first: dict[int, float] = {}
+
+    def ages(self, inodes: Iterable[int], now: float | None = None) -> dict[int, float]:
+        """Seconds since each inode was first seen (0 for new ones); forgets the others."""
+        t = time.monotonic() if now is None else now
+        current = set(inodes)
+        self._first = {i: self._first.get(i, t) for i in current}
+        return {i: t - first for i, first in self._first.items()}
+
+
+def fmt_addr(addr: tuple[str, int]) -> str:
+    """``ip:port``, with brackets around an IPv6 address."""
+    ip, port = addr
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _same_netns(pid: int, proc_root: str) -> bool:
+    try:
+        return os.readlink(f"{proc_root}/{pid}/ns/net") == os.readlink(f"{proc_root}/self/ns/net")
+    except OSError:
+        return False
+
+
+def read_rows(
+    pid: int | None = None, proc_root: str = "/proc"
+) -> tuple[Sequence[SocketRow], Sequence[SocketRow], str]:
+    """The sockets *pid* owns, every socket of its network namespace, and the source's name.
+
+    Raises:
+        ProcessLookupError: No process with this PID.
+        PermissionError: The process's descriptors cannot be read.
+    """
+    real = os.getpid() if pid is None else pid
+    if not os.path.isdir(f"{proc_root}/{real}"):
+        raise ProcessLookupError(f"no process with PID {real}")
+    if proc_root == "/proc" and (pid is None or _same_netns(real, proc_root)):
+        try:
+            from sockwise import guard
+        except ImportError:
+            pass
+        else:
+            reader = getattr(guard, "process_sockets", None)
+            everything = getattr(guard, "machine_sockets", None)
+            if reader is not None and everything is not None:
+                owned = reader(pid=real)
+                return owned, everything(), str(guard.source_name())
+    owned_rows = _procnet.process_sockets(real, proc_root)
+    return owned_rows, _procnet.namespace_sockets(real, proc_root), "/proc/net/tcp"
+
+
+def read_port_range(proc_root: str = "/proc") -> tuple[int, int] | None:
+    """``net.ipv4.ip_local_port_range`` as ``(low, high)``, or ``None`` when unreadable."""
+    try:
+        with open(f"{proc_root}/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
+            lo, hi = (int(v) for v in f.read().split())
+    except (OSError, ValueError):
+        return None
+    return lo, hi
+
+
+def process_name(pid: int, proc_root: str = "/proc") -> str:
+    """The command name of *pid* (``/proc/<pid>/comm``), or ``"?"``."""
+    try:
+        with open(f"{proc_root}/{pid}/comm", encoding="utf-8", errors="replace") as f:
+            return f.read().strip() or "?"
+    except OSError:
+        return "?"
+
+
+def take_snapshot(
+    pid: int | None = None, *, proc_root: str = "/proc", ages: AgeTracker | None = None
+) -> Snapshot:
+    """Read the TCP sockets of *pid* (default: this process) into a :class:`Snapshot`.
+
+    Args:
+        pid: The process to read; ``None`` for the calling process.
+        proc_root: Where procfs is mounted (tests point it elsewhere).
+        ages: A tracker kept between calls, so CLOSE_WAIT sockets get an age.
+
+    Raises:
+        ProcessLookupError: No process with this PID.
+        PermissionError: The process's descriptors cannot be read.
+    """
+    real = os.getpid() if pid is None else pid
+    owned, everything, source = read_rows(real, proc_root)
+    counts = Counter(r.state for r in owned)
+    cw_rows = [r for r in owned if r.state == "CLOSE_WAIT"]
+    seen = ages.ages(r.inode for r in cw_rows) if ages is not None else {}
+    close_wait = [
+        CloseWait(r.fd, fmt_addr(r.local), fmt_addr(r.remote), r.inode, seen.get(r.inode))
+        for r in cw_rows
+    ]
+    listeners = [
+        Listener(r.fd, fmt_addr(r.local), r.rqueue, (r.wqueue or None) if source != "/proc/net/tcp"
+                 else None)
+        for r in owned
+        if r.state == "LISTEN"
+    ]
+    tw = Counter(fmt_addr(r.remote) for r in everything if r.state == "TIME_WAIT")
+    port_range = read_port_range(proc_root)
+    in_use = None
+    if port_range is not None:
+        lo, hi = port_range
+        in_use = len({r.local[1] for r in everything if r.state != "LISTEN" and lo <= r.local[1] <= hi})
+    return Snapshot(
+        pid=real,
+        name=process_name(real, proc_root),
+        source=source,
+        taken_at=time.time(),
+        counts=dict(sorted(counts.items())),
+        close_wait=close_wait,
+        listeners=listeners,
+        time_wait=dict(tw.most_common()),
+        port_range=port_range,
+        ports_in_use=in_use,
+    )

@@ -1,0 +1,1 @@
+"""The sockwise pytest plugin (placeholder while it is being written; it does nothing yet)."""
