@@ -18,6 +18,7 @@ class PoolTimeout(psycopg_pool.PoolTimeout, SockwiseError):
         timeout: The checkout timeout that expired, in seconds.
         size: Connections the pool holds (in use, idle or being opened).
         max_size: The most connections the pool may hold.
+
     """
 
     __module__ = "sockwise.psycopg"

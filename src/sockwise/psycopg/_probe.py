@@ -42,6 +42,7 @@ def poll_dead(pgconn: PGconn) -> str | None:
 
     Args:
         pgconn: The libpq connection (``conn.pgconn``) of a connection nobody is using.
+
     """
     if pgconn.status != pq.ConnStatus.OK:
         return "the connection is already broken"
@@ -69,7 +70,7 @@ def _finish(pgconn: PGconn) -> str | None:
     while (res := pgconn.get_result()) is not None:
         if res.status not in (pq.ExecStatus.EMPTY_QUERY, pq.ExecStatus.COMMAND_OK):
             msg = res.error_message.decode("utf-8", "replace").strip()
-            failure = f"the health check failed: {msg or res.status.name}"
+            failure = f"the health check failed: {msg or pq.ExecStatus(res.status).name}"
     return failure
 
 

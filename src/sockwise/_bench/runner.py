@@ -1,0 +1,277 @@
+"""``sockwise bench``: run the benchmark modules that exist, each in its own subprocess.
+
+Theory of operation: every benchmark is a module of :mod:`sockwise._bench` with
+``run(quick: bool = False) -> dict``. The runner starts one child Python per benchmark
+(``python -m sockwise._bench.runner --child NAME``), so a benchmark that patches the process
+(``harden()``, the guard) or leaks a thread cannot affect the next one, and a hung one is killed
+after its time limit. The child writes its result as JSON to a temporary file.
+
+A result dict is rendered best when it has ``"rows"`` (a list of dicts, each with a ``"case"``
+and numbers), ``"metric"`` (the key of the row number to plot, e.g. ``"median_ms"``),
+``"summary"`` (one sentence) and ``"notes"``; ``{"skipped": "reason"}`` marks a benchmark that
+cannot run here (no PostgreSQL binaries, no network namespaces). Any other dict is shown as its
+top-level numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final, Literal
+
+#: Benchmark name -> (module, function). ``https`` lives next to ``http``.
+BENCHMARKS: Final[dict[str, tuple[str, str]]] = {
+    "http": ("sockwise._bench.http", "run"),
+    "https": ("sockwise._bench.http", "run_https"),
+    "postgres": ("sockwise._bench.postgres", "run"),
+    "nodelay": ("sockwise._bench.nodelay", "run"),
+    "deadpeer": ("sockwise._bench.deadpeer", "run"),
+    "harden": ("sockwise._bench.harden", "run"),
+    "guard": ("sockwise._bench.guard", "run"),
+}
+
+Status = Literal["ok", "skipped", "error", "missing"]
+
+
+@dataclass
+class Outcome:
+    """What one benchmark produced."""
+
+    name: str
+    status: Status
+    seconds: float = 0.0
+    result: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+def locate(name: str) -> Callable[[bool], dict[str, Any]] | None:
+    """The ``run`` function of benchmark *name*, or ``None`` when its module is not installed."""
+    module_name, func = BENCHMARKS[name]
+    if importlib.util.find_spec(module_name) is None:
+        return None
+    module = importlib.import_module(module_name)
+    found = getattr(module, func, None)
+    return found if callable(found) else None
+
+
+def available(name: str) -> bool:
+    """Whether benchmark *name* can be found (without importing heavy dependencies twice)."""
+    try:
+        return locate(name) is not None
+    except Exception:  # a module that fails to import is reported when run
+        return True
+
+
+def run_one(name: str, quick: bool, timeout: float) -> Outcome:
+    """Run benchmark *name* in a child process with a time limit."""
+    start = time.monotonic()
+    fd, out_path = tempfile.mkstemp(prefix=f"sockwise-bench-{name}-", suffix=".json")
+    os.close(fd)
+    argv = [sys.executable, "-m", "sockwise._bench.runner", "--child", name, "--out", out_path]
+    if quick:
+        argv.append("--quick")
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        with open(out_path, encoding="utf-8") as f:
+            raw = f.read()
+        data: dict[str, Any] = json.loads(raw) if raw else {}
+    except subprocess.TimeoutExpired:
+        return Outcome(name, "error", time.monotonic() - start, note=f"timed out after {timeout:g} s")
+    except (OSError, ValueError) as exc:
+        return Outcome(name, "error", time.monotonic() - start, note=f"no result: {exc}")
+    finally:
+        os.unlink(out_path)
+    elapsed = time.monotonic() - start
+    if proc.returncode != 0 or "error" in data:
+        last = (data.get("error") or proc.stderr.strip().splitlines()[-1:] or ["?"])
+        text = last if isinstance(last, str) else last[0]
+        return Outcome(name, "error", elapsed, data, note=text[:300])
+    if "skipped" in data:
+        return Outcome(name, "skipped", elapsed, data, note=str(data["skipped"]))
+    return Outcome(name, "ok", elapsed, data, note=str(data.get("summary", "")))
+
+
+def run_all(
+    names: Sequence[str],
+    quick: bool,
+    progress: Callable[[int, int, str, Outcome | None], None] | None = None,
+) -> list[Outcome]:
+    """Run *names* in order; *progress(i, n, name, outcome)* is called before and after each."""
+    timeout = 240.0 if quick else 1800.0
+    outcomes: list[Outcome] = []
+    for i, name in enumerate(names, 1):
+        if not available(name):
+            outcome = Outcome(name, "missing", note="not installed in this version of sockwise")
+        else:
+            if progress:
+                progress(i, len(names), name, None)
+            outcome = run_one(name, quick, timeout)
+        outcomes.append(outcome)
+        if progress:
+            progress(i, len(names), name, outcome)
+    return outcomes
+
+
+def result_rows(outcome: Outcome) -> list[tuple[str, str, str]]:
+    """``(benchmark, case, value)`` lines summarising one outcome for the final table."""
+    res = outcome.result
+    if outcome.status != "ok":
+        return [(outcome.name, outcome.status, outcome.note)]
+    metric = res.get("metric")
+    rows = res.get("rows")
+    out: list[tuple[str, str, str]] = []
+    if isinstance(rows, list) and rows:
+        for row in rows:
+            if not isinstance(row, dict):
+                continue
+            key = metric if metric in row else _first_number_key(row)
+            value = row.get(key) if key else None
+            shown = row.get("shown") or (f"{_num(value)} {_unit(key)}" if key else "")
+            out.append((outcome.name, str(row.get("case", "?")), str(shown).strip()))
+    else:
+        for key, value in res.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                out.append((outcome.name, key, _num(value)))
+    return out or [(outcome.name, "ok", outcome.note)]
+
+
+def _first_number_key(row: dict[str, Any]) -> str | None:
+    for key, value in row.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "n":
+            return str(key)
+    return None
+
+
+def _unit(key: str | None) -> str:
+    if not key:
+        return ""
+    for suffix, unit in (("_ms", "ms"), ("_us", "us"), ("_s", "s"), ("_per_s", "/s")):
+        if key.endswith(suffix):
+            return f"{unit} ({key.removesuffix(suffix)})"
+    return f"({key})"
+
+
+def _num(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def repo_results_dir(start: str | None = None) -> str:
+    """``benchmarks/results`` of the sockwise checkout containing *start* (cwd), else *start*."""
+    here = os.path.abspath(start or os.getcwd())
+    probe = here
+    for _ in range(10):
+        pyproject = os.path.join(probe, "pyproject.toml")
+        if os.path.isdir(os.path.join(probe, "benchmarks")) and os.path.isfile(pyproject):
+            try:
+                with open(pyproject, encoding="utf-8") as f:
+                    if 'name = "sockwise"' in f.read():
+                        return os.path.join(probe, "benchmarks", "results")
+            except OSError:  # Defensive
+                pass
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    return here
+
+
+def save_json(path: str, outcomes: Sequence[Outcome], quick: bool) -> None:
+    """Write every outcome, with the machine's description, to *path*."""
+    import platform
+
+    from sockwise._version import __version__
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    payload = {
+        "sockwise": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "quick": quick,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "benchmarks": [asdict(o) for o in outcomes],
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2)
+        f.write("\n")
+
+
+def save_plot(path: str, outcomes: Sequence[Outcome]) -> str | None:
+    """Draw one horizontal bar chart per benchmark with rows; return why not, or ``None``."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install sockwise[bench])"
+    panels = []
+    for o in outcomes:
+        rows = o.result.get("rows") if o.status == "ok" else None
+        if not isinstance(rows, list) or not rows:
+            continue
+        key = o.result.get("metric") or _first_number_key(rows[0])
+        pairs = [
+            (str(r.get("case", "?")), float(r[key]))
+            for r in rows
+            if isinstance(r, dict) and isinstance(r.get(key), (int, float))
+        ]
+        if pairs:
+            panels.append((o, str(key), pairs))
+    if not panels:
+        return "no numeric results to plot"
+    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 1.2 + 0.5 * sum(len(p[2]) + 2 for p in panels)))
+    axes_list = list(axes) if len(panels) > 1 else [axes]
+    for ax, (o, key, pairs) in zip(axes_list, panels, strict=True):
+        labels = [p[0] for p in pairs][::-1]
+        values = [p[1] for p in pairs][::-1]
+        bars = ax.barh(labels, values, color="#4477aa")
+        positive = [v for v in values if v > 0]
+        if positive and max(positive) / min(positive) > 50:
+            ax.set_xscale("log")
+        ax.bar_label(bars, labels=[_num(v) for v in values], padding=3, fontsize=8)
+        ax.set_title(str(o.result.get("title", o.name)), fontsize=10, loc="left")
+        ax.set_xlabel(f"{key} {'(log scale)' if ax.get_xscale() == 'log' else ''}", fontsize=8)
+        ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return None
+
+
+def _child(name: str, quick: bool, out: str) -> int:
+    """Run benchmark *name* here and write its JSON result to *out*."""
+    try:
+        func = locate(name)
+        if func is None:
+            data: dict[str, Any] = {"skipped": f"benchmark {name!r} is not installed"}
+        else:
+            data = func(quick)
+    except Exception as exc:
+        import traceback
+
+        traceback.print_exc()
+        data = {"error": f"{type(exc).__name__}: {exc}"}
+    with open(out, "w", encoding="utf-8") as f:
+        json.dump(data, f, default=str)
+    return 1 if "error" in data else 0
+
+
+if __name__ == "__main__":
+    _p = argparse.ArgumentParser(prog="python -m sockwise._bench.runner")
+    _p.add_argument("--child", required=True, choices=sorted(BENCHMARKS))
+    _p.add_argument("--out", required=True)
+    _p.add_argument("--quick", action="store_true")
+    _a = _p.parse_args()
+    sys.exit(_child(_a.child, _a.quick, _a.out))

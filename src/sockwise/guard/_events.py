@@ -1,0 +1,97 @@
+"""The guard's warning classes, its events and the report :meth:`Guard.check` returns."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from sockwise._errors import SockwiseWarning
+from sockwise.guard._origin import Origin
+from sockwise.guard._records import SocketRecord
+
+
+class CloseWaitLeakWarning(SockwiseWarning):
+    """A socket of this process has sat in CLOSE_WAIT too long: the peer closed, we never did."""
+
+    __module__ = "sockwise"
+
+
+class PortChurnWarning(SockwiseWarning):
+    """New connections toward one destination fast enough to run out of ephemeral ports."""
+
+    __module__ = "sockwise"
+
+
+class AcceptQueueWarning(SockwiseWarning):
+    """A listening socket's accept queue is full: the kernel is dropping new connections."""
+
+    __module__ = "sockwise"
+
+
+EventKind = Literal["close_wait", "port_churn", "accept_queue", "summary"]
+
+
+@dataclass(frozen=True, slots=True)
+class GuardEvent:
+    """One finding of the guard, as sent to :mod:`warnings`, the log and the callback.
+
+    Attributes:
+        kind: ``"close_wait"``, ``"port_churn"``, ``"accept_queue"`` or ``"summary"`` (several
+            findings of one kind folded into one, see ``details["count"]``).
+        category: The warning class.
+        message: The full, credential-free message.
+        local: Local address of the socket concerned (``None`` for a destination-wide finding).
+        remote: The peer or destination.
+        fd: The descriptor, when known.
+        origin: The code that opened the socket, when recorded.
+        details: Numbers behind the finding (ages, rates, queue lengths...).
+    """
+
+    kind: EventKind
+    category: type[SockwiseWarning]
+    message: str
+    local: tuple[str, int] | None = None
+    remote: tuple[str, int] | None = None
+    fd: int | None = None
+    origin: Origin | None = None
+    details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardReport:
+    """The result of one sample (:meth:`Guard.check`).
+
+    Attributes:
+        source: The socket source used (``"netlink"``, ``"procfs"``, ``"psutil"``).
+        duration: Seconds the sample took.
+        close_wait: This process's sockets in CLOSE_WAIT, with their age in seconds.
+        listeners: This process's listening sockets (``rqueue``: accept queue, ``wqueue``:
+            backlog).
+        time_wait: TIME_WAIT sockets of the namespace per destination (largest first, at most
+            20 destinations).
+        events: The events this sample emitted.
+        error: Why the sample could not be taken, or ``None``.
+    """
+
+    source: str
+    duration: float
+    close_wait: tuple[tuple[SocketRecord, float], ...] = ()
+    listeners: tuple[SocketRecord, ...] = ()
+    time_wait: tuple[tuple[tuple[str, int], int], ...] = ()
+    events: tuple[GuardEvent, ...] = ()
+    error: str | None = None
+
+
+_URL_CRED: Final = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
+_KV_CRED: Final = re.compile(
+    r"(?P<head>\b(?:password|passwd|pwd|secret|token|api_key|apikey)\s*[=:]\s*)"
+    r"(?P<q>['\"]?)[^\s'\"&;,)]+(?P=q)",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """*text* with URL passwords and ``password=...`` style values replaced by ``***``."""
+    text = _URL_CRED.sub(r"\g<head>***@", text)
+    return _KV_CRED.sub(r"\g<head>\g<q>***\g<q>", text)

@@ -1,0 +1,333 @@
+"""Remember which code opened each TCP socket, and which sockets sockwise pools hold idle.
+
+Theory of operation: while a guard runs, hooks on ``connect``, ``accept`` and ``listen`` (the
+shared layer in :mod:`sockwise._hooks`) record, per socket *inode* (``os.fstat(fd).st_ino``, the
+number sock_diag and ``/proc/net/tcp`` report), the descriptor and the first stack frame outside
+sockwise, the standard library and the wrapped HTTP/PostgreSQL libraries. A frame is classified
+once per code object and an :class:`Origin` is built once per call site, so recording costs an
+``fstat`` and a short walk up the stack.
+
+The tables are bounded: the guard sweeps a slice of them each tick and drops entries whose
+descriptor no longer refers to the same inode (the socket was closed), and a hard cap evicts the
+oldest entry when an application holds more sockets than that.
+"""
+
+from __future__ import annotations
+
+import _socket
+import os
+import re
+import socket
+import stat
+import sys
+import sysconfig
+import threading
+from dataclasses import dataclass
+from itertools import islice
+from types import CodeType, FrameType
+from typing import Final
+
+from sockwise import _hooks
+
+#: Most sockets whose origin is remembered at once (memory: ~200 bytes each).
+MAX_TRACKED: Final = 65536
+#: Most pooled sockets remembered at once.
+MAX_POOLED: Final = 65536
+_MAX_CACHE: Final = 4096
+
+_WRAPPED: Final = (
+    "urllib3",
+    "psycopg",
+    "psycopg_pool",
+    "requests",
+    "httpx",
+    "httpcore",
+    "aiohttp",
+    "asyncio",
+    "anyio",
+)
+_LIB_RE: Final = re.compile(
+    r"[/\\](?:site|dist)-packages[/\\](?:" + "|".join(_WRAPPED) + r")[/\\]"
+)
+_INET: Final = (socket.AF_INET, socket.AF_INET6)
+_raw_type = _socket.socket.type.__get__  # the C getter: an int, no enum conversion
+_raw_family = _socket.socket.family.__get__
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a socket was opened: the first frame outside sockwise and the libraries it wraps.
+
+    Attributes:
+        filename: Source file.
+        lineno: Line number.
+        function: Function name (qualified where Python knows it).
+        module: The module's ``__name__`` (for :mod:`warnings` filters).
+        kind: ``"connect"``, ``"accept"`` or ``"listen"``.
+    """
+
+    filename: str
+    lineno: int
+    function: str
+    module: str
+    kind: str
+
+    def __str__(self) -> str:
+        return f"{self.filename}:{self.lineno} in {self.function}()"
+
+
+class _State:
+    """Module state, replaced wholesale in a forked child."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.tracked: dict[int, tuple[int, Origin | None]] = {}
+        self.listeners: dict[int, tuple[int, int, Origin | None]] = {}
+        self.pooled: dict[int, int] = {}
+        self.connects = 0
+        self.is_lib: dict[CodeType, bool] = {}
+        self.origins: dict[tuple[CodeType, int, str], Origin] = {}
+        self.prefixes: tuple[str, ...] = ()
+
+
+_state = _State()
+
+
+def _lib_prefixes() -> tuple[str, ...]:
+    import sockwise
+
+    paths = {os.path.dirname(os.path.abspath(sockwise.__file__)) + os.sep}
+    for key in ("stdlib", "platstdlib"):
+        try:
+            paths.add(os.path.abspath(sysconfig.get_paths()[key]) + os.sep)
+        except KeyError:  # Defensive: an unusual install scheme
+            continue
+    return tuple(paths)
+
+
+def _classify(code: CodeType) -> bool:
+    name = code.co_filename
+    if name.startswith("<frozen") or _LIB_RE.search(name):
+        return True
+    if name.startswith(_state.prefixes):
+        return "site-packages" not in name and "dist-packages" not in name or "sockwise" in name
+    return False
+
+
+def find_origin(frame: FrameType | None, kind: str) -> Origin | None:
+    """The first frame from *frame* upwards outside sockwise, the stdlib and wrapped libraries."""
+    st = _state
+    is_lib = st.is_lib
+    for _ in range(64):
+        if frame is None:
+            return None
+        code = frame.f_code
+        lib = is_lib.get(code)
+        if lib is None:
+            if len(is_lib) >= _MAX_CACHE:
+                is_lib.clear()
+            lib = is_lib[code] = _classify(code)
+        if not lib:
+            key = (code, frame.f_lineno, kind)
+            found = st.origins.get(key)
+            if found is None:
+                if len(st.origins) >= _MAX_CACHE:
+                    st.origins.clear()
+                found = st.origins[key] = Origin(
+                    filename=code.co_filename,
+                    lineno=frame.f_lineno,
+                    function=code.co_qualname,
+                    module=str(frame.f_globals.get("__name__", "")),
+                    kind=kind,
+                )
+            return found
+        frame = frame.f_back
+    return None
+
+
+def _remember(sock: socket.socket, kind: str) -> int | None:
+    if _raw_type(sock) & 0xF != socket.SOCK_STREAM or _raw_family(sock) not in _INET:
+        return None
+    fd = sock.fileno()
+    ino = os.fstat(fd).st_ino
+    tracked = _state.tracked
+    tracked[ino] = (fd, find_origin(sys._getframe(2), kind))
+    if len(tracked) > MAX_TRACKED:
+        try:
+            del tracked[next(iter(tracked))]
+        except (KeyError, StopIteration, RuntimeError):  # Defensive: raced with the sweep
+            pass
+    return ino
+
+
+def _on_connect(sock: socket.socket) -> None:
+    _state.connects += 1
+    _remember(sock, "connect")
+
+
+def _on_accept(sock: socket.socket) -> None:
+    _remember(sock, "accept")
+
+
+def _on_listen(sock: socket.socket, backlog: int) -> None:
+    ino = _remember(sock, "listen")
+    if ino is not None:
+        fd, origin = _state.tracked.get(ino, (sock.fileno(), None))
+        listeners = _state.listeners
+        listeners[ino] = (fd, backlog, origin)
+        if len(listeners) > MAX_TRACKED:
+            try:
+                del listeners[next(iter(listeners))]
+            except (KeyError, StopIteration, RuntimeError):  # Defensive
+                pass
+
+
+def enable() -> None:
+    """Start recording origins (reference-counted: each guard start calls it once)."""
+    with _state.lock:
+        _state.users += 1
+        if _state.users == 1:
+            if not _state.prefixes:
+                _state.prefixes = _lib_prefixes()
+            _hooks.add_connect_hook(_on_connect)
+            _hooks.add_accept_hook(_on_accept)
+            _hooks.add_listen_hook(_on_listen)
+
+
+def disable() -> None:
+    """Undo one :func:`enable`; the last one removes the hooks and forgets the origins."""
+    with _state.lock:
+        if _state.users == 0:
+            return
+        _state.users -= 1
+        if _state.users == 0:
+            _hooks.remove_connect_hook(_on_connect)
+            _hooks.remove_accept_hook(_on_accept)
+            _hooks.remove_listen_hook(_on_listen)
+            _state.tracked.clear()
+            _state.listeners.clear()
+
+
+def recording() -> bool:
+    """Whether origins are being recorded."""
+    return _state.users > 0
+
+
+def lookup(inode: int) -> tuple[int, Origin | None] | None:
+    """``(fd, origin)`` recorded for *inode*, if any."""
+    return _state.tracked.get(inode)
+
+
+def listeners() -> dict[int, tuple[int, int, Origin | None]]:
+    """A snapshot of ``{inode: (fd, requested backlog, origin)}`` of listening sockets seen."""
+    return dict(_state.listeners)
+
+
+def connects() -> int:
+    """How many TCP connects this process made while recording (approximate under threads)."""
+    return _state.connects
+
+
+def sizes() -> dict[str, int]:
+    """Entries in each internal table (to check that memory stays bounded)."""
+    st = _state
+    return {
+        "tracked": len(st.tracked),
+        "listeners": len(st.listeners),
+        "pooled": len(st.pooled),
+        "code_cache": len(st.is_lib),
+        "origin_cache": len(st.origins),
+    }
+
+
+def _alive(fd: int, inode: int) -> bool:
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    return st.st_ino == inode and stat.S_ISSOCK(st.st_mode)
+
+
+def _sweep_table(table: dict[int, tuple[int, ...]] | dict[int, int], count: int) -> int:
+    dropped = 0
+    for ino in list(islice(table, count)):  # oldest first; list(islice()) runs without a switch
+        entry = table.pop(ino, None)
+        if entry is None:
+            continue
+        fd = entry if isinstance(entry, int) else entry[0]
+        if _alive(fd, ino):
+            table[ino] = entry  # type: ignore[assignment]  # still open: rotate to the end
+        else:
+            dropped += 1
+    return dropped
+
+
+def sweep(minimum: int = 512) -> int:
+    """Check the oldest slice of each table and drop closed sockets; return how many went."""
+    dropped = 0
+    for table in (_state.tracked, _state.listeners, _state.pooled):
+        count = min(max(minimum, len(table) // 8), 8192)
+        dropped += _sweep_table(table, count)  # type: ignore[arg-type]
+    return dropped
+
+
+def _fd_of(sock_or_fd: socket.socket | int, what: str) -> int:
+    if isinstance(sock_or_fd, socket.socket):
+        return sock_or_fd.fileno()
+    if isinstance(sock_or_fd, int) and not isinstance(sock_or_fd, bool):
+        return sock_or_fd
+    raise TypeError(f"{what}: expected a socket.socket or a file descriptor, got {sock_or_fd!r}")
+
+
+def register_pooled(sock_or_fd: socket.socket | int) -> None:
+    """Mark an idle pool member that its pool will close itself: never reported as a leak.
+
+    Cheap and thread-safe; a closed socket is ignored. Call :func:`unregister_pooled` when the
+    pool hands the connection out again.
+
+    Args:
+        sock_or_fd: The pooled socket or its file descriptor.
+
+    Raises:
+        TypeError: *sock_or_fd* is neither a socket nor an int.
+    """
+    fd = _fd_of(sock_or_fd, "sock_or_fd")
+    try:
+        ino = os.fstat(fd).st_ino
+    except (OSError, ValueError, OverflowError):
+        return  # already closed: nothing to protect
+    pooled = _state.pooled
+    pooled[ino] = fd
+    if len(pooled) > MAX_POOLED:
+        try:
+            del pooled[next(iter(pooled))]
+        except (KeyError, StopIteration, RuntimeError):  # Defensive: raced with the sweep
+            pass
+
+
+def unregister_pooled(sock_or_fd: socket.socket | int) -> None:
+    """Undo :func:`register_pooled` (no error if the socket was not registered or is closed).
+
+    Args:
+        sock_or_fd: The pooled socket or its file descriptor.
+
+    Raises:
+        TypeError: *sock_or_fd* is neither a socket nor an int.
+    """
+    fd = _fd_of(sock_or_fd, "sock_or_fd")
+    try:
+        ino = os.fstat(fd).st_ino
+    except (OSError, ValueError, OverflowError):
+        return
+    _state.pooled.pop(ino, None)
+
+
+def is_pooled(inode: int) -> bool:
+    """Whether *inode* is an idle member registered by a pool."""
+    return inode in _state.pooled
+
+
+def after_fork_in_child() -> None:
+    """Replace the lock (it may have been held by another thread at fork time)."""
+    _state.lock = threading.Lock()

@@ -1,0 +1,196 @@
+"""Parse ``/proc``: ``net/tcp{,6}``, ``net/netstat``, sysctls and a process's descriptors.
+
+``/proc/net/tcp`` rows look like (``include/net/tcp.h``, ``net/ipv4/tcp_ipv4.c:get_tcp4_sock``)::
+
+    sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+    0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000 0 123456 ...
+
+Addresses are hexadecimal 32-bit words in host byte order: on a little-endian machine
+``0100007F:1F90`` is ``127.0.0.1:8080``. IPv6 addresses are four such words. For a LISTEN row
+``rx_queue`` is the accept queue's length; the backlog is not shown. The timer field
+``tr:tm->when`` counts clock ticks (``USER_HZ``) until the timer fires; for TIME_WAIT rows
+(``tr`` 3) that is the time left before the row disappears.
+
+Every parser takes untrusted text and skips what it cannot read; none raises on bad input.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections.abc import Iterator
+from typing import Final
+
+from sockwise.guard._records import TCP_STATES, SocketRecord
+
+_CLK_TCK: Final = 100  # USER_HZ on every Linux architecture
+
+
+def decode_address(text: str, family: int) -> tuple[str, int]:
+    """Decode ``"0100007F:1F90"`` (``family`` AF_INET) into ``("127.0.0.1", 8080)``.
+
+    Raises:
+        ValueError: *text* is not an address of *family* in ``/proc/net/tcp`` form.
+    """
+    host_hex, _, port_hex = text.partition(":")
+    port = int(port_hex, 16)
+    raw = bytes.fromhex(host_hex)
+    if family == socket.AF_INET and len(raw) == 4:
+        words = raw
+    elif family == socket.AF_INET6 and len(raw) == 16:
+        words = raw
+    else:
+        raise ValueError(f"bad address {text!r}")
+    if sys.byteorder == "little":
+        words = b"".join(words[i : i + 4][::-1] for i in range(0, len(words), 4))
+    if not 0 <= port <= 0xFFFF:
+        raise ValueError(f"bad port {port_hex!r}")
+    return socket.inet_ntop(family, words), port
+
+
+def parse_tcp_line(line: str, family: int, mask: int) -> SocketRecord | None:
+    """One row of ``/proc/net/tcp{,6}`` (``None`` for a header, bad row or unwanted state)."""
+    fields = line.split()
+    if len(fields) < 10:
+        return None
+    try:
+        state = int(fields[3], 16)
+        if not (mask >> state) & 1 or state not in TCP_STATES:
+            return None
+        tx_hex, _, rx_hex = fields[4].partition(":")
+        timer_hex, _, when_hex = fields[5].partition(":")
+        timer = int(timer_hex, 16)
+        return SocketRecord(
+            family=family,
+            state=TCP_STATES[state],
+            local=decode_address(fields[1], family),
+            remote=decode_address(fields[2], family),
+            inode=int(fields[9]),
+            uid=int(fields[7]),
+            rqueue=int(rx_hex, 16),
+            wqueue=int(tx_hex, 16),
+            expires_ms=int(when_hex, 16) * 1000 // _CLK_TCK if timer else 0,
+        )
+    except (ValueError, OverflowError):
+        return None
+
+
+def parse_tcp_table(text: str, family: int, mask: int) -> Iterator[SocketRecord]:
+    """Every row of one ``/proc/net/tcp{,6}`` file's *text* in states *mask*."""
+    for line in text.splitlines()[1:]:
+        rec = parse_tcp_line(line, family, mask)
+        if rec is not None:
+            yield rec
+
+
+def parse_netstat(text: str) -> dict[str, int]:
+    """``{"TcpExt.ListenOverflows": 3, ...}`` from ``/proc/net/netstat`` or ``/proc/net/snmp``.
+
+    The file pairs a header line (``TcpExt: SyncookiesSent ...``) with a value line
+    (``TcpExt: 0 ...``); unpaired or malformed lines are skipped.
+    """
+    out: dict[str, int] = {}
+    lines = text.splitlines()
+    for header, values in zip(lines[::2], lines[1::2], strict=False):
+        hname, _, hrest = header.partition(":")
+        vname, _, vrest = values.partition(":")
+        if hname != vname or not hname:
+            continue
+        for key, value in zip(hrest.split(), vrest.split(), strict=False):
+            try:
+                out[f"{hname}.{key}"] = int(value)
+            except ValueError:
+                continue
+    return out
+
+
+def parse_port_range(text: str) -> tuple[int, int] | None:
+    """``(low, high)`` from ``ip_local_port_range`` text such as ``"32768\\t60999"``."""
+    parts = text.split()
+    if len(parts) != 2:
+        return None
+    try:
+        low, high = int(parts[0]), int(parts[1])
+    except ValueError:
+        return None
+    if not 0 < low <= high <= 0xFFFF:
+        return None
+    return low, high
+
+
+def read_text(path: str) -> str:
+    """The whole of a small ``/proc`` file."""
+    with open(path, encoding="ascii", errors="replace") as f:
+        return f.read()
+
+
+def read_int(path: str) -> int | None:
+    """An integer sysctl, or ``None`` when it cannot be read."""
+    try:
+        return int(read_text(path).split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def socket_fds(proc: str = "/proc", pid: int | str = "self") -> dict[int, int]:
+    """``{inode: fd}`` for the socket descriptors of process *pid* (one listing of its fds).
+
+    Raises:
+        ProcessLookupError: No such process.
+        PermissionError: Not allowed to list the process's descriptors.
+    """
+    fd_dir = f"{proc}/{pid}/fd"
+    try:
+        names = os.listdir(fd_dir)
+    except FileNotFoundError:
+        raise ProcessLookupError(f"no process with pid {pid} ({fd_dir} does not exist)") from None
+    except PermissionError:
+        raise PermissionError(
+            f"not allowed to list {fd_dir}: inspecting another user's process needs root "
+            "or CAP_SYS_PTRACE"
+        ) from None
+    out: dict[int, int] = {}
+    for name in names:
+        try:
+            target = os.readlink(f"{fd_dir}/{name}")
+        except OSError:  # closed since the listing
+            continue
+        if target.startswith("socket:["):
+            try:
+                out[int(target[8:-1])] = int(name)
+            except ValueError:
+                continue
+    return out
+
+
+class ProcfsReader:
+    """TCP sockets of a network namespace from ``/proc/net/tcp{,6}``.
+
+    Args:
+        proc: The proc root (``/proc``).
+        pid: Whose network namespace to read (``"self"`` or a pid).
+    """
+
+    name: Final = "procfs"
+
+    def __init__(self, proc: str = "/proc", pid: int | str = "self") -> None:
+        self._proc = proc
+        self._pid = pid
+
+    def dump(self, mask: int) -> list[SocketRecord]:
+        """Every TCP socket of the namespace in states *mask*."""
+        out: list[SocketRecord] = []
+        for fname, family in (("tcp", int(socket.AF_INET)), ("tcp6", int(socket.AF_INET6))):
+            try:
+                text = read_text(f"{self._proc}/{self._pid}/net/{fname}")
+            except FileNotFoundError:
+                if family == socket.AF_INET6:
+                    continue  # IPv6 disabled
+                raise
+            out.extend(parse_tcp_table(text, family, mask))
+        return out
+
+    def probe(self) -> None:
+        """Raise :class:`OSError` if ``/proc/net/tcp`` cannot be read."""
+        read_text(f"{self._proc}/{self._pid}/net/tcp")

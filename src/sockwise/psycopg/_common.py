@@ -1,0 +1,364 @@
+"""What the sync and async sockwise pools share: defaults, vetting, warnings, stats, errors.
+
+Theory of operation (the checkout path): psycopg_pool hands a connection out after at most one
+callback (``check``), which either costs a round trip per checkout or is absent. sockwise vets
+each connection it is about to hand out in three steps, cheapest first:
+
+1. *Expiry*, from timestamps: past ``max_lifetime`` or idle for ``max_idle`` -- enforced here, at
+   checkout, for every connection (psycopg_pool only enforces ``max_lifetime`` when a connection
+   is returned, and ``max_idle`` only shrinks the pool above ``min_size``).
+2. *A readability poll* of the libpq socket (:func:`~sockwise.psycopg._probe.poll_dead`): one
+   non-blocking system call that sees the FIN or RST of a server that ended the backend.
+3. *A round trip* (:func:`~sockwise.psycopg._probe.ping`, bounded by the checkout deadline), only
+   when the connection has been idle longer than :attr:`alive_bypass` (HikariCP's "alive bypass
+   window": a connection that answered a moment ago is not asked again), or when it is *suspect*.
+
+When a connection turns out dead, the connections created before it are suspect (a restart or a
+fail-over killed them together; a black hole shows nothing on the socket): each is pinged before
+it is handed out, and the idle stack is swept at once for the ones whose socket already says so.
+A dead or expired connection is closed and replaced, and the checkout moves on to the next one
+without psycopg_pool's backoff sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections import Counter, deque
+from enum import IntEnum
+from typing import Any, Final, Literal
+
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool.base import BasePool
+
+import psycopg
+from sockwise._errors import ConfigurationWarning
+from sockwise.policy import MIDDLEBOX_IDLE_TIMEOUTS, Policy
+from sockwise.psycopg._errors import PoolTimeout
+from sockwise.psycopg._probe import poll_dead
+
+logger = logging.getLogger("sockwise.psycopg")
+
+#: Default ``max_idle`` (seconds). The strictest common middlebox, the Azure load balancer,
+#: forgets a flow after 240 s without a packet (AWS NLB and NAT gateway: 350 s); a connection
+#: reused after that meets a black hole or a RST. 180 s stays a full minute below it even if
+#: keepalive probes are off or dropped. psycopg_pool's 600 s is above all of them.
+DEFAULT_MAX_IDLE: Final = 180.0
+#: Default ``max_lifetime`` (seconds): 30 minutes, HikariCP's default. Recycling connections
+#: spreads them over new servers after a fail-over or a DNS change, and bounds per-backend memory
+#: growth; it stays below the one-hour limits proxies commonly impose (PgBouncer
+#: ``server_lifetime``), and the pool jitters it by 5 % so connections don't expire together.
+DEFAULT_MAX_LIFETIME: Final = 1800.0
+#: Seconds after its last use during which a connection is handed out on the free poll alone
+#: (HikariCP's ``aliveBypassWindowMs`` is 500 ms): a busy pool pays no round trip per checkout.
+ALIVE_BYPASS: Final = 0.5
+#: Longest a health-check round trip may take (also bounded by the checkout deadline).
+PING_TIMEOUT: Final = 5.0
+#: Seconds between sweeps of the idle connections (poll and expiry; no round trips).
+SWEEP_INTERVAL: Final = 5.0
+
+CheckParam = Literal["auto"] | None
+
+# Extra stats keys (get_stats() / pop_stats()).
+CHECKOUTS_FAST: Final = "checkouts_fast"
+CHECKOUTS_PINGED: Final = "checkouts_pinged"
+DEAD_POLL: Final = "connections_dead_poll"
+DEAD_PING: Final = "connections_dead_ping"
+EXPIRED_IDLE: Final = "connections_expired_idle"
+EXPIRED_LIFETIME: Final = "connections_expired_lifetime"
+SUSPECT_CHECKED: Final = "connections_suspect_checked"
+SWEPT: Final = "connections_swept"
+
+
+class Verdict(IntEnum):
+    """What to do with a connection about to be handed out."""
+
+    OK = 0
+    PING = 1
+    DISCARD = 2
+
+
+def merged_conninfo(conninfo: str, params: dict[str, int]) -> str:
+    """Return *conninfo* with the policy's libpq *params* added where it names none itself."""
+    given = conninfo_to_dict(conninfo)
+    extra = {k: v for k, v in params.items() if k not in given}
+    return make_conninfo(conninfo, **extra) if extra else conninfo
+
+
+def _check_seconds(name: str, value: object, *, zero_ok: bool = False) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {value!r}")
+    if not (value >= 0 if zero_ok else value > 0):
+        allowed = ">= 0" if zero_ok else "> 0"
+        raise ValueError(f"{name}={value!r} is out of range: allowed {allowed} seconds")
+
+
+def resolve_policy(policy: object) -> Policy:
+    """Validate the ``policy=`` argument (``None`` means ``Policy()``)."""
+    if policy is None:
+        return Policy()
+    if not isinstance(policy, Policy):
+        raise TypeError(f"policy must be a sockwise.Policy or None, got {policy!r}")
+    return policy
+
+
+def incoherences(pool: SockwiseMixin) -> list[str]:
+    """Return a sentence for each setting that contradicts another or the network."""
+    out: list[str] = []
+    policy = pool.policy
+    ka_idle = policy.keepalive_idle if policy.keepalive else None
+    for box, limit in sorted(MIDDLEBOX_IDLE_TIMEOUTS.items(), key=lambda kv: kv[1]):
+        if pool.max_idle >= limit and (ka_idle is None or ka_idle >= limit):
+            out.append(
+                f"max_idle={pool.max_idle:g} s is at or above the {limit} s idle timeout of "
+                f"{box} and no keepalive probe refreshes the flow before it (keepalive_idle="
+                f"{ka_idle}): connections idle that long may be reused after the middlebox "
+                f"forgot them; use max_idle below {limit} s"
+            )
+            break
+    if pool.max_idle >= pool.max_lifetime:
+        out.append(
+            f"max_idle={pool.max_idle:g} s can never act: max_lifetime={pool.max_lifetime:g} s "
+            "closes every connection first"
+        )
+    if pool.min_size and pool.max_idle < 10:
+        out.append(
+            f"max_idle={pool.max_idle:g} s with min_size={pool.min_size}: the pool replaces "
+            "its idle connections every few seconds to keep min_size, reconnecting "
+            f"~{pool.min_size / pool.max_idle:.2g} connections/s while idle"
+        )
+    bound = policy.dead_peer_bound
+    if bound is not None and pool.timeout > bound:
+        out.append(
+            f"timeout={pool.timeout:g} s (checkout) is longer than the policy's dead_peer_bound="
+            f"{bound:g} s: a checkout would keep waiting after the policy has declared the "
+            "server dead"
+        )
+    connect = policy.connect_timeout
+    if connect and pool.reconnect_timeout < connect:
+        out.append(
+            f"reconnect_timeout={pool.reconnect_timeout:g} s is shorter than the policy's "
+            f"connect_timeout={connect:g} s: the pool gives up reconnecting before one attempt "
+            "can time out"
+        )
+    return out
+
+
+class SockwiseMixin(BasePool):
+    """Shared state and decisions of :class:`ConnectionPool` and :class:`AsyncConnectionPool`."""
+
+    #: Seconds after its last use during which a connection is handed out without a round trip.
+    alive_bypass: float = ALIVE_BYPASS
+    #: Longest a health-check round trip may take, in seconds.
+    ping_timeout: float = PING_TIMEOUT
+    #: Seconds between background sweeps of the idle connections.
+    sweep_interval: float = SWEEP_INTERVAL
+
+    policy: Policy
+    _sw_auto_check: bool
+    _sw_suspect_created: float
+    _sw_suspect_at: float
+    _sw_last_failure: str | None
+    _pool: deque[Any]
+    _stats: Counter[str]
+
+    def _sw_init(
+        self, policy: Policy, check: object, max_idle: float, max_lifetime: float, conninfo: object
+    ) -> None:
+        _check_seconds("max_idle", max_idle)
+        _check_seconds("max_lifetime", max_lifetime)
+        if not (check is None or check == "auto" or callable(check)):
+            raise TypeError(f"check must be 'auto', None or a callable, got {check!r}")
+        if isinstance(conninfo, str):
+            conninfo_to_dict(conninfo)  # a malformed string fails here, not in every reconnect
+        self.policy = policy
+        self._sw_auto_check = check == "auto"
+        self._sw_params = policy.libpq_params()
+        self._sw_conninfo_cache: tuple[str, str] | None = None
+        self._sw_suspect_created = -1.0  # connections created at or before this are suspect ...
+        self._sw_suspect_at = -1.0  # ... unless returned (proven alive) after this
+        self._sw_last_failure = None
+
+    def _sw_warn(self) -> None:
+        for problem in incoherences(self):
+            warnings.warn(f"pool {self.name!r}: {problem}", ConfigurationWarning, stacklevel=3)
+
+    def _sw_conninfo(self, conninfo: str) -> str:
+        cached = self._sw_conninfo_cache
+        if cached is not None and cached[0] == conninfo:
+            return cached[1]
+        merged = merged_conninfo(conninfo, self._sw_params)
+        self._sw_conninfo_cache = (conninfo, merged)
+        return merged
+
+    # -- vetting -----------------------------------------------------------------------------
+
+    def _sw_verdict(self, conn: Any, now: float) -> tuple[Verdict, str]:
+        """Decide without a round trip whether *conn* may be handed out as it is."""
+        if conn._expire_at <= now or conn._created_at <= self._drained_at:
+            self._stats[EXPIRED_LIFETIME] += 1
+            return Verdict.DISCARD, "max_lifetime"
+        used = getattr(conn, "_sw_used_at", conn._created_at)
+        if now - used >= self.max_idle:
+            self._stats[EXPIRED_IDLE] += 1
+            return Verdict.DISCARD, "max_idle"
+        dead = poll_dead(conn.pgconn)
+        if dead is not None:
+            self._stats[DEAD_POLL] += 1
+            self._sw_found_dead(conn, dead, now)
+            return Verdict.DISCARD, dead
+        if conn._created_at <= self._sw_suspect_created and used < self._sw_suspect_at:
+            self._stats[SUSPECT_CHECKED] += 1
+            return Verdict.PING, "suspect"
+        if self._sw_auto_check and now - used > self.alive_bypass:
+            return Verdict.PING, "idle"
+        return Verdict.OK, ""
+
+    def _sw_found_dead(self, conn: Any, reason: str, now: float) -> None:
+        """Record a dead connection: the ones created before it become suspect."""
+        self._stats[self._CONNECTIONS_LOST] += 1
+        self._sw_last_failure = f"{_peer(conn)}: {reason}"
+        self._sw_suspect_created = max(self._sw_suspect_created, conn._created_at)
+        self._sw_suspect_at = now
+        logger.info("pool %r: connection to %s found dead: %s", self.name, _peer(conn), reason)
+
+    def _sw_pick_bad(self, now: float) -> list[tuple[Any, str]]:
+        """Take the dead and expired connections out of the idle deque (call under the lock)."""
+        bad: list[tuple[Any, str]] = []
+        keep: deque[Any] = deque()
+        for conn in self._pool:
+            used = getattr(conn, "_sw_used_at", conn._created_at)
+            if conn._expire_at <= now:
+                self._stats[EXPIRED_LIFETIME] += 1
+                bad.append((conn, "max_lifetime"))
+            elif now - used >= self.max_idle:
+                self._stats[EXPIRED_IDLE] += 1
+                bad.append((conn, "max_idle"))
+            elif (dead := poll_dead(conn.pgconn)) is not None:
+                self._stats[DEAD_POLL] += 1
+                self._stats[SWEPT] += 1
+                self._sw_found_dead(conn, dead, now)
+                bad.append((conn, dead))
+            else:
+                keep.append(conn)
+        if bad:
+            self._pool.clear()
+            self._pool.extend(keep)
+        return bad
+
+    # -- errors, stats, repr -----------------------------------------------------------------
+
+    def _sw_timeout_error(self, timeout: float) -> PoolTimeout:
+        idle = len(self._pool)
+        size = self._nconns
+        msg = (
+            f"pool {self.name!r} couldn't hand out a connection within {timeout:.2f} s "
+            f"(size {size}/{self._max_size}: {size - idle} in use or connecting, {idle} idle, "
+            f"{len(self._sw_waiting())} waiting)"
+        )
+        err = PoolTimeout(
+            msg, pool_name=self.name, timeout=timeout, size=size, max_size=self._max_size
+        )
+        if self._sw_last_failure:
+            err.add_note(f"sockwise: last connection failure: {self._sw_last_failure}")
+        return err
+
+    def _sw_waiting(self) -> deque[Any]:
+        waiting: deque[Any] = getattr(self, "_waiting", deque())
+        return waiting
+
+    def _sw_explain(self, ex: BaseException, conn: Any) -> None:
+        """Add a PEP 678 note to *ex* when it looks like the policy declared the server dead."""
+        text = str(ex).lower()
+        if not isinstance(ex, psycopg.OperationalError) or "timed out" not in text:
+            return
+        policy = self.policy
+        settings = []
+        if isinstance(policy.user_timeout, (int, float)) and policy.user_timeout > 0:
+            settings.append(f"user_timeout={policy.user_timeout:g} s (TCP_USER_TIMEOUT)")
+        if policy.dead_peer_bound is not None:
+            settings.append(
+                f"keepalive {policy.keepalive_idle}/{policy.keepalive_interval}/"
+                f"{policy.keepalive_count} (dead_peer_bound={policy.dead_peer_bound:g} s)"
+            )
+        if not settings:
+            return
+        ex.add_note(
+            f"sockwise: the PostgreSQL server at {_peer(conn)} stopped answering; the kernel "
+            f"aborted the connection under the pool's policy ({', '.join(settings)}), instead "
+            "of letting the query hang for the ~15 minutes of TCP retransmissions"
+        )
+
+    def get_stats(self) -> dict[str, int]:
+        """Return psycopg_pool's stats plus sockwise's counters (always present, 0 at first).
+
+        The added keys: ``checkouts_fast`` (handed out on the free socket poll alone),
+        ``checkouts_pinged`` (after a health-check round trip), ``connections_dead_poll`` and
+        ``connections_dead_ping`` (found dead by the poll or by the round trip, never handed
+        out), ``connections_expired_idle`` and ``connections_expired_lifetime`` (closed at
+        checkout or by the sweep), ``connections_suspect_checked`` (pinged because an older
+        sibling was found dead) and ``connections_swept`` (dead ones the background sweep
+        closed before anyone asked for them).
+        """
+        return _with_keys(super().get_stats())
+
+    def pop_stats(self) -> dict[str, int]:
+        """Like :meth:`get_stats`, then reset the counters to zero."""
+        return _with_keys(super().pop_stats())
+
+    def __repr__(self) -> str:
+        idle = len(self._pool)
+        state = "closed" if self._closed else f"{self._nconns - idle} in use, {idle} idle"
+        return (
+            f"<{type(self).__module__}.{type(self).__qualname__} {self.name!r} {state}, "
+            f"{len(self._sw_waiting())} waiting, size {self._nconns}/{self._max_size} "
+            f"at 0x{id(self):x}>"
+        )
+
+
+def _peer(conn: Any) -> str:
+    """``host:port`` of *conn* (cached on it), or ``"the server"`` when libpq can't say."""
+    peer: str | None = getattr(conn, "_sw_peer", None)
+    if peer is None:
+        try:
+            peer = f"{conn.info.host}:{conn.info.port}"
+        except Exception:  # Defensive: a finished pgconn
+            peer = "the server"
+        conn._sw_peer = peer
+    return peer
+
+
+def remember_peer(conn: Any) -> None:
+    """Cache the peer of a fresh connection, while libpq can still tell it."""
+    _peer(conn)
+
+
+def notify_guard(conn: Any) -> None:
+    """Tell the sockwise guard (when it runs) that the pool closes this idle member itself."""
+    guard = sys.modules.get("sockwise.guard")
+    register = getattr(guard, "register_pooled", None)
+    if register is None:
+        return
+    try:
+        register(conn.pgconn.socket)
+    except Exception:  # Defensive: the guard must never break the pool
+        logger.debug("sockwise.guard.register_pooled failed", exc_info=True)
+
+
+STATS_KEYS: Final = (
+    CHECKOUTS_FAST,
+    CHECKOUTS_PINGED,
+    DEAD_POLL,
+    DEAD_PING,
+    EXPIRED_IDLE,
+    EXPIRED_LIFETIME,
+    SUSPECT_CHECKED,
+    SWEPT,
+)
+
+
+def _with_keys(stats: dict[str, int]) -> dict[str, int]:
+    for key in STATS_KEYS:
+        stats.setdefault(key, 0)
+    return stats

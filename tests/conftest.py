@@ -1,0 +1,77 @@
+"""Root fixtures: real PostgreSQL clusters and real network namespaces for every test area.
+
+* ``postgres`` (session): ``SOCKWISE_TEST_DSN`` when set, else a throwaway cluster.
+* ``fresh_postgres`` (function): an own cluster, for tests that stop, restart or crash it.
+* ``netns_pair`` (function): two namespaces joined by a veth pair (``NetnsPair``).
+
+A missing prerequisite skips with a clear reason, and fails when ``CI=true``
+(:func:`sockwise.testing.require_or_skip`). Everything started here is cleaned up by finalizers
+even when a test fails, and once more at session end. Area conftests may add fixtures but should
+not redefine these names.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from sockwise.testing import (
+    NetnsPair,
+    PostgresServer,
+    close_all_pairs,
+    close_all_servers,
+    netns_unavailable_reason,
+    pg_unavailable_reason,
+    remove_stale_namespaces,
+    require_or_skip,
+)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Namespaces left behind by an earlier run that was killed (its PID no longer exists).
+    if os.path.isdir("/run/netns") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        remove_stale_namespaces("sw")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    close_all_servers()
+    close_all_pairs()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server shared by the session (do not stop or restart it)."""
+    dsn = os.environ.get("SOCKWISE_TEST_DSN")
+    if dsn:
+        yield PostgresServer.from_dsn(dsn)
+        return
+    require_or_skip(pg_unavailable_reason())
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def fresh_postgres() -> Iterator[PostgresServer]:
+    """A cluster of this test's own: stop, restart, crash or terminate backends freely."""
+    require_or_skip(pg_unavailable_reason())
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def netns_pair() -> Iterator[NetnsPair]:
+    """A client and a server network namespace joined by a veth pair (deleted afterwards)."""
+    require_or_skip(netns_unavailable_reason())
+    pair = NetnsPair.create()
+    try:
+        yield pair
+    finally:
+        pair.close()

@@ -1,0 +1,361 @@
+"""The drop-in on the standard library's sockets, checked with getsockopt on real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import threading
+import time
+import warnings
+
+import pytest
+
+import sockwise
+from sockwise import _hooks
+
+TCP = socket.IPPROTO_TCP
+POLICY = sockwise.Policy(keepalive_idle=17, keepalive_interval=4, keepalive_count=5, backlog=77)
+
+
+def opts(sock: socket.socket) -> dict[str, int]:
+    return {
+        "keepalive": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+        "idle": sock.getsockopt(TCP, socket.TCP_KEEPIDLE),
+        "interval": sock.getsockopt(TCP, socket.TCP_KEEPINTVL),
+        "count": sock.getsockopt(TCP, socket.TCP_KEEPCNT),
+        "user_timeout": sock.getsockopt(TCP, socket.TCP_USER_TIMEOUT),
+        "nodelay": sock.getsockopt(TCP, socket.TCP_NODELAY),
+    }
+
+
+HARDENED = {
+    "keepalive": 1,
+    "idle": 17,
+    "interval": 4,
+    "count": 5,
+    "user_timeout": 37000,
+    "nodelay": 1,
+}
+
+
+@pytest.fixture
+def listener():
+    srv = socket.create_server(("127.0.0.1", 0))
+    yield srv
+    srv.close()
+
+
+def test_create_connection_follows_policy_until_unharden(listener):
+    """socket.create_connection gets every option; after unharden a new socket gets none."""
+    sockwise.harden(POLICY, guard=False)
+    with socket.create_connection(listener.getsockname()) as conn:
+        assert opts(conn) == HARDENED
+    sockwise.unharden()
+    with socket.create_connection(listener.getsockname()) as conn:
+        got = opts(conn)
+    assert got["keepalive"] == 0
+    assert got["user_timeout"] == 0
+    assert got["nodelay"] == 0
+
+
+def test_plain_connect_and_connect_ex(listener):
+    """A plain socket().connect() and connect_ex() are covered too."""
+    with sockwise.harden(POLICY, guard=False):
+        with socket.socket() as a:
+            a.connect(listener.getsockname())
+            assert opts(a) == HARDENED
+        with socket.socket() as b:
+            assert b.connect_ex(listener.getsockname()) == 0
+            assert opts(b) == HARDENED
+    assert not sockwise.is_hardened()
+
+
+def test_ipv6_connect(listener):
+    """IPv6 TCP sockets are TCP too."""
+    try:
+        srv6 = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    except OSError as exc:  # pragma: no cover - depends on the host
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    with srv6, sockwise.harden(POLICY, guard=False):
+        with socket.create_connection(srv6.getsockname()[:2]) as conn:
+            assert opts(conn) == HARDENED
+
+
+def test_explicit_options_win(listener):
+    """An option the application set itself before connect is kept; the others are applied."""
+    sockwise.harden(POLICY, guard=False)
+    with socket.socket() as sock:
+        sock.setsockopt(TCP, socket.TCP_KEEPIDLE, 333)
+        sock.setsockopt(TCP, socket.TCP_NODELAY, 0)
+        sock.connect(listener.getsockname())
+        got = opts(sock)
+    assert got["idle"] == 333
+    assert got["nodelay"] == 0
+    assert got["interval"] == 4
+    assert got["user_timeout"] == 37000
+
+
+def test_asyncio_connections_follow_policy(listener):
+    """asyncio.open_connection goes through socket.connect and gets the options."""
+
+    async def main() -> dict[str, int]:
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        try:
+            return opts(writer.get_extra_info("socket")._sock)
+        finally:
+            writer.close()
+            await writer.wait_closed()
+
+    sockwise.harden(POLICY, guard=False)
+    assert asyncio.run(main()) == HARDENED
+    sockwise.unharden()
+    assert asyncio.run(main())["keepalive"] == 0
+
+
+def test_accepted_sockets_follow_policy(listener):
+    """A hardened server's accepted sockets carry the policy (NODELAY cures the 40 ms stall)."""
+    sockwise.harden(POLICY, guard=False)
+    with socket.create_connection(listener.getsockname()):
+        conn, _ = listener.accept()
+        with conn:
+            assert opts(conn) == HARDENED
+
+
+def test_asyncio_server_accepts_follow_policy():
+    """Connections accepted by an asyncio server carry the policy."""
+    seen: list[dict[str, int]] = []
+
+    async def main() -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            seen.append(opts(writer.get_extra_info("socket")._sock))
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            for _ in range(100):
+                if seen:
+                    break
+                await asyncio.sleep(0.02)
+            writer.close()
+            await writer.wait_closed()
+
+    sockwise.harden(POLICY, guard=False)
+    asyncio.run(main())
+    assert seen
+    assert seen[0] == HARDENED
+
+
+def test_http_server_accepted_connections_get_nodelay(http_server):
+    """The standard library's http.server answers on NODELAY sockets under harden()."""
+    import http.client
+
+    sockwise.harden(guard=False)
+    host, port = http_server.server_address[:2]
+    client = http.client.HTTPConnection(str(host), port, timeout=5)
+    try:
+        for _ in range(2):
+            client.request("GET", "/")
+            assert client.getresponse().read() == b"ok"
+    finally:
+        client.close()
+    assert http_server.RequestHandlerClass.seen_nodelay == [1, 1]
+
+
+def ss_backlog(port: int) -> int:
+    """The backlog of a listening socket, as `ss` shows it (Send-Q of a LISTEN row)."""
+    out = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True, check=True, timeout=10
+    ).stdout.split()
+    return int(out[2])
+
+
+def test_listen_without_backlog_gets_policy_backlog():
+    """listen() with no argument gets policy.backlog; an explicit argument is kept."""
+    sockwise.harden(POLICY, guard=False)
+    with socket.socket() as a, socket.socket() as b:
+        a.bind(("127.0.0.1", 0))
+        a.listen()
+        b.bind(("127.0.0.1", 0))
+        b.listen(3)
+        assert ss_backlog(a.getsockname()[1]) == 77
+        assert ss_backlog(b.getsockname()[1]) == 3
+    sockwise.unharden()
+    with socket.socket() as c:
+        c.bind(("127.0.0.1", 0))
+        c.listen()
+        assert ss_backlog(c.getsockname()[1]) == min(socket.SOMAXCONN, 128)
+
+
+def test_somaxconn_truncation_is_reported():
+    """A backlog above net.core.somaxconn is reported with the limit and the fix."""
+    from sockwise.harden._stdlib import read_somaxconn
+
+    somaxconn = read_somaxconn()
+    assert somaxconn is not None
+    sockwise.harden(guard=False)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        with pytest.warns(sockwise.SomaxconnTruncationWarning) as record:
+            sock.listen(somaxconn + 1000)
+        assert ss_backlog(sock.getsockname()[1]) == somaxconn
+    message = str(record[0].message)
+    assert f"truncated to {somaxconn}" in message
+    assert "sysctl -w net.core.somaxconn" in message
+    with socket.socket() as ok:
+        ok.bind(("127.0.0.1", 0))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            ok.listen(somaxconn)
+
+
+def test_non_tcp_sockets_are_untouched(tmp_path):
+    """UDP and AF_UNIX sockets connect normally and get no TCP options."""
+    sockwise.harden(POLICY, guard=False)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.connect(("127.0.0.1", 9))
+        assert udp.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
+    path = str(tmp_path / "s")
+    with socket.socket(socket.AF_UNIX) as server, socket.socket(socket.AF_UNIX) as client:
+        server.bind(path)
+        server.listen()
+        client.connect(path)
+        conn, _ = server.accept()
+        conn.close()
+        assert client.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
+
+
+def test_blocking_connect_is_bounded_by_connect_timeout():
+    """A connect to a full accept queue fails after connect_timeout, not after ~2 minutes."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    fillers: list[socket.socket] = []
+    try:
+        # Fill the accept queue (never accepted): the next SYNs are dropped silently.
+        for _ in range(4):
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(server.getsockname())
+            fillers.append(s)
+        time.sleep(0.2)
+        sockwise.harden(sockwise.Policy(connect_timeout=1.0), guard=False)
+        probe = socket.socket()
+        fillers.append(probe)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            probe.connect(server.getsockname())
+        assert time.monotonic() - started < 10
+        assert probe.gettimeout() is None  # the bound covered the handshake only
+    finally:
+        for s in fillers:
+            s.close()
+        server.close()
+
+
+def test_connect_timeout_leaves_socket_blocking(listener):
+    """A successful bounded connect leaves the socket with no timeout (reads block as before)."""
+    sockwise.harden(sockwise.Policy(connect_timeout=2.0), guard=False)
+    with socket.socket() as sock:
+        sock.connect(listener.getsockname())
+        assert sock.gettimeout() is None
+    with socket.socket() as own:
+        own.settimeout(7.0)
+        own.connect(listener.getsockname())
+        assert own.gettimeout() == 7.0
+
+
+def test_idempotent_and_exact_restore():
+    """Two harden() calls patch once; unharden() restores the exact original attributes."""
+    before = {name: socket.socket.__dict__.get(name) for name in _hooks._PATCHED}
+    first = sockwise.harden(guard=False)
+    patched = {name: socket.socket.__dict__.get(name) for name in _hooks._PATCHED}
+    second = sockwise.harden(guard=False)
+    assert {name: socket.socket.__dict__.get(name) for name in _hooks._PATCHED} == patched
+    assert not first.already_active
+    assert second.already_active
+    assert len(second.changes) == len(set(second.changes))
+    assert patched["connect"] is not None and before["connect"] is None
+    undone = sockwise.unharden()
+    assert undone.was_hardened
+    assert {name: socket.socket.__dict__.get(name) for name in _hooks._PATCHED} == before
+    assert not sockwise.unharden()  # nothing left to undo
+
+
+def test_context_manager_restores_previous_policy():
+    """Nested `with harden(p)` restores the outer policy on exit, then unhardens."""
+    outer = sockwise.Policy(keepalive_idle=11)
+    inner = sockwise.Policy(keepalive_idle=22)
+    with sockwise.harden(outer, guard=False):
+        with sockwise.harden(inner, guard=False) as h:
+            assert h.previous_policy == outer
+            assert sockwise.current_policy() == inner
+        assert sockwise.current_policy() == outer
+    assert not sockwise.is_hardened()
+    assert not _hooks.is_patched()
+
+
+def test_unharden_as_context_manager_rehardens(listener):
+    """`with unharden():` runs a block unhardened and hardens again with the same policy."""
+    sockwise.harden(POLICY, guard=False)
+    with sockwise.unharden():
+        with socket.create_connection(listener.getsockname()) as conn:
+            assert opts(conn)["keepalive"] == 0
+    assert sockwise.current_policy() == POLICY
+    with socket.create_connection(listener.getsockname()) as conn:
+        assert opts(conn) == HARDENED
+
+
+def test_concurrent_harden_patches_once():
+    """harden() from many threads at once leaves one patch and one state."""
+    barrier = threading.Barrier(8)
+    results: list[sockwise.Hardening] = []
+
+    def worker() -> None:
+        barrier.wait(5)
+        results.append(sockwise.harden(guard=False))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(results) == 8
+    assert sum(not r.already_active for r in results) == 1
+    assert _hooks._connect_hooks.count(_hooks._connect_hooks[0]) == 1
+    assert len(_hooks._connect_hooks) == 1
+
+
+def test_rejects_non_policy():
+    """A policy argument of the wrong type is a TypeError naming it; nothing is patched."""
+    with pytest.raises(TypeError, match="harden\\(policy=...\\) must be a sockwise.Policy"):
+        sockwise.harden({"keepalive_idle": 5}, guard=False)  # type: ignore[arg-type]
+    assert not sockwise.is_hardened()
+    assert not _hooks.is_patched()
+
+
+def test_policy_from_env_by_default(monkeypatch, listener):
+    """harden() with no policy reads SOCKWISE_* variables."""
+    monkeypatch.setenv("SOCKWISE_KEEPALIVE_IDLE", "42")
+    h = sockwise.harden(guard=False)
+    assert h.policy.keepalive_idle == 42
+    with socket.create_connection(listener.getsockname()) as conn:
+        assert conn.getsockopt(TCP, socket.TCP_KEEPIDLE) == 42
+
+
+def test_failing_hook_never_breaks_connect(listener, caplog):
+    """A hook that raises is logged once and the connect still succeeds."""
+
+    def broken(sock: socket.socket) -> None:
+        raise RuntimeError("boom")
+
+    _hooks.add_connect_hook(broken)
+    try:
+        with socket.create_connection(listener.getsockname()):
+            pass
+    finally:
+        _hooks.remove_connect_hook(broken)
+    assert "boom" in caplog.text
+    assert not _hooks.is_patched()
