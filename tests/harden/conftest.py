@@ -1,4 +1,4 @@
-"""Fixtures for the drop-in tests: a clean (unhardened) process and a local keep-alive HTTP server."""
+"""Fixtures for the drop-in tests: an unhardened process and a local keep-alive HTTP server."""
 
 from __future__ import annotations
 

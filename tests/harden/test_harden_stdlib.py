@@ -330,7 +330,7 @@ def test_concurrent_harden_patches_once():
 
 def test_rejects_non_policy():
     """A policy argument of the wrong type is a TypeError naming it; nothing is patched."""
-    with pytest.raises(TypeError, match="harden\\(policy=...\\) must be a sockwise.Policy"):
+    with pytest.raises(TypeError, match=r"harden\(policy=\.\.\.\) must be a sockwise\.Policy"):
         sockwise.harden({"keepalive_idle": 5}, guard=False)  # type: ignore[arg-type]
     assert not sockwise.is_hardened()
     assert not _hooks.is_patched()

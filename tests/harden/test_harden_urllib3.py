@@ -91,6 +91,6 @@ def test_requests_session_follows_policy(http_server):
     with requests.Session() as session:
         assert session.get(f"http://{host}:{port}/", timeout=5).text == "ok"
         adapter = session.get_adapter(f"http://{host}:{port}/")
-        pools = [adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys()]
+        pools = [adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys()]  # noqa: SIM118
         assert len(pools) == 1
         assert pooled_socket(pools[0]).getsockopt(TCP, socket.TCP_KEEPIDLE) == 19

@@ -72,3 +72,13 @@ def start_sink(pair: NetnsPair, port: int = SINK_PORT) -> Sink:
     sink = Sink(pair, pair.run_in_server(listen), port)
     threading.Thread(target=_serve, args=(sink,), daemon=True, name="sink-accept").start()
     return sink
+
+
+@pytest.fixture(scope="module")
+def module_sink(module_netns_pair: NetnsPair) -> Iterator[Sink]:
+    """A :class:`Sink` in the module's server namespace, on :data:`SINK_PORT`."""
+    sink = start_sink(module_netns_pair)
+    try:
+        yield sink
+    finally:
+        sink.close()

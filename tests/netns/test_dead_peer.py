@@ -20,13 +20,12 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from sockwise import Policy
 from sockwise.testing import NetnsPair
-
-from .conftest import Sink, start_sink
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -108,9 +107,8 @@ def _wait(name: str, sock: socket.socket, connected_at: float, go: threading.Eve
 
 
 @pytest.fixture(scope="module")
-def outcomes(module_netns_pair: NetnsPair) -> Iterator[dict[str, Outcome]]:
-    pair = module_netns_pair
-    sink: Sink = start_sink(pair)
+def outcomes(module_netns_pair: NetnsPair, module_sink: Any) -> Iterator[dict[str, Outcome]]:
+    pair, sink = module_netns_pair, module_sink
     socks: dict[str, socket.socket] = {}
     try:
 
@@ -139,11 +137,14 @@ def outcomes(module_netns_pair: NetnsPair) -> Iterator[dict[str, Outcome]]:
         deadline = time.monotonic() + WINDOW + 20
         for t in threads:
             t.join(max(0.1, deadline - time.monotonic()))
+        for name, o in results.items():  # shown with -s / on failure: the measured numbers
+            sent = "" if o.since_send is None else f" since_send={o.since_send:.2f}"
+            print(f"{name}: bound={SCENARIOS[name].policy.dead_peer_bound} "
+                  f"since_last_rx={o.since_last_rx:.2f}{sent} error={o.error!r}")
         yield results
     finally:
         for sock in socks.values():
             sock.close()
-        sink.close()
 
 
 def _assert_timed_out(outcome: Outcome) -> None:
