@@ -227,32 +227,53 @@ def test_non_tcp_sockets_are_untouched(tmp_path):
         assert client.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 0
 
 
-def test_blocking_connect_is_bounded_by_connect_timeout():
-    """A connect to a full accept queue fails after connect_timeout, not after ~2 minutes."""
+@pytest.fixture
+def full_queue():
+    """A listener whose accept queue is full: further SYNs are dropped silently."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(0)
     fillers: list[socket.socket] = []
-    try:
-        # Fill the accept queue (never accepted): the next SYNs are dropped silently.
-        for _ in range(4):
-            s = socket.socket()
-            s.setblocking(False)
-            s.connect_ex(server.getsockname())
-            fillers.append(s)
-        time.sleep(0.2)
-        sockwise.harden(sockwise.Policy(connect_timeout=1.0), guard=False)
-        probe = socket.socket()
-        fillers.append(probe)
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(server.getsockname())
+        fillers.append(s)
+    time.sleep(0.2)
+    yield server
+    for s in fillers:
+        s.close()
+    server.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("bound", "syncnt"), [(1.0, None), (3.5, 1)])
+def test_blocking_connect_is_bounded_by_connect_timeout(full_queue, bound, syncnt):
+    """A connect to a full accept queue fails within connect_timeout, not after ~2 minutes.
+
+    Bounds of 3 s and more use TCP_SYNCNT (one setsockopt); shorter ones a socket timeout.
+    """
+    sockwise.harden(sockwise.Policy(connect_timeout=bound), guard=False)
+    with socket.socket() as probe:
         started = time.monotonic()
         with pytest.raises(TimeoutError):
-            probe.connect(server.getsockname())
-        assert time.monotonic() - started < 10
+            probe.connect(full_queue.getsockname())
+        elapsed = time.monotonic() - started
         assert probe.gettimeout() is None  # the bound covered the handshake only
-    finally:
-        for s in fillers:
-            s.close()
-        server.close()
+        if syncnt is not None:
+            assert probe.getsockopt(TCP, socket.TCP_SYNCNT) == syncnt
+    assert 0.5 * bound <= elapsed < bound + 5
+
+
+def test_syn_retries_schedule():
+    """TCP_SYNCNT is the largest retry count whose SYN schedule fits in the bound."""
+    from sockwise.harden._stdlib import syn_retries_within
+
+    assert syn_retries_within(2.9) is None
+    assert syn_retries_within(3) == 1
+    assert syn_retries_within(10) == 2
+    assert syn_retries_within(15) == 3
+    assert syn_retries_within(130) == 6
 
 
 def test_connect_timeout_leaves_socket_blocking(listener):

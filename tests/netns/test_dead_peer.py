@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.netns, pytest.mark.slow]
 #: How long the kernel-defaults sockets are watched: longer than every hardened bound below.
 WINDOW = 10.5
 #: Extra seconds a hardened socket may take beyond its bound (the machine is loaded).
-MARGIN = 2.5
+MARGIN = 3.0
 #: Payload sent into the black hole by the in-flight scenarios.
 PAYLOAD = b"x" * 1000
 

@@ -35,7 +35,9 @@ def _policies(quick: bool) -> list[tuple[str, Policy | None]]:
     ]
 
 
-def _wait_dead(sock: socket.socket, send: bool, started: float, cap: float, out: dict[str, Any]) -> None:
+def _wait_dead(
+    sock: socket.socket, send: bool, started: float, cap: float, out: dict[str, Any]
+) -> None:
     """Block on *sock* until the kernel declares the peer dead or *cap* seconds pass."""
     try:
         if send:
@@ -67,6 +69,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
     Args:
         quick: Two policies and a 12 s cap instead of three and a 120 s cap.
+
     """
     from sockwise.testing import NetnsPair, netns_unavailable_reason
 
@@ -121,7 +124,9 @@ def run(quick: bool = False) -> dict[str, Any]:
             {
                 "case": label,
                 "detected_s": round(cap if capped else elapsed, 2),
-                "shown": f"> {cap:g} s (still waiting)" if capped else f"{elapsed:.1f} s ({res['outcome']})",
+                "shown": f"> {cap:g} s (still waiting)"
+                if capped
+                else f"{elapsed:.1f} s ({res['outcome']})",
                 "capped": capped,
                 "bound_s": _bound(policy, _send),
             }
@@ -129,7 +134,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     best = min((r for r in rows if not r["capped"]), key=lambda r: r["detected_s"], default=None)
     summary = (
         f"kernel defaults: still waiting after {cap:g} s; policy: dead peer noticed in "
-        f"{best['detected_s']:.1f} s" if best else f"nothing detected within {cap:g} s"
+        f"{best['detected_s']:.1f} s"
+        if best
+        else f"nothing detected within {cap:g} s"
     )
     return {
         "name": "deadpeer",

@@ -175,6 +175,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
     Args:
         quick: Fewer exchanges (about 5 s in all instead of about 30 s).
+
     """
     slow_n, fast_n, budget = (15, 300, 4.0) if quick else (100, 3000, 20.0)
     rows = [

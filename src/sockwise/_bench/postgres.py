@@ -124,7 +124,7 @@ class _Skip(Exception):
     pass
 
 
-class _nullcontext(AbstractContextManager[Any]):  # noqa: N801 (like contextlib.nullcontext)
+class _nullcontext(AbstractContextManager[Any]):
     def __init__(self, value: Any) -> None:
         self.value = value
 
@@ -137,20 +137,21 @@ class _nullcontext(AbstractContextManager[Any]):  # noqa: N801 (like contextlib.
 
 def _rounds(
     ops: dict[str, Callable[[], None]], rounds: int, per_round: dict[str, int]
-) -> Iterator[tuple[str, float, list[float]]]:
-    """Yield ``(case, seconds, latencies)`` per case per round, rotating the order each round."""
+) -> Iterator[tuple[str, float, float, list[float]]]:
+    """Yield ``(case, seconds, cpu seconds, latencies)`` per case per round, rotating the order each round."""
     order = list(ops)
     for r in range(rounds):
         rotated = order[r % len(order) :] + order[: r % len(order)]
         for case in rotated:
             op, n = ops[case], per_round[case]
             lat: list[float] = []
+            cpu0 = time.process_time()
             start = time.perf_counter()
             for _ in range(n):
                 t0 = time.perf_counter()
                 op()
                 lat.append(time.perf_counter() - t0)
-            yield case, time.perf_counter() - start, lat
+            yield case, time.perf_counter() - start, time.process_time() - cpu0, lat
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -158,24 +159,29 @@ def run(quick: bool = False) -> dict[str, Any]:
 
     Args:
         quick: Fewer, shorter rounds (a smoke run of a few seconds).
+
     """
-    rounds = 3 if quick else 9
-    pooled_n = 400 if quick else 2000
-    per_round = {c: pooled_n for c in CASES}
-    per_round["connect"] = 20 if quick else 100
+    # Many short rounds: other work on a shared machine comes in bursts, and a burst should
+    # cost every case a round or two, not one case a whole measurement.
+    rounds = 10 if quick else 40
+    pooled_n = 200 if quick else 500
+    per_round = dict.fromkeys(CASES, pooled_n)
+    per_round["connect"] = 5 if quick else 15
     try:
         server_cm = _server()
     except _Skip as skip:
         return {"skipped": str(skip)}
     rates: dict[str, list[float]] = {c: [] for c in CASES}
     samples: dict[str, list[float]] = {c: [] for c in CASES}
+    cpu: dict[str, float] = dict.fromkeys(CASES, 0.0)
     with server_cm as server, ExitStack() as stack:
         ops = _open_pools(server.dsn, stack)
         for op in ops.values():  # warm-up: connections, caches, code paths
             for _ in range(20):
                 op()
-        for case, seconds, lat in _rounds(ops, rounds, per_round):
+        for case, seconds, cpu_s, lat in _rounds(ops, rounds, per_round):
             rates[case].append(len(lat) / seconds)
+            cpu[case] += cpu_s
             samples[case].extend(lat)
         server_desc = "SOCKWISE_TEST_DSN" if server.external else "throwaway cluster, loopback"
     base = statistics.median(rates[BASELINE])
@@ -190,6 +196,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                 "ratio_to_psycopg_pool": round(qps / base, 3),
                 "p50_us": round(_percentile(lat, 50) * 1e6, 1),
                 "p99_us": round(_percentile(lat, 99) * 1e6, 1),
+                "client_cpu_us_per_query": round(cpu[case] / len(lat) * 1e6, 1),
                 "queries": len(lat),
                 "round_qps": [round(x, 1) for x in rates[case]],
             }
@@ -214,7 +221,9 @@ def run(quick: bool = False) -> dict[str, Any]:
         "summary": summary,
         "notes": (
             "One thread, SELECT 1 per checkout, interleaved rounds in rotating order; "
-            "queries_per_s is the median of the rounds, p50/p99 pool every sample."
+            "queries_per_s is the median of the rounds, p50/p99 pool every sample; "
+            "client_cpu_us_per_query is this process's CPU time (user+sys, all threads, "
+            "including the pools' background workers) per query."
         ),
     }
 
@@ -227,12 +236,14 @@ def table(result: dict[str, Any]) -> str:
     lines = [
         f"PostgreSQL checkouts ({result['server']}; {m['cores']} cores, {m['cpu_model']}; "
         f"load {m['loadavg_1m']})",
-        f"{'case':<20} {'queries/s':>10} {'ratio':>7} {'p50 us':>9} {'p99 us':>9}",
+        f"{'case':<20} {'queries/s':>10} {'ratio':>7} {'p50 us':>9} {'p99 us':>9} "
+        f"{'cpu us/q':>9}",
     ]
     for row in result["rows"]:
         lines.append(
             f"{row['case']:<20} {row['queries_per_s']:>10.0f} "
-            f"{row['ratio_to_psycopg_pool']:>7.3f} {row['p50_us']:>9.1f} {row['p99_us']:>9.1f}"
+            f"{row['ratio_to_psycopg_pool']:>7.3f} {row['p50_us']:>9.1f} {row['p99_us']:>9.1f} "
+            f"{row['client_cpu_us_per_query']:>9.1f}"
         )
     lines.append(result["summary"])
     return "\n".join(lines)

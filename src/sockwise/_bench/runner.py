@@ -84,14 +84,16 @@ def run_one(name: str, quick: bool, timeout: float) -> Outcome:
             raw = f.read()
         data: dict[str, Any] = json.loads(raw) if raw else {}
     except subprocess.TimeoutExpired:
-        return Outcome(name, "error", time.monotonic() - start, note=f"timed out after {timeout:g} s")
+        return Outcome(
+            name, "error", time.monotonic() - start, note=f"timed out after {timeout:g} s"
+        )
     except (OSError, ValueError) as exc:
         return Outcome(name, "error", time.monotonic() - start, note=f"no result: {exc}")
     finally:
         os.unlink(out_path)
     elapsed = time.monotonic() - start
     if proc.returncode != 0 or "error" in data:
-        last = (data.get("error") or proc.stderr.strip().splitlines()[-1:] or ["?"])
+        last = data.get("error") or proc.stderr.strip().splitlines()[-1:] or ["?"]
         text = last if isinstance(last, str) else last[0]
         return Outcome(name, "error", elapsed, data, note=text[:300])
     if "skipped" in data:
@@ -215,14 +217,14 @@ def save_plot(path: str, outcomes: Sequence[Outcome]) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed (pip install sockwise[bench])"
-    panels = []
+    panels: list[tuple[Outcome, str, list[tuple[str, float, str]]]] = []
     for o in outcomes:
         rows = o.result.get("rows") if o.status == "ok" else None
         if not isinstance(rows, list) or not rows:
             continue
         key = o.result.get("metric") or _first_number_key(rows[0])
         pairs = [
-            (str(r.get("case", "?")), float(r[key]))
+            (str(r.get("case", "?")), float(r[key]), str(r.get("shown") or _num(r[key])))
             for r in rows
             if isinstance(r, dict) and isinstance(r.get(key), (int, float))
         ]
@@ -230,16 +232,20 @@ def save_plot(path: str, outcomes: Sequence[Outcome]) -> str | None:
             panels.append((o, str(key), pairs))
     if not panels:
         return "no numeric results to plot"
-    fig, axes = plt.subplots(len(panels), 1, figsize=(9, 1.2 + 0.5 * sum(len(p[2]) + 2 for p in panels)))
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(9, 1.2 + 0.5 * sum(len(p[2]) + 2 for p in panels))
+    )
     axes_list = list(axes) if len(panels) > 1 else [axes]
     for ax, (o, key, pairs) in zip(axes_list, panels, strict=True):
         labels = [p[0] for p in pairs][::-1]
         values = [p[1] for p in pairs][::-1]
+        shown = [p[2] for p in pairs][::-1]
         bars = ax.barh(labels, values, color="#4477aa")
         positive = [v for v in values if v > 0]
         if positive and max(positive) / min(positive) > 50:
             ax.set_xscale("log")
-        ax.bar_label(bars, labels=[_num(v) for v in values], padding=3, fontsize=8)
+        ax.bar_label(bars, labels=shown, padding=3, fontsize=8)
+        ax.margins(x=0.25)
         ax.set_title(str(o.result.get("title", o.name)), fontsize=10, loc="left")
         ax.set_xlabel(f"{key} {'(log scale)' if ax.get_xscale() == 'log' else ''}", fontsize=8)
         ax.tick_params(labelsize=8)

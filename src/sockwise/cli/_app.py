@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("inspect", help="show a process's TCP sockets, like ss")
     i.add_argument("pid", nargs="?", type=_pid, metavar="PID", help="process (default: this one)")
-    i.add_argument("--json", action="store_true", help="print JSON (one object per line in --watch)")
+    i.add_argument(
+        "--json", action="store_true", help="print JSON (one object per line in --watch)"
+    )
     i.add_argument(
         "--watch",
         nargs="?",
@@ -80,10 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="refresh every SECONDS (default 2) until Ctrl-C",
     )
-    i.add_argument("--count", type=_positive(int, "--count"), metavar="N", help="stop after N readings")
+    i.add_argument(
+        "--count", type=_positive(int, "--count"), metavar="N", help="stop after N readings"
+    )
     i.add_argument("--proc-root", default="/proc", metavar="DIR", help=argparse.SUPPRESS)
 
-    b = sub.add_parser("bench", help="measure what the policy changes (HTTP, Postgres, Nagle, dead peers)")
+    b = sub.add_parser(
+        "bench", help="measure what the policy changes (HTTP, Postgres, Nagle, dead peers)"
+    )
     b.add_argument("--quick", action="store_true", help="short run (about a minute)")
     b.add_argument("--json", metavar="PATH", help="where to save the JSON results")
     b.add_argument("--plot", metavar="PATH", help="where to save the PNG plot")
@@ -116,6 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Args:
         argv: The arguments (without the program name); ``sys.argv[1:]`` when omitted.
+
     """
     from sockwise.cli._bench import BenchUsageError
     from sockwise.cli._inspect import InspectError

@@ -26,7 +26,7 @@ class BenchUsageError(Exception):
 
 
 class Progress:
-    """A one-line progress display: a live elapsed-time line on a terminal, plain lines otherwise."""
+    """Progress on one line: a live elapsed-time line on a terminal, plain lines otherwise."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
@@ -79,6 +79,7 @@ def parse_only(text: str | None) -> list[str]:
 
     Raises:
         BenchUsageError: An unknown or empty name.
+
     """
     if text is None:
         return list(BENCHMARKS)

@@ -11,6 +11,7 @@ the reason, never a traceback. The proc root is a parameter (``--proc-root`` or 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import textwrap
@@ -56,7 +57,9 @@ class Proc:
             with open(path, encoding="ascii") as f:
                 return f.read().strip()
         except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            reason = (
+                exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            )
             raise Unreadable(f"cannot read {path}: {reason}") from None
 
     def ints(self, rel: str, count: int = 1) -> list[int]:
@@ -74,13 +77,17 @@ class Proc:
     def tcpext(self) -> dict[str, int]:
         """The ``TcpExt`` counters of ``net/netstat`` (names line followed by values line)."""
         lines = [ln.split() for ln in self.text("net/netstat").splitlines()]
-        for names, values in zip(lines, lines[1:], strict=False):
+        for names, values in itertools.pairwise(lines):
             if names and names[0] == "TcpExt:" and values and values[0] == "TcpExt:":
                 try:
                     return dict(zip(names[1:], (int(v) for v in values[1:]), strict=True))
                 except ValueError:
                     break
         raise Unreadable(f"no TcpExt counters in {os.path.join(self.root, 'net/netstat')}")
+
+
+def _verdict(table: dict[int, Verdict], value: int, default: Verdict) -> Verdict:
+    return table.get(value, default)
 
 
 def _sysctl_fix(name: str, value: object) -> str:
@@ -105,8 +112,7 @@ def _keepalive(proc: Proc, policy: Policy) -> list[Check]:
             ("info" if per_socket else "warn") if long_idle else "ok",
             f"Sockets that enable keepalive without their own numbers first probe after "
             f"{seconds(time_)} of silence; cloud NATs and load balancers forget idle flows after "
-            f"{STRICTEST_IDLE}-350 s."
-            + (covered if per_socket and long_idle else ""),
+            f"{STRICTEST_IDLE}-350 s." + (covered if per_socket and long_idle else ""),
             _sysctl_fix("net.ipv4.tcp_keepalive_time", 60) if long_idle else None,
         )
     )
@@ -146,7 +152,9 @@ def _retries(proc: Proc, policy: Policy) -> Check:
             if covered
             else "Set a TCP_USER_TIMEOUT (sockwise Policy.user_timeout) to bound it."
         ),
-        None if covered else "sockwise.harden() with Policy(user_timeout='auto'), or "
+        None
+        if covered
+        else "sockwise.harden() with Policy(user_timeout='auto'), or "
         + _sysctl_fix("net.ipv4.tcp_retries2", 8),
     )
 
@@ -184,7 +192,7 @@ def _queues(proc: Proc, policy: Policy) -> list[Check]:
         Check(
             "net.ipv4.tcp_syncookies",
             str(cookies),
-            {0: "warn", 1: "ok"}.get(cookies, "info"),
+            _verdict({0: "warn", 1: "ok"}, cookies, "info"),
             {
                 0: "Off: a full SYN queue drops new connections (a SYN flood takes the port down).",
                 1: "On when the SYN queue overflows: new connections still succeed.",
@@ -241,7 +249,7 @@ def _ports(proc: Proc, policy: Policy) -> list[Check]:
         Check(
             "net.ipv4.tcp_tw_reuse",
             str(reuse),
-            {1: "ok", 2: "info"}.get(reuse, "warn"),
+            _verdict({1: "ok", 2: "info"}, reuse, "warn"),
             {
                 0: "Outgoing connections never reuse a port held in TIME_WAIT.",
                 1: "Outgoing connections may reuse a TIME_WAIT port when timestamps make it safe.",
@@ -304,7 +312,9 @@ def run_checks(proc_root: str = "/proc") -> list[Check]:
     except PolicyError as exc:
         policy = Policy()
         out.append(
-            Check("sockwise policy", None, "warn", f"Invalid environment: {exc}.", "fix the variable")
+            Check(
+                "sockwise policy", None, "warn", f"Invalid environment: {exc}.", "fix the variable"
+            )
         )
     for label, check in _GROUPS:
         try:
@@ -318,7 +328,10 @@ def run_checks(proc_root: str = "/proc") -> list[Check]:
 
 def render(checks: list[Check], proc_root: str) -> str:
     """The checks as an indented report with a summary line."""
-    lines = [f"sockwise doctor: kernel TCP settings from {proc_root} (read only, nothing changed)", ""]
+    lines = [
+        f"sockwise doctor: kernel TCP settings from {proc_root} (read only, nothing changed)",
+        "",
+    ]
     pad = " " * 10
     for c in checks:
         lines.append(f"  {c.verdict:<7} {c.name} = {c.value if c.value is not None else '?'}")

@@ -31,11 +31,18 @@ def read(pid: int | None, proc_root: str, ages: AgeTracker) -> Snapshot:
 
 def render(snap: Snapshot) -> str:
     """The snapshot as text: counts by state, CLOSE_WAIT, LISTEN and TIME_WAIT sections."""
-    out = [f"sockwise inspect: PID {snap.pid} ({snap.name}), {snap.total} TCP sockets, via {snap.source}"]
+    head = f"sockwise inspect: PID {snap.pid} ({snap.name}), {snap.total} TCP sockets"
+    out = [f"{head}, via {snap.source}"]
     if snap.counts:
-        out += ["", table(("state", "count"), sorted(snap.counts.items(), key=lambda kv: -kv[1]))]
+        by_count: list[tuple[str, int]] = sorted(
+            snap.counts.items(), key=lambda kv: (-kv[1], kv[0])
+        )
+        out += ["", table(("state", "count"), by_count)]
     if snap.close_wait:
-        out += ["", f"  CLOSE_WAIT: the peer closed, this process never did ({len(snap.close_wait)}):"]
+        out += [
+            "",
+            f"  CLOSE_WAIT: the peer closed, this process never did ({len(snap.close_wait)}):",
+        ]
         rows = [
             (c.fd, c.local, c.peer, ">= " + seconds(round(c.age, 1)) if c.age else "-")
             for c in snap.close_wait

@@ -40,6 +40,7 @@ def load_policy(preset: str | None = None) -> tuple[Policy, str]:
 
     Raises:
         PolicyError: A malformed ``SOCKWISE_*`` variable or an unknown preset.
+
     """
     if preset is not None:
         from sockwise.policy._env import preset_from_name
@@ -47,7 +48,9 @@ def load_policy(preset: str | None = None) -> tuple[Policy, str]:
         try:
             return preset_from_name(preset), f"--preset {preset}"
         except ValueError as exc:
-            raise PolicyError(str(exc).replace("environment variable SOCKWISE_PRESET", "--preset")) from None
+            raise PolicyError(
+                str(exc).replace("environment variable SOCKWISE_PRESET", "--preset")
+            ) from None
     try:
         return Policy.from_env(), "SOCKWISE_* environment variables and defaults"
     except (TypeError, ValueError) as exc:

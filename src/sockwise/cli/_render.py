@@ -18,7 +18,8 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], indent: str 
     lines = []
     for r in cells:
         parts = [
-            c.rjust(w) if numeric[i] else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
+            c.rjust(w) if numeric[i] else c.ljust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
         ]
         lines.append(indent + "  ".join(parts).rstrip())
     return "\n".join(lines)

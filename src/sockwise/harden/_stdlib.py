@@ -12,6 +12,7 @@ from __future__ import annotations
 import _socket
 import logging
 import socket
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +30,44 @@ _setsockopt: Final = _socket.socket.setsockopt
 SOMAXCONN_PATH: Final = Path("/proc/sys/net/core/somaxconn")
 
 
+#: ``TCP_SYNCNT`` (``include/uapi/linux/tcp.h``): SYN retransmissions before connect() fails.
+TCP_SYNCNT: Final = getattr(socket, "TCP_SYNCNT", 7)
+
+
+def syn_retries_within(seconds: float) -> int | None:
+    """The largest ``TCP_SYNCNT`` whose SYN schedule gives up within *seconds*, if any.
+
+    Linux retransmits a SYN after 1 s, then doubles the wait (``TCP_TIMEOUT_INIT``), so with
+    *k* retries connect() fails after ``2 ** (k + 1) - 1`` seconds: 1 -> 3 s, 2 -> 7 s,
+    3 -> 15 s. Below 3 s no count fits and ``None`` is returned (the hook layer then bounds the
+    connect with a socket timeout instead, which costs three more system calls).
+    """
+    best = None
+    for k in range(1, 128):
+        if 2 ** (k + 1) - 1 > seconds:
+            break
+        best = k
+    return best
+
+
 @dataclass(frozen=True)
 class _Resolved:
     """A policy resolved once into the exact ``setsockopt`` calls the hooks make."""
 
-    options: tuple[tuple[int, int, int], ...]
+    options: tuple[tuple[int, int, int], ...]  # for accepted sockets
+    connect_options: tuple[tuple[int, int, int], ...]  # for clients: plus TCP_SYNCNT
     backlog: int | None
+    connect_timeout_fallback: float | None  # a bound too short for TCP_SYNCNT
+
+
+def resolve(policy: Policy) -> _Resolved:
+    """Turn *policy* into the exact calls the hooks make (done once per policy)."""
+    options = tuple(policy.socket_options())
+    timeout = policy.connect_timeout
+    retries = syn_retries_within(timeout) if timeout and sys.platform.startswith("linux") else None
+    connect_options = options + ((socket.IPPROTO_TCP, TCP_SYNCNT, retries),) if retries else options
+    fallback = timeout if timeout and retries is None else None
+    return _Resolved(options, connect_options, policy.backlog, fallback)
 
 
 _current: _Resolved | None = None
@@ -48,11 +81,15 @@ def _on_connect(sock: socket.socket) -> None:
     current = _current
     if current is None or not _is_tcp(sock):
         return
-    explicit = _hooks._explicit.get(sock)
-    for level, opt, value in current.options:
-        if explicit and (level, opt) in explicit:
-            continue
-        _setsockopt(sock, level, opt, value)
+    table = _hooks._explicit
+    explicit = table.get(sock) if table else None  # skip the weakref when nothing was recorded
+    if not explicit:
+        for level, opt, value in current.connect_options:
+            _setsockopt(sock, level, opt, value)
+        return
+    for level, opt, value in current.connect_options:
+        if (level, opt) not in explicit:
+            _setsockopt(sock, level, opt, value)
 
 
 def _on_accept(conn: socket.socket) -> None:
@@ -99,16 +136,13 @@ def _on_listen(sock: socket.socket, backlog: int) -> None:
 def install(policy: Policy) -> list[str]:
     """Install (or update) the socket hooks for *policy*; return what was patched."""
     global _current
-    _current = _Resolved(
-        options=tuple(policy.socket_options()),
-        backlog=policy.backlog,
-    )
+    _current = resolve(policy)
     _hooks.set_track_explicit(True)
     _hooks.add_connect_hook(_on_connect)
     _hooks.add_accept_hook(_on_accept)
     _hooks.add_listen_hook(_on_listen)
     _hooks.set_backlog_provider(_backlog)
-    _hooks.set_connect_timeout(policy.connect_timeout)
+    _hooks.set_connect_timeout(_current.connect_timeout_fallback)
     logger.debug("sockwise: socket hooks installed for %r", policy)
     return [
         "socket.socket.connect",

@@ -95,6 +95,7 @@ def socket_inodes(pid: int, proc_root: str = "/proc") -> dict[int, int]:
     Raises:
         ProcessLookupError: No process with this PID.
         PermissionError: The process's descriptors cannot be read.
+
     """
     fd_dir = os.path.join(proc_root, str(pid), "fd")
     try:
@@ -131,6 +132,7 @@ def process_sockets(pid: int | None = None, proc_root: str = "/proc") -> list[Pr
     Raises:
         ProcessLookupError: No process with this PID.
         PermissionError: The process's descriptors cannot be read.
+
     """
     real = os.getpid() if pid is None else pid
     inodes = socket_inodes(real, proc_root)
@@ -140,8 +142,15 @@ def process_sockets(pid: int | None = None, proc_root: str = "/proc") -> list[Pr
         if fd is not None and row.inode != 0:
             out.append(
                 ProcSocket(
-                    row.family, row.state, row.local, row.remote, row.inode, row.uid,
-                    row.rqueue, row.wqueue, fd,
+                    row.family,
+                    row.state,
+                    row.local,
+                    row.remote,
+                    row.inode,
+                    row.uid,
+                    row.rqueue,
+                    row.wqueue,
+                    fd,
                 )
             )
     return out

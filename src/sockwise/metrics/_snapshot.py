@@ -29,19 +29,19 @@ class SocketRow(Protocol):
     """The fields a socket record has (the guard's ``SocketRecord`` or :class:`ProcSocket`)."""
 
     @property
-    def state(self) -> str: ...  # noqa: D102
+    def state(self) -> str: ...
     @property
-    def local(self) -> tuple[str, int]: ...  # noqa: D102
+    def local(self) -> tuple[str, int]: ...
     @property
-    def remote(self) -> tuple[str, int]: ...  # noqa: D102
+    def remote(self) -> tuple[str, int]: ...
     @property
-    def inode(self) -> int: ...  # noqa: D102
+    def inode(self) -> int: ...
     @property
-    def rqueue(self) -> int: ...  # noqa: D102
+    def rqueue(self) -> int: ...
     @property
-    def wqueue(self) -> int: ...  # noqa: D102
+    def wqueue(self) -> int: ...
     @property
-    def fd(self) -> int | None: ...  # noqa: D102
+    def fd(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,10 @@ class AgeTracker:
         return {i: t - first for i, first in self._first.items()}
 
 
+#: The name of the fallback source (``/proc/net/tcp`` does not show a listener's backlog).
+PROCNET_SOURCE = "/proc/net/tcp"
+
+
 def fmt_addr(addr: tuple[str, int]) -> str:
     """``ip:port``, with brackets around an IPv6 address."""
     ip, port = addr
@@ -135,23 +139,37 @@ def read_rows(
     Raises:
         ProcessLookupError: No process with this PID.
         PermissionError: The process's descriptors cannot be read.
+
     """
     real = os.getpid() if pid is None else pid
     if not os.path.isdir(f"{proc_root}/{real}"):
         raise ProcessLookupError(f"no process with PID {real}")
-    if proc_root == "/proc" and (pid is None or _same_netns(real, proc_root)):
-        try:
-            from sockwise import guard
-        except ImportError:
-            pass
-        else:
-            reader = getattr(guard, "process_sockets", None)
-            everything = getattr(guard, "machine_sockets", None)
-            if reader is not None and everything is not None:
-                owned = reader(pid=real)
-                return owned, everything(), str(guard.source_name())
+    if proc_root == "/proc":
+        found = _read_with_guard(real)
+        if found is not None:
+            return found
     owned_rows = _procnet.process_sockets(real, proc_root)
-    return owned_rows, _procnet.namespace_sockets(real, proc_root), "/proc/net/tcp"
+    return owned_rows, _procnet.namespace_sockets(real, proc_root), PROCNET_SOURCE
+
+
+def _read_with_guard(pid: int) -> tuple[Sequence[SocketRow], Sequence[SocketRow], str] | None:
+    """Read through the guard's layer (sock_diag when it works), or ``None`` without a guard."""
+    try:
+        from sockwise import guard
+    except ImportError:  # Defensive: a partial installation
+        return None
+    reader = getattr(guard, "process_sockets", None)
+    everything = getattr(guard, "machine_sockets", None)
+    name = getattr(guard, "source_name", None)
+    if reader is None or everything is None or name is None:
+        return None
+    source = str(name())
+    if source == "unavailable":
+        return None
+    owned: Sequence[SocketRow] = reader(pid=pid)
+    if _same_netns(pid, "/proc"):
+        return owned, everything(), source
+    return owned, _procnet.namespace_sockets(pid), f"{source} + /proc/{pid}/net/tcp"
 
 
 def read_port_range(proc_root: str = "/proc") -> tuple[int, int] | None:
@@ -186,6 +204,7 @@ def take_snapshot(
     Raises:
         ProcessLookupError: No process with this PID.
         PermissionError: The process's descriptors cannot be read.
+
     """
     real = os.getpid() if pid is None else pid
     owned, everything, source = read_rows(real, proc_root)
@@ -196,9 +215,9 @@ def take_snapshot(
         CloseWait(r.fd, fmt_addr(r.local), fmt_addr(r.remote), r.inode, seen.get(r.inode))
         for r in cw_rows
     ]
+    backlog_known = source not in (PROCNET_SOURCE, "procfs")
     listeners = [
-        Listener(r.fd, fmt_addr(r.local), r.rqueue, (r.wqueue or None) if source != "/proc/net/tcp"
-                 else None)
+        Listener(r.fd, fmt_addr(r.local), r.rqueue, (r.wqueue or None) if backlog_known else None)
         for r in owned
         if r.state == "LISTEN"
     ]
@@ -207,7 +226,9 @@ def take_snapshot(
     in_use = None
     if port_range is not None:
         lo, hi = port_range
-        in_use = len({r.local[1] for r in everything if r.state != "LISTEN" and lo <= r.local[1] <= hi})
+        in_use = len(
+            {r.local[1] for r in everything if r.state != "LISTEN" and lo <= r.local[1] <= hi}
+        )
     return Snapshot(
         pid=real,
         name=process_name(real, proc_root),

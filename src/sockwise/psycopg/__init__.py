@@ -9,6 +9,7 @@ from sockwise.psycopg._common import (
     ALIVE_BYPASS,
     DEFAULT_MAX_IDLE,
     DEFAULT_MAX_LIFETIME,
+    MIDDLEBOX_MIN,
     PING_TIMEOUT,
     SWEEP_INTERVAL,
 )
@@ -20,6 +21,7 @@ __all__ = [
     "ALIVE_BYPASS",
     "DEFAULT_MAX_IDLE",
     "DEFAULT_MAX_LIFETIME",
+    "MIDDLEBOX_MIN",
     "PING_TIMEOUT",
     "SWEEP_INTERVAL",
     "AsyncConnectionPool",

@@ -40,6 +40,8 @@ from sockwise.psycopg._probe import poll_dead
 
 logger = logging.getLogger("sockwise.psycopg")
 
+#: The shortest idle timeout among the common middleboxes (Azure load balancer: 240 s).
+MIDDLEBOX_MIN: Final = min(MIDDLEBOX_IDLE_TIMEOUTS.values())
 #: Default ``max_idle`` (seconds). The strictest common middlebox, the Azure load balancer,
 #: forgets a flow after 240 s without a packet (AWS NLB and NAT gateway: 350 s); a connection
 #: reused after that meets a black hole or a RST. 180 s stays a full minute below it even if

@@ -76,6 +76,8 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
 
     """
 
+    __module__ = "sockwise.psycopg"
+
     def __init__(
         self,
         conninfo: ConninfoParam = "",

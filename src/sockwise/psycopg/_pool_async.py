@@ -84,6 +84,8 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
 
     """
 
+    __module__ = "sockwise.psycopg"
+
     def __init__(
         self,
         conninfo: AsyncConninfoParam = "",

@@ -26,6 +26,7 @@ class DeadPeerError(SockwiseError):
         peer: ``host:port`` of the peer that stopped answering (the proxy, when proxied).
         elapsed: Seconds from the start of the request to the failure.
         setting: Which policy setting made the kernel give up, in words.
+
     """
 
     __module__ = "sockwise.urllib3"

@@ -9,6 +9,7 @@ are looked up lazily, once, and their absence is tolerated.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -36,17 +37,13 @@ def register(sock: socket.socket) -> None:
     """Mark *sock* as an idle pool member (no-op without the guard helper)."""
     fn = _resolve()[0]
     if fn is not None:
-        try:
+        with contextlib.suppress(Exception):  # Defensive: the guard never breaks the pool
             fn(sock)
-        except Exception:  # Defensive: the guard never breaks the pool
-            pass
 
 
 def unregister(sock: socket.socket) -> None:
     """Forget *sock* as a pool member, before the pool closes it."""
     fn = _resolve()[1]
     if fn is not None:
-        try:
+        with contextlib.suppress(Exception):  # Defensive: the guard never breaks the pool
             fn(sock)
-        except Exception:  # Defensive: the guard never breaks the pool
-            pass

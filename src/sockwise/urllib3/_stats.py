@@ -20,6 +20,7 @@ class PoolStats:
             found closed by the server (idempotent methods only).
         in_use: Connections checked out right now.
         idle: Open connections waiting in the pool right now.
+
     """
 
     created: int = 0

@@ -1,0 +1,459 @@
+"""The three detectors: CLOSE_WAIT leaks, ephemeral-port churn, accept-queue overflow.
+
+A :class:`Detector` keeps only per-socket state for sockets currently in a suspicious state
+(pruned each sample), a few numbers per destination with TIME_WAIT rows, and counters; memory is
+bounded by what the kernel reports, not by how many sockets the application ever opened.
+
+Which reports were already made is shared by all guards of the process (:func:`claim`), so a
+second guard never repeats the first one's warnings.
+"""
+
+from __future__ import annotations
+
+import linecache
+import logging
+import math
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Final
+
+from sockwise._log import log_once
+from sockwise.guard import _origin
+from sockwise.guard._events import (
+    AcceptQueueWarning,
+    CloseWaitLeakWarning,
+    GuardEvent,
+    PortChurnWarning,
+    redact,
+)
+from sockwise.guard._origin import Origin
+from sockwise.guard._procfs import parse_netstat, parse_port_range, read_int, read_text, socket_fds
+from sockwise.guard._records import SocketRecord
+from sockwise.guard._sample import TIME_WAIT_SECONDS, Address, Sample
+
+#: Least time between two listings of ``/proc/self/fd`` (≈60 ms at 10,000 descriptors).
+SCAN_EVERY: Final = 30.0
+_DEFAULT_RANGE: Final = (32768, 60999)
+_MAX_CLAIMS: Final = 8192
+
+_claims_lock = threading.Lock()
+_claims: dict[tuple[str, object], float] = {}
+
+
+def claim(key: tuple[str, object], now: float, every: float | None) -> bool:
+    """Whether *key* may be reported now (and record that it is); ``every=None``: only once."""
+    with _claims_lock:
+        last = _claims.get(key)
+        if last is not None and (every is None or now - last < every):
+            return False
+        _claims[key] = now
+        if len(_claims) > _MAX_CLAIMS:
+            del _claims[next(iter(_claims))]
+        return True
+
+
+def claimed(key: tuple[str, object]) -> bool:
+    """Whether *key* was reported already."""
+    return key in _claims
+
+
+def forget_claims(kind: str, keep: set[object] | None = None) -> None:
+    """Forget reports of *kind* except those whose subject is in *keep* (``None``: all)."""
+    with _claims_lock:
+        for key in [k for k in _claims if k[0] == kind and (keep is None or k[1] not in keep)]:
+            del _claims[key]
+
+
+def claims_size() -> int:
+    """How many reports are remembered."""
+    return len(_claims)
+
+
+def after_fork_in_child() -> None:
+    """Replace the lock, possibly held by another thread at fork time."""
+    global _claims_lock
+    _claims_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """The knobs of :class:`~sockwise.Guard` the detectors use (validated there)."""
+
+    close_wait_after: float
+    churn_rate: float | None
+    churn_samples: int
+    time_wait_fraction: float
+    accept_queue_ratio: float
+    report_every: float
+    max_reports: int
+
+
+def _where(origin: Origin | None) -> str:
+    if origin is None:
+        return (
+            "origin not recorded (opened before the guard started, or by C code such as libpq)"
+        )
+    line = linecache.getline(origin.filename, origin.lineno).strip()
+    if len(line) > 120:
+        line = line[:117] + "..."
+    text = f"opened at {origin}"
+    return f"{text}: {line}" if line else text
+
+
+def _addr(a: Address) -> str:
+    host, port = a
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class Detector:
+    """Per-guard state of the three detectors."""
+
+    def __init__(self, th: Thresholds) -> None:
+        self.th = th
+        self.cw_first: dict[int, float] = {}
+        self.unhooked: dict[int, int] = {}  # inode -> fd found by listing /proc/self/fd
+        self.foreign: set[int] = set()
+        self.last_scan = -math.inf
+        self.streak: dict[Address, int] = {}
+        self.prev_tw: dict[Address, int] = {}
+        self.last_time: float | None = None
+        self.last_connects = _origin.connects()
+        self.history: deque[tuple[float, int]] = deque(maxlen=512)
+        self.netstat_prev: dict[str, int] | None = None
+        self.somaxconn: int | None = None
+        self.port_range: tuple[int, int] | None = None
+        self.port_range_at = -math.inf
+        self.cw_due: float | None = None
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def window(self, now: float, interval: float) -> float:
+        """Seconds covered by the sample taken at *now*."""
+        if self.last_time is None:
+            return min(max(interval, 0.001), TIME_WAIT_SECONDS)
+        return min(max(now - self.last_time, 0.001), TIME_WAIT_SECONDS)
+
+    def _owner(self, ino: int) -> tuple[int, Origin | None] | bool | None:
+        """``(fd, origin)`` if ours, ``False`` if not ours, ``None`` if unknown."""
+        known = _origin.lookup(ino)
+        if known is not None and _origin._alive(known[0], ino):
+            return known
+        fd = self.unhooked.get(ino)
+        if fd is not None and _origin._alive(fd, ino):
+            return fd, None
+        if ino in self.foreign:
+            return False
+        return None
+
+    def _resolve(self, unknown: list[int], present: set[int], now: float) -> None:
+        if not unknown or now - self.last_scan < SCAN_EVERY:
+            return
+        self.last_scan = now
+        try:
+            fds = socket_fds()
+        except OSError as exc:
+            log_once("guard-fd-scan", logging.WARNING, "sockwise guard: cannot list fds: %r", exc)
+            return
+        for ino, fd in fds.items():
+            if ino in present:
+                self.unhooked[ino] = fd
+        self.foreign.update(ino for ino in unknown if ino not in fds)
+
+    # -- CLOSE_WAIT --------------------------------------------------------------------------
+
+    def close_wait(
+        self, rows: list[SocketRecord], present_all: set[int], now: float
+    ) -> tuple[list[tuple[SocketRecord, float]], list[GuardEvent]]:
+        """Age the CLOSE_WAIT rows; return this process's ones and the leak events."""
+        th = self.th
+        present = {r.inode for r in rows}
+        self.cw_first = {i: t for i, t in self.cw_first.items() if i in present}
+        forget_claims("cw", set(present))
+        due: float | None = None
+        ours: list[tuple[SocketRecord, float]] = []
+        leaks: list[tuple[SocketRecord, float, Origin | None]] = []
+        unknown: list[int] = []
+        for rec in rows:
+            first = self.cw_first.setdefault(rec.inode, now)
+            age = now - first
+            owner = self._owner(rec.inode)
+            if owner is None and age >= th.close_wait_after:
+                unknown.append(rec.inode)
+        self._resolve(unknown, present_all, now)
+        for rec in rows:
+            owner = self._owner(rec.inode)
+            if not isinstance(owner, tuple):
+                continue
+            fd, origin = owner
+            age = now - self.cw_first[rec.inode]
+            rec = replace(rec, fd=fd)
+            ours.append((rec, age))
+            if _origin.is_pooled(rec.inode) or claimed(("cw", rec.inode)):
+                continue
+            if age < th.close_wait_after:
+                limit = self.cw_first[rec.inode] + th.close_wait_after
+                due = limit if due is None else min(due, limit)
+                continue
+            leaks.append((rec, age, origin))
+        self.cw_due = due
+        return ours, self._leak_events(leaks, now)
+
+    def _leak_events(
+        self, leaks: list[tuple[SocketRecord, float, Origin | None]], now: float
+    ) -> list[GuardEvent]:
+        events = []
+        extra: list[tuple[SocketRecord, float, Origin | None]] = []
+        for rec, age, origin in leaks:
+            if not claim(("cw", rec.inode), now, None):
+                continue
+            if len(events) >= self.th.max_reports:
+                extra.append((rec, age, origin))
+                continue
+            msg = (
+                f"CLOSE_WAIT leak: socket fd {rec.fd} {_addr(rec.local)} -> {_addr(rec.remote)} "
+                f"has been in CLOSE_WAIT for {age:.0f} s: the peer closed the connection and "
+                f"this process never closed its end ({_where(origin)}). Close the socket when a "
+                "read returns b'' (use a with-block), or let a pool that drops peer-closed "
+                "connections own it."
+            )
+            events.append(
+                GuardEvent(
+                    kind="close_wait",
+                    category=CloseWaitLeakWarning,
+                    message=redact(msg),
+                    local=rec.local,
+                    remote=rec.remote,
+                    fd=rec.fd,
+                    origin=origin,
+                    details={"age": age, "inode": rec.inode},
+                )
+            )
+        if extra and claim(("summary", "cw"), now, self.th.report_every):
+            sites: dict[str, int] = {}
+            for _, _, origin in extra:
+                key = str(origin) if origin else "origin not recorded"
+                sites[key] = sites.get(key, 0) + 1
+            top = ", ".join(f"{k} (x{n})" for k, n in sorted(sites.items(), key=lambda x: -x[1])[:5])
+            msg = f"CLOSE_WAIT leak: {len(extra)} more sockets in CLOSE_WAIT, opened at: {top}"
+            events.append(
+                GuardEvent(
+                    kind="summary",
+                    category=CloseWaitLeakWarning,
+                    message=redact(msg),
+                    details={"count": len(extra), "sites": sites},
+                )
+            )
+        return events
+
+    # -- port churn --------------------------------------------------------------------------
+
+    def _range(self, now: float) -> tuple[int, int]:
+        if self.port_range is None or now - self.port_range_at > 60.0:
+            try:
+                text = read_text("/proc/sys/net/ipv4/ip_local_port_range")
+            except OSError:
+                text = ""
+            self.port_range = parse_port_range(text) or _DEFAULT_RANGE
+            self.port_range_at = now
+        return self.port_range
+
+    def churn(self, smp: Sample, window: float, now: float) -> list[GuardEvent]:
+        """Rate of new connections and TIME_WAIT rows per destination, against the port range."""
+        th = self.th
+        low, high = self._range(now)
+        size = high - low + 1
+        threshold = th.churn_rate if th.churn_rate is not None else size / TIME_WAIT_SECONDS
+        connects = _origin.connects()
+        own_rate = max(0, connects - self.last_connects) / window
+        self.last_connects = connects
+        self.history.append((now, connects))
+        while self.history and now - self.history[0][0] > TIME_WAIT_SECONDS:
+            self.history.popleft()
+        own_recent = connects - self.history[0][1] if self.history else 0
+        gate = _origin.recording()
+        streak: dict[Address, int] = {}
+        events = []
+        for dest, count in smp.time_wait.items():
+            if smp.time_wait_recent is not None:
+                new = smp.time_wait_recent.get(dest, 0)
+            else:
+                new = max(0, count - self.prev_tw.get(dest, 0))
+            rate = new / window
+            if rate >= threshold:
+                streak[dest] = self.streak.get(dest, 0) + 1
+            by_rate = streak.get(dest, 0) >= th.churn_samples
+            by_count = count >= th.time_wait_fraction * size
+            if gate:
+                by_rate = by_rate and own_rate >= 0.5 * rate
+                by_count = by_count and own_recent >= 0.25 * count
+            if (by_rate or by_count) and claim(("churn", dest), now, th.report_every):
+                events.append(self._churn_event(dest, rate, own_rate, count, (low, high)))
+        self.streak = streak
+        if smp.time_wait_recent is None:
+            self.prev_tw = dict(smp.time_wait)
+        return events
+
+    def _churn_event(
+        self, dest: Address, rate: float, own_rate: float, count: int, rng: tuple[int, int]
+    ) -> GuardEvent:
+        low, high = rng
+        size = high - low + 1
+        if rate * TIME_WAIT_SECONDS > size and rate > 0:
+            eta = max(0.0, size - count) / rate
+            outlook = (
+                f"at this rate the ports toward this destination run out in ~{eta:.0f} s and "
+                "connect() fails with EADDRNOTAVAIL"
+            )
+        else:
+            eta = math.inf
+            steady = rate * TIME_WAIT_SECONDS
+            outlook = (
+                f"at this rate TIME_WAIT holds ~{steady:,.0f} ports ({steady / size:.0%} of the "
+                "range); a little faster and connect() fails with EADDRNOTAVAIL"
+            )
+        msg = (
+            f"ephemeral-port churn toward {_addr(dest)}: {rate:,.0f} new connections/s "
+            f"(this process: {own_rate:,.0f}/s), {count:,} sockets in TIME_WAIT "
+            f"({count / size:.0%} of ip_local_port_range {low}-{high}, {size:,} ports); "
+            f"{outlook}. Reuse connections instead of opening one per request: a pool such as "
+            "sockwise.urllib3.PoolManager (HTTP) or sockwise.psycopg.ConnectionPool (PostgreSQL)."
+        )
+        return GuardEvent(
+            kind="port_churn",
+            category=PortChurnWarning,
+            message=redact(msg),
+            remote=dest,
+            details={
+                "rate": rate,
+                "own_rate": own_rate,
+                "time_wait": count,
+                "port_range": rng,
+                "fill": count / size,
+                "seconds_to_exhaustion": eta,
+            },
+        )
+
+    # -- accept queue ------------------------------------------------------------------------
+
+    def accept_queue(
+        self, rows: list[SocketRecord], present_all: set[int], now: float
+    ) -> tuple[list[SocketRecord], list[GuardEvent]]:
+        """This process's listeners, and an event for each whose accept queue is full."""
+        hooked = _origin.listeners()
+        if self.somaxconn is None:
+            self.somaxconn = read_int("/proc/sys/net/core/somaxconn") or 4096
+        ours: list[tuple[SocketRecord, int | None, Origin | None]] = []
+        unknown = []
+        for rec in rows:
+            info = hooked.get(rec.inode)
+            if info is not None and _origin._alive(info[0], rec.inode):
+                ours.append((replace(rec, fd=info[0]), info[1], info[2]))
+                continue
+            owner = self._owner(rec.inode)
+            if owner is None and rec.rqueue and rec.rqueue >= rec.wqueue:
+                unknown.append(rec.inode)
+        if unknown:
+            self._resolve(unknown, present_all, now)
+        for rec in rows:
+            if rec.inode in hooked:
+                continue
+            owner = self._owner(rec.inode)
+            if isinstance(owner, tuple):
+                ours.append((replace(rec, fd=owner[0]), None, None))
+        counters = self._netstat() if ours else {}
+        events = []
+        for rec, requested, origin in ours:
+            backlog = rec.wqueue or (min(requested, self.somaxconn) if requested else 0)
+            if not backlog and requested is None:
+                continue
+            full = rec.rqueue >= max(1, math.ceil(self.th.accept_queue_ratio * backlog))
+            if full and claim(("acceptq", rec.inode), now, self.th.report_every):
+                events.append(self._queue_event(rec, backlog, requested, origin, counters))
+        return [r for r, _, _ in ours], events
+
+    def _netstat(self) -> dict[str, int]:
+        try:
+            now = parse_netstat(read_text("/proc/net/netstat"))
+        except OSError:
+            return {}
+        prev = self.netstat_prev or now
+        self.netstat_prev = now
+        keys = ("TcpExt.ListenOverflows", "TcpExt.ListenDrops")
+        return {k: now.get(k, 0) - prev.get(k, 0) for k in keys}
+
+    def _queue_event(
+        self,
+        rec: SocketRecord,
+        backlog: int,
+        requested: int | None,
+        origin: Origin | None,
+        counters: dict[str, int],
+    ) -> GuardEvent:
+        somaxconn = self.somaxconn or 4096
+        if requested is not None and requested > somaxconn:
+            cut = f"listen({requested}) was truncated to net.core.somaxconn={somaxconn}"
+        elif requested is None and backlog == somaxconn:
+            cut = f"possibly truncated to net.core.somaxconn={somaxconn}"
+        else:
+            cut = "as requested"
+        drops = ""
+        if counters:
+            drops = (
+                f"; since the last sample the kernel counted ListenOverflows "
+                f"+{counters.get('TcpExt.ListenOverflows', 0)}, ListenDrops "
+                f"+{counters.get('TcpExt.ListenDrops', 0)} (namespace-wide)"
+            )
+        msg = (
+            f"accept queue full on {_addr(rec.local)} (fd {rec.fd}): {rec.rqueue} connections "
+            f"wait to be accepted, backlog {backlog} ({cut}){drops}. New connections are "
+            "dropped and clients see connect timeouts. Accept faster (a dedicated accept loop, "
+            "more workers) or raise the backlog and net.core.somaxconn. Listener "
+            f"{_where(origin)}."
+        )
+        return GuardEvent(
+            kind="accept_queue",
+            category=AcceptQueueWarning,
+            message=redact(msg),
+            local=rec.local,
+            fd=rec.fd,
+            origin=origin,
+            details={
+                "queue": rec.rqueue,
+                "backlog": backlog,
+                "requested_backlog": requested,
+                "somaxconn": somaxconn,
+                **counters,
+            },
+        )
+
+    # -- one sample --------------------------------------------------------------------------
+
+    def prune(self, present: set[int]) -> None:
+        """Forget per-socket state of sockets no longer in a watched state."""
+        self.unhooked = {i: fd for i, fd in self.unhooked.items() if i in present}
+        self.foreign &= present
+
+    def sizes(self) -> dict[str, int]:
+        """Entries in each internal table."""
+        return {
+            "close_wait_ages": len(self.cw_first),
+            "unhooked": len(self.unhooked),
+            "foreign": len(self.foreign),
+            "streaks": len(self.streak),
+            "prev_time_wait": len(self.prev_tw),
+            "history": len(self.history),
+            "claims": claims_size(),
+        }
+
+
+def monotonic() -> float:
+    """The clock the detectors use."""
+    return time.monotonic()
+
+
+def uid() -> int:
+    """The effective uid whose sockets are candidates for being this process's."""
+    return os.geteuid() if hasattr(os, "geteuid") else -1

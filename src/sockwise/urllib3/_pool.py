@@ -1,0 +1,366 @@
+"""urllib3 connection pools that apply a :class:`~sockwise.Policy` and stay healthy.
+
+Theory of operation -- what the subclasses change, and where:
+
+* ``__init__``: the policy's socket options go into ``socket_options`` for every connection,
+  proxied ones included (urllib3 gives proxied connections none); the caller's own
+  ``socket_options`` are applied after them, so they win. A timeout left at urllib3's default
+  (which waits forever) becomes ``Timeout(connect=policy.connect_timeout,
+  read=DEFAULT_READ_TIMEOUT)``. The pool registers with the process-wide reaper.
+* ``_put_conn``: stamps the connection with the time it went idle (one ``monotonic()``).
+* ``_get_conn``: replaces urllib3's check (which costs the same single ``poll()``): a popped
+  connection idle longer than ``idle_timeout`` is closed (``closed_idle``); one whose socket is
+  readable -- the peer's FIN or RST, or unsolicited bytes -- is closed (``closed_peer``) and
+  never handed out.
+* ``_sockwise_sweep`` (called by the reaper thread every second): does the same for the *whole*
+  idle queue, with one ``poll()`` over all idle sockets, so peer-closed members do not linger
+  in CLOSE_WAIT while the application is quiet.
+* ``_make_request``: a request on a *reused* connection that the server closed under it (no
+  response byte received) is replayed once on a fresh connection, only for idempotent methods
+  with a replayable body; and a kernel ``ETIMEDOUT`` becomes a :class:`DeadPeerError` naming the
+  peer, the elapsed time and the policy setting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import http.client
+import logging
+import queue
+import select
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import urllib3
+from urllib3.exceptions import ClosedPoolError, EmptyPoolError, ReadTimeoutError
+from urllib3.util.retry import Retry
+from urllib3.util.timeout import _DEFAULT_TIMEOUT, Timeout
+
+from sockwise.policy import Policy
+from sockwise.urllib3 import _guardlink
+from sockwise.urllib3._dead import explain, kernel_timeout
+from sockwise.urllib3._reaper import REAPER
+from sockwise.urllib3._stats import Counters, PoolStats
+
+if TYPE_CHECKING:
+    from urllib3._base_connection import BaseHTTPConnection
+    from urllib3.response import BaseHTTPResponse
+
+log = logging.getLogger("sockwise.urllib3")
+
+#: Default ``idle_timeout`` in seconds. A keep-alive connection must be retired by the client
+#: *before* the server's keep-alive timeout, or the client may send a request just as the
+#: server's FIN is on its way: the request is lost and (for a POST) cannot be safely retried.
+#: Common server timeouts: gunicorn 2 s (``--keep-alive``), Node.js 5 s
+#: (``server.keepAliveTimeout``), Apache 5 s (``KeepAliveTimeout``), nginx 75 s
+#: (``keepalive_timeout``). 1.5 s stays below the shortest of them with 0.5 s to spare for the
+#: round trip and timer slack. Retiring early costs at most one extra handshake per idle gap --
+#: nothing when traffic is dense (connections never sit that long), and little when it is
+#: sparse (one handshake per 1.5 s of silence). Raise it for a peer known to keep connections
+#: longer (nginx: 60).
+DEFAULT_IDLE_TIMEOUT: Final = 1.5
+
+#: Default read timeout in seconds when the caller names none (urllib3 waits forever). It is a
+#: bound against a *live* server that never answers -- a dead one is detected sooner, by the
+#: policy (``dead_peer_bound``, 90 s by default). 300 s is aiohttp's default total timeout:
+#: generous enough for slow legitimate responses.
+DEFAULT_READ_TIMEOUT: Final = 300.0
+
+#: Methods replayed after a reused connection turned out closed (RFC 9110 idempotent methods,
+#: as urllib3's ``Retry.DEFAULT_ALLOWED_METHODS``).
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+#: Errors that mean "the server closed this connection before answering".
+_CLOSED_UNDER_US: Final = (
+    http.client.RemoteDisconnected,
+    ConnectionResetError,
+    BrokenPipeError,
+    ConnectionAbortedError,
+)
+_IDLE_SINCE: Final = "_sockwise_idle_since"
+_REUSED: Final = "_sockwise_reused"
+_REGISTERED: Final = "_sockwise_registered"
+_POLL_DEAD: Final = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
+_UNSET: Final[Any] = object()
+
+
+def default_timeout(policy: Policy) -> Timeout:
+    """The timeout sockwise pools use when the caller names none.
+
+    ``connect`` is ``policy.connect_timeout`` (``None`` or 0 there: unbounded); ``read`` is
+    :data:`DEFAULT_READ_TIMEOUT`.
+    """
+    connect = policy.connect_timeout or None
+    return Timeout(connect=connect, read=DEFAULT_READ_TIMEOUT)
+
+
+def check_idle_timeout(value: object) -> float | None:
+    """Validate an ``idle_timeout`` argument (seconds > 0, or ``None`` for no expiry)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(
+            f"idle_timeout must be a number of seconds or None, got {value!r} "
+            f"({type(value).__name__})"
+        )
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"idle_timeout={value!r} is out of range: allowed 0 < idle_timeout < inf")
+    return float(value)
+
+
+def check_policy(value: object) -> Policy:
+    """Validate a ``policy`` argument (``None`` means ``Policy()``)."""
+    if value is None:
+        return Policy()
+    if not isinstance(value, Policy):
+        raise TypeError(f"policy must be a sockwise.Policy or None, got {value!r}")
+    return value
+
+
+def _peer_gone(sock: Any) -> bool:
+    """Whether an idle socket is readable: FIN, RST or unsolicited data (one ``poll()``)."""
+    try:
+        poller = select.poll()
+        poller.register(sock, _POLL_DEAD)
+        return bool(poller.poll(0))
+    except (OSError, ValueError):  # closed or invalid descriptor
+        return True
+
+
+class HTTPConnectionPool(urllib3.HTTPConnectionPool):
+    """urllib3's ``HTTPConnectionPool`` with the policy applied and idle connections kept healthy.
+
+    Takes every argument urllib3's pool takes, plus the two keywords below. Counters are in
+    :meth:`stats`.
+
+    Args:
+        *args: urllib3's positional arguments (``host``, ``port``, ``timeout``, ...).
+        policy: The socket policy for every connection (``None``: ``Policy()``).
+        idle_timeout: Seconds a connection may sit idle before it is closed instead of reused
+            (default :data:`DEFAULT_IDLE_TIMEOUT`; ``None``: never expire).
+        **kwargs: urllib3's keyword arguments. ``socket_options`` are applied after the
+            policy's options; ``timeout`` left out means :func:`default_timeout`.
+
+    Raises:
+        TypeError: ``policy`` or ``idle_timeout`` has the wrong type.
+        ValueError: ``idle_timeout`` is not positive.
+
+    .. versionadded:: 0.1.0
+
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        policy: Policy | None = None,
+        idle_timeout: float | None = _UNSET,
+        **kwargs: Any,
+    ) -> None:
+        self.policy: Policy = check_policy(policy)
+        self.idle_timeout: float | None = (
+            DEFAULT_IDLE_TIMEOUT if idle_timeout is _UNSET else check_idle_timeout(idle_timeout)
+        )
+        self._sw = Counters()
+        user_options = kwargs.get("socket_options") or []
+        kwargs["socket_options"] = [*self.policy.socket_options(), *user_options]
+        if len(args) < 3 and kwargs.get("timeout", _DEFAULT_TIMEOUT) is _DEFAULT_TIMEOUT:
+            kwargs["timeout"] = default_timeout(self.policy)
+        super().__init__(*args, **kwargs)
+        REAPER.register(self)
+
+    # -- checkout / return ---------------------------------------------------------------------
+
+    def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
+        q = self.pool
+        if q is None:
+            raise ClosedPoolError(self, "Pool is closed.")
+        conn: Any = None
+        try:
+            conn = q.get(block=self.block, timeout=timeout)
+        except AttributeError:  # Defensive: self.pool is None
+            raise ClosedPoolError(self, "Pool is closed.") from None
+        except queue.Empty:
+            if self.block:
+                raise EmptyPoolError(
+                    self,
+                    "Pool is empty and a new connection can't be opened due to blocking mode.",
+                ) from None
+        counters = self._sw
+        if conn is not None and conn.sock is not None:
+            idle_timeout = self.idle_timeout
+            since = conn.__dict__.get(_IDLE_SINCE, 0.0)
+            if idle_timeout is not None and time.monotonic() - since > idle_timeout:
+                self._retire(conn, peer=False)
+            elif _peer_gone(conn.sock):
+                self._retire(conn, peer=True)
+            else:
+                conn.__dict__[_REUSED] = True
+                with counters.lock:
+                    counters.reused += 1
+                    counters.in_use += 1
+                return conn  # type: ignore[no-any-return]
+        if conn is None:
+            conn = self._new_conn()
+        conn.__dict__[_REUSED] = False
+        with counters.lock:
+            counters.created += 1
+            counters.in_use += 1
+        return conn  # type: ignore[no-any-return]
+
+    def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
+        counters = self._sw
+        with counters.lock:
+            if counters.in_use > 0:
+                counters.in_use -= 1
+        if conn is not None:
+            d = conn.__dict__
+            d[_IDLE_SINCE] = time.monotonic()
+            sock = getattr(conn, "sock", None)
+            if sock is not None and d.get(_REGISTERED) is not sock:
+                d[_REGISTERED] = sock
+                _guardlink.register(sock)
+            if REAPER.thread is None:
+                REAPER.ensure_running()
+        super()._put_conn(conn)
+
+    def _retire(self, conn: Any, *, peer: bool) -> None:
+        """Close an idle connection found expired (``peer=False``) or peer-closed."""
+        sock = conn.sock
+        log.debug(
+            "sockwise: closing idle connection to %s:%s (%s)",
+            self.host,
+            self.port,
+            "closed by peer" if peer else "idle timeout",
+        )
+        if sock is not None:
+            _guardlink.unregister(sock)
+        with contextlib.suppress(Exception):  # Defensive: closing never breaks the pool
+            conn.close()
+        with self._sw.lock:
+            if peer:
+                self._sw.closed_peer += 1
+            else:
+                self._sw.closed_idle += 1
+
+    def _sockwise_sweep(self) -> None:
+        """Close every idle connection that expired or whose peer closed it (reaper thread)."""
+        q = self.pool
+        if q is None:
+            return
+        now = time.monotonic()
+        idle_timeout = self.idle_timeout
+        expired: list[Any] = []
+        dead: list[Any] = []
+        with q.mutex:
+            items: list[Any] = q.queue
+            poller = select.poll()
+            by_fd: dict[int, Any] = {}
+            for conn in items:
+                if conn is None or conn.sock is None:
+                    continue
+                since = conn.__dict__.get(_IDLE_SINCE, now)
+                if idle_timeout is not None and now - since > idle_timeout:
+                    expired.append(conn)
+                    continue
+                try:
+                    fd = conn.sock.fileno()
+                    poller.register(fd, _POLL_DEAD)
+                except (OSError, ValueError):
+                    dead.append(conn)
+                    continue
+                by_fd[fd] = conn
+            if by_fd:
+                dead.extend(by_fd[fd] for fd, _ in poller.poll(0) if fd in by_fd)
+            if not expired and not dead:
+                return
+            gone = {id(c) for c in expired} | {id(c) for c in dead}
+            keep = [c for c in items if id(c) not in gone]
+            # Free slots (None) go to the bottom of the LIFO, live connections stay on top.
+            items[:] = [None] * (len(items) - len(keep)) + keep
+        for conn in expired:
+            self._retire(conn, peer=False)
+        for conn in dead:
+            self._retire(conn, peer=True)
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _make_request(  # type: ignore[override]
+        self,
+        conn: BaseHTTPConnection,
+        method: str,
+        url: str,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        retries: Retry | None = None,
+        timeout: Any = _DEFAULT_TIMEOUT,
+        **kwargs: Any,
+    ) -> BaseHTTPResponse:
+        started = time.monotonic()
+        try:
+            return super()._make_request(
+                conn, method, url, body, headers, retries, timeout, **kwargs
+            )
+        except Exception as exc:
+            if isinstance(exc, (ReadTimeoutError, OSError)) and kernel_timeout(exc) is not None:
+                peer = f"{conn.host}:{conn.port}"
+                raise explain(exc, self.policy, peer, time.monotonic() - started) from exc
+            if not self._may_replay(conn, method, body, exc):
+                raise
+        with self._sw.lock:
+            self._sw.retried += 1
+        log.debug("sockwise: %s %s met a closed keep-alive connection; replaying", method, url)
+        conn.close()
+        return super()._make_request(conn, method, url, body, headers, retries, timeout, **kwargs)
+
+    @staticmethod
+    def _may_replay(conn: BaseHTTPConnection, method: str, body: Any, exc: Exception) -> bool:
+        """Replay only an idempotent request with a replayable body, on a reused connection."""
+        if not conn.__dict__.pop(_REUSED, False) or method.upper() not in IDEMPOTENT_METHODS:
+            return False
+        if conn.proxy is not None:  # a tunnel must be re-established by urlopen, not here
+            return False
+        if body is not None and not isinstance(body, (bytes, str)):
+            return False
+        if isinstance(exc, OSError) and exc.errno == errno.ETIMEDOUT:  # Defensive
+            return False
+        return isinstance(exc, _CLOSED_UNDER_US)
+
+    # -- introspection -------------------------------------------------------------------------
+
+    def _idle_count(self) -> int:
+        q = self.pool
+        if q is None:
+            return 0
+        with q.mutex:
+            items: list[Any] = q.queue
+            return sum(1 for c in items if c is not None and c.sock is not None)
+
+    def stats(self) -> PoolStats:
+        """A snapshot of this pool's counters (see :class:`PoolStats`)."""
+        return self._sw.snapshot(self._idle_count())
+
+    def __repr__(self) -> str:
+        cls = type(self)
+        return (
+            f"<{cls.__module__.rsplit('._', 1)[0]}.{cls.__qualname__} "
+            f"{self.scheme}://{self.host}:{self.port} [{self.stats().summary()}]>"
+        )
+
+    def __str__(self) -> str:
+        return repr(self)
+
+
+class HTTPSConnectionPool(HTTPConnectionPool, urllib3.HTTPSConnectionPool):
+    """urllib3's ``HTTPSConnectionPool`` with the policy applied; see :class:`HTTPConnectionPool`.
+
+    Args:
+        *args: urllib3's positional arguments.
+        policy: The socket policy for every connection (``None``: ``Policy()``).
+        idle_timeout: Seconds a connection may sit idle before it is closed instead of reused.
+        **kwargs: urllib3's keyword arguments (``ssl_context``, ``ca_certs``, ...).
+
+    .. versionadded:: 0.1.0
+
+    """

@@ -1,0 +1,90 @@
+"""Policy.from_env / to_env: presets, overrides, and errors naming the variable and value."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from sockwise import Policy
+
+
+def test_no_variables_gives_the_default_or_base() -> None:
+    assert Policy.from_env({}) == Policy()
+    base = Policy.interactive()
+    assert Policy.from_env({}, base=base) == base
+    assert Policy.from_env({"PATH": "/bin", "SOCKWISE_TEST_DSN": "host=x"}) == Policy()
+
+
+def test_reads_os_environ_when_not_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in [k for k in __import__("os").environ if k.startswith("SOCKWISE_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("SOCKWISE_KEEPALIVE_IDLE", "33")
+    assert Policy.from_env().keepalive_idle == 33
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"SOCKWISE_PRESET": "interactive"}, Policy.interactive()),
+        ({"SOCKWISE_PRESET": " Kernel "}, Policy.kernel_defaults()),
+        ({"SOCKWISE_PRESET": "aws-nlb"}, Policy.aws_nlb()),
+        ({"SOCKWISE_PRESET": "azure-lb"}, Policy.azure_lb()),
+        ({"SOCKWISE_PRESET": "nat:30"}, Policy.behind_nat(30)),
+        (
+            {"SOCKWISE_PRESET": "interactive", "SOCKWISE_KEEPALIVE_COUNT": "4"},
+            Policy.interactive().replace(keepalive_count=4),
+        ),
+        ({"SOCKWISE_KEEPALIVE": "off"}, Policy(keepalive=False)),
+        ({"SOCKWISE_NODELAY": "NO"}, Policy(nodelay=False)),
+        ({"SOCKWISE_NODELAY": "none"}, Policy(nodelay=None)),
+        ({"SOCKWISE_USER_TIMEOUT": "2.5"}, Policy(user_timeout=2.5)),
+        ({"SOCKWISE_USER_TIMEOUT": "default"}, Policy(user_timeout=None)),
+        ({"SOCKWISE_CONNECT_TIMEOUT": "0"}, Policy(connect_timeout=0.0)),
+        ({"SOCKWISE_BACKLOG": " 128 "}, Policy(backlog=128)),
+    ],
+)
+def test_presets_and_overrides(env: dict[str, str], expected: Policy) -> None:
+    assert Policy.from_env(env) == expected
+
+
+def test_override_of_keepalive_rederives_auto_user_timeout() -> None:
+    p = Policy.from_env({"SOCKWISE_KEEPALIVE_IDLE": "5"})
+    assert p.user_timeout == 5 + 10 * 3
+    assert p.user_timeout_derived
+    pinned = Policy.from_env({"SOCKWISE_KEEPALIVE_IDLE": "5"}, base=Policy(user_timeout=9))
+    assert pinned.user_timeout == 9
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SOCKWISE_KEEPALIVE_IDEL": "5"}, "unknown environment variable(s) SOCKWISE_KEEPALIVE_IDEL"),
+        ({"SOCKWISE_KEEPALIVE_IDLE": "abc"}, "SOCKWISE_KEEPALIVE_IDLE='abc' is malformed"),
+        ({"SOCKWISE_KEEPALIVE_IDLE": "1.5"}, "SOCKWISE_KEEPALIVE_IDLE='1.5' is malformed"),
+        ({"SOCKWISE_KEEPALIVE": "maybe"}, "SOCKWISE_KEEPALIVE='maybe' is malformed: expected 1/0"),
+        ({"SOCKWISE_USER_TIMEOUT": "inf"}, "SOCKWISE_USER_TIMEOUT='inf' is malformed"),
+        ({"SOCKWISE_CONNECT_TIMEOUT": "10s"}, "SOCKWISE_CONNECT_TIMEOUT='10s' is malformed"),
+        ({"SOCKWISE_PRESET": "fast"}, "SOCKWISE_PRESET='fast' is malformed: expected one of"),
+        ({"SOCKWISE_PRESET": "nat:"}, "SOCKWISE_PRESET='nat:' is malformed"),
+    ],
+)
+def test_bad_variables_name_variable_and_value(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Policy.from_env(env)
+
+
+def test_out_of_range_value_from_env_is_reported_by_validation() -> None:
+    with pytest.raises(ValueError, match=r"Policy\.keepalive_count=500 is out of range"):
+        Policy.from_env({"SOCKWISE_KEEPALIVE_COUNT": "500"})
+    with pytest.raises(ValueError, match=r"idle_timeout=1\.0\) is out of range"):
+        Policy.from_env({"SOCKWISE_PRESET": "nat:1"})
+
+
+def test_to_env_names_every_field_and_marks_auto() -> None:
+    env = Policy().to_env()
+    assert env["SOCKWISE_USER_TIMEOUT"] == "auto"
+    assert env["SOCKWISE_KEEPALIVE"] == "1"
+    assert len(env) == len(Policy.FIELDS)
+    assert set(Policy.kernel_defaults().to_env().values()) == {"none"}
+    assert Policy(user_timeout=0.1).to_env()["SOCKWISE_USER_TIMEOUT"] == "0.1"

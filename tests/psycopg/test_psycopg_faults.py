@@ -1,0 +1,190 @@
+"""sockwise.psycopg.ConnectionPool against a real PostgreSQL: killed backends, restarts, expiry."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator
+
+import psycopg
+import psycopg_pool
+import pytest
+
+import sockwise
+from sockwise.psycopg import ConnectionPool, PoolTimeout
+from sockwise.testing import PostgresServer
+
+from .conftest import socket_states, terminate, wait_for
+
+pytestmark = pytest.mark.postgres
+
+
+def _pool(server: PostgresServer, app_name: str, **kw: object) -> ConnectionPool:
+    kw.setdefault("min_size", 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sockwise.ConfigurationWarning)  # short test timings
+        pool: ConnectionPool = ConnectionPool(
+            server.dsn, kwargs={"application_name": app_name}, open=False, **kw
+        )
+    return pool
+
+
+@pytest.fixture
+def pool(postgres: PostgresServer, app_name: str) -> Iterator[ConnectionPool]:
+    with _pool(postgres, app_name, name="faults") as p:
+        p.wait(timeout=20)
+        yield p
+
+
+def _pids(pool: ConnectionPool, n: int) -> set[int]:
+    return {_pid(pool) for _ in range(n)}
+
+
+def _pid(pool: ConnectionPool) -> int:
+    with pool.connection(timeout=10) as conn:
+        row = conn.execute("SELECT pg_backend_pid()").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def test_policy_keywords_reach_libpq_and_caller_wins(postgres: PostgresServer) -> None:
+    """Every connection carries the policy's keywords; explicit ones in kwargs/conninfo win."""
+    policy = sockwise.Policy(keepalive_idle=30, keepalive_interval=5, keepalive_count=4)
+    dsn = postgres.dsn + " keepalives_count=9"
+    with ConnectionPool(
+        dsn, min_size=1, open=True, policy=policy, kwargs={"keepalives_interval": 7}
+    ) as pool, pool.connection() as conn:
+        opts = {i.keyword.decode(): (i.val or b"").decode() for i in conn.pgconn.info}
+    assert opts["keepalives"] == "1"
+    assert opts["keepalives_idle"] == "30"
+    assert opts["tcp_user_timeout"] == "50000"
+    assert opts["keepalives_interval"] == "7"  # kwargs win
+    assert opts["keepalives_count"] == "9"  # the conninfo string wins
+
+
+def test_terminated_backends_never_reach_the_caller(
+    postgres: PostgresServer, app_name: str, pool: ConnectionPool
+) -> None:
+    """After pg_terminate_backend the idle sockets go CLOSE_WAIT; checkouts still succeed."""
+    old = _pids(pool, 3)
+    assert terminate(postgres, app_name) == 3
+    wait_for(lambda: socket_states(postgres.port).count("CLOSE_WAIT") == 3, what="CLOSE_WAIT")
+    new = _pids(pool, 6)  # no error reaches us
+    assert not new & old
+    stats = pool.get_stats()
+    assert stats["connections_dead_poll"] == 3
+    assert stats["connections_dead_ping"] == 0  # seen for free, without a round trip
+    assert "CLOSE_WAIT" not in socket_states(postgres.port)
+
+
+def test_plain_psycopg_pool_hands_out_the_dead_connection(
+    postgres: PostgresServer, app_name: str
+) -> None:
+    """The fault is real: psycopg_pool without a check gives the caller a killed connection."""
+    with psycopg_pool.ConnectionPool(
+        postgres.dsn, min_size=1, kwargs={"application_name": app_name}, open=True
+    ) as plain:
+        plain.wait()
+        assert terminate(postgres, app_name) == 1
+        wait_for(lambda: "CLOSE_WAIT" in socket_states(postgres.port), what="CLOSE_WAIT")
+        with pytest.raises(psycopg.OperationalError), plain.connection() as conn:
+            conn.execute("SELECT 1")
+
+
+def test_background_sweep_closes_close_wait_without_checkouts(
+    postgres: PostgresServer, app_name: str
+) -> None:
+    """Dead idle members are closed and replaced by the sweep, with no checkout at all."""
+    pool = _pool(postgres, app_name, min_size=2)
+    pool.sweep_interval = 0.2
+    with pool:
+        pool.wait(timeout=20)
+        assert terminate(postgres, app_name) == 2
+        wait_for(lambda: pool.get_stats()["connections_swept"] == 2, what="the sweep")
+        wait_for(lambda: len(socket_states(postgres.port)) == 2, what="replacements")
+        assert "CLOSE_WAIT" not in socket_states(postgres.port)
+        assert pool.get_stats()["requests_num"] == 0
+
+
+def test_older_siblings_of_a_dead_connection_are_checked(
+    postgres: PostgresServer, app_name: str
+) -> None:
+    """When one connection is found dead, the older ones get a round trip before hand-out."""
+    pool = _pool(postgres, app_name, min_size=3)
+    pool.alive_bypass = 3600.0  # no round trips unless suspect
+    with pool:
+        pool.wait(timeout=20)
+        newest = postgres.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = "
+            f"'{app_name}' ORDER BY backend_start DESC LIMIT 1"
+        )[0][0]
+        postgres.execute(f"SELECT pg_terminate_backend({newest})")
+        wait_for(lambda: "CLOSE_WAIT" in socket_states(postgres.port), what="CLOSE_WAIT")
+        pids = _pids(pool, 4)
+        assert newest not in pids
+        stats = pool.get_stats()
+        assert stats["connections_dead_poll"] == 1
+        assert stats["connections_suspect_checked"] == 2
+        assert stats["checkouts_pinged"] == 2
+
+
+def test_idle_expiry_below_min_size_at_checkout(postgres: PostgresServer, app_name: str) -> None:
+    """max_idle replaces connections below min_size at checkout (psycopg_pool never does)."""
+    pool = _pool(postgres, app_name, min_size=1, max_idle=0.5)
+    pool.sweep_interval = 3600.0  # prove the checkout path, not the sweep
+    with pool:
+        pool.wait(timeout=20)
+        first = _pid(pool)
+        time.sleep(0.7)
+        second = _pid(pool)
+    assert first != second
+    assert pool.get_stats()["connections_expired_idle"] >= 1
+
+
+def test_lifetime_expiry_at_checkout(postgres: PostgresServer, app_name: str) -> None:
+    """max_lifetime is enforced when a connection is handed out, not only when returned."""
+    pool = _pool(postgres, app_name, min_size=1, max_lifetime=0.5, max_idle=0.4)
+    pool.sweep_interval = 3600.0
+    with pool:
+        pool.wait(timeout=20)
+        first = _pid(pool)
+        time.sleep(0.3)
+        assert _pid(pool) == first  # used recently, young: reused
+        time.sleep(0.3)
+        assert _pid(pool) != first
+    assert pool.get_stats()["connections_expired_lifetime"] >= 1
+
+
+def test_exhaustion_names_the_pool_and_its_size(postgres: PostgresServer, app_name: str) -> None:
+    """An exhausted pool raises sockwise's PoolTimeout naming the pool and its size."""
+    with _pool(postgres, app_name, min_size=1, name="tiny") as pool:
+        held = pool.getconn()
+        try:
+            start = time.monotonic()
+            with pytest.raises(PoolTimeout) as info:
+                pool.getconn(timeout=0.3)
+            assert time.monotonic() - start < 5
+        finally:
+            pool.putconn(held)
+        assert isinstance(info.value, psycopg_pool.PoolTimeout)
+        msg = str(info.value)
+        assert "pool 'tiny'" in msg and "size 1/1" in msg and "1 in use" in msg
+        assert "0.30 s" in msg
+        assert "1 in use, 0 idle, 0 waiting" in repr(pool).replace("1 in use, 0 idle", "x") or (
+            "0 in use, 1 idle" in repr(pool)
+        )
+
+
+@pytest.mark.slow
+def test_fast_restart_heals_without_manual_action(
+    fresh_postgres: PostgresServer, app_name: str
+) -> None:
+    """After a fast restart, checkouts succeed again once the server is back."""
+    with _pool(fresh_postgres, app_name, min_size=2, reconnect_timeout=60) as pool:
+        pool.wait(timeout=20)
+        before = _pids(pool, 2)
+        fresh_postgres.restart("fast")
+        after = _pids(pool, 4)
+        assert not before & after
+        stats = pool.get_stats()
+        assert stats["connections_dead_poll"] + stats["connections_dead_ping"] >= 2
