@@ -65,7 +65,7 @@ def resolve(policy: Policy) -> _Resolved:
     options = tuple(policy.socket_options())
     timeout = policy.connect_timeout
     retries = syn_retries_within(timeout) if timeout and sys.platform.startswith("linux") else None
-    connect_options = options + ((socket.IPPROTO_TCP, TCP_SYNCNT, retries),) if retries else options
+    connect_options = (*options, (socket.IPPROTO_TCP, TCP_SYNCNT, retries)) if retries else options
     fallback = timeout if timeout and retries is None else None
     return _Resolved(options, connect_options, policy.backlog, fallback)
 
