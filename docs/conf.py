@@ -8,6 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))  # document the checkout, even if not installed
+sys.path.insert(0, str(Path(__file__).resolve().parent / "_ext"))
 
 import sockwise  # noqa: E402
 
@@ -22,6 +23,8 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.viewcode",
+    "sockwise_bench",  # docs/_ext: tables and plots from benchmarks/results/*.json
+    "sockwise_exports",  # docs/_ext: document what __all__ holds beyond the written sections
 ]
 
 source_suffix = {".md": "markdown"}
@@ -51,6 +54,7 @@ _EXTERNAL = (
     "os",
     "pathlib",
     "threading",
+    "subprocess",
     "warnings",
     "urllib3",
     "requests",
@@ -71,7 +75,15 @@ nitpick_ignore_regex = [
     # Names that appear in annotations without their module (TYPE_CHECKING-only imports).
     (r"py:.*", r"(Self|Literal|Final|Any|Mapping|Sequence|Iterator|Callable|ClassVar)"),
     (r"py:.*", r"(socket|SSLContext|Logger|Path|Thread|TracebackType|Awaitable|Coroutine)"),
+    # Private implementation names (a module or class starting with "_") in signatures and base
+    # classes: not public API, so they have no page of their own; they render as plain code.
+    (r"py:.*", r"sockwise(\.\w+)*\._\w+(\.\w+)*"),
 ]
+
+# sockwise.harden's docstring names sockwise.Guard, which the package re-exports from
+# sockwise.guard once the guard is wired into harden(); until then the name renders as code.
+if not hasattr(sockwise, "Guard"):
+    nitpick_ignore = [("py:class", "sockwise.Guard")]
 
 # -- autodoc / napoleon ---------------------------------------------------------------------------
 autodoc_default_options = {
@@ -91,3 +103,44 @@ napoleon_use_ivar = True
 html_theme = "furo"
 html_title = f"sockwise {release}"
 html_static_path: list[str] = []
+
+
+# -- public constants defined in private modules --------------------------------------------------
+# A constant such as sockwise.psycopg.DEFAULT_MAX_IDLE is documented by a ``#:`` comment where it
+# is defined (sockwise/psycopg/_common.py), but autodoc only reads comments in the module it is
+# asked about (sockwise.psycopg), and otherwise shows the docstring of the value's type (float,
+# dict). This hook finds the comment in the private module that defines the constant.
+
+
+def _doc_comment_from_private_module(app, what, name, obj, options, lines):  # type: ignore[no-untyped-def]
+    if what not in {"data", "attribute"}:
+        return
+    from sphinx.pycode import ModuleAnalyzer, PycodeError
+
+    modname, _, attr = name.rpartition(".")
+    private = sorted(
+        m
+        for m in list(sys.modules)
+        if m.startswith(modname + ".") and any(p.startswith("_") for p in m.split("."))
+    )
+    for candidate in private:
+        module = sys.modules[candidate]
+        if module is None or getattr(module, attr, _MISSING) is not obj:
+            continue
+        try:
+            docs = ModuleAnalyzer.for_module(candidate).find_attr_docs()
+        except PycodeError:
+            continue
+        if ("", attr) in docs:
+            lines[:] = [*docs[("", attr)]]
+            return
+    type_doc = (type(obj).__doc__ or "").strip().splitlines()
+    if type_doc and [line.strip() for line in lines if line.strip()][:1] == type_doc[:1]:
+        lines[:] = []  # the docstring of int/float/dict/frozenset says nothing about this value
+
+
+_MISSING = object()
+
+
+def setup(app):  # type: ignore[no-untyped-def]
+    app.connect("autodoc-process-docstring", _doc_comment_from_private_module)

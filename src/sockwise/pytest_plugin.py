@@ -1,1 +1,185 @@
-"""The sockwise pytest plugin (placeholder while it is being written; it does nothing yet)."""
+"""The sockwise pytest plugin: a ``sockwise_guard`` fixture and an opt-in socket-leak check.
+
+Installed with sockwise (entry point ``pytest11``), it does nothing until asked:
+
+* the ``sockwise_guard`` fixture starts a :class:`sockwise.Guard` around a test and yields it
+  (call ``sockwise_guard.check()`` for a :class:`~sockwise.GuardReport`);
+* the leak check -- ``pytest --sockwise-leaks``, the ini option ``sockwise_leaks = true``, or
+  ``@pytest.mark.sockwise_leaks`` on a test -- fails a test that leaves a TCP socket open
+  (CLOSE_WAIT, ESTABLISHED, LISTEN...) after its teardown, naming the code that opened it.
+  ``@pytest.mark.sockwise_leaks(False)`` exempts one test when the check is on for the suite.
+
+Theory of operation: while a checked test runs, a guard records which code opens each socket
+(connect, accept and listen hooks). The process's TCP sockets are listed when the test body
+starts -- after its fixtures were set up, so sockets of session-wide fixtures are not blamed on
+it -- and again after its teardown; a socket present at the end and not at the start was opened
+by the test (or a fixture it called during the body) and never closed. Sockets in TIME_WAIT
+belong to no process and are never reported. When the sockets cannot be read at all (a sandbox
+without ``/proc`` or netlink), the check is skipped and the terminal summary says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+import pytest
+
+if TYPE_CHECKING:
+    from sockwise.guard import Guard
+
+_ENABLED: Final = "sockwise_leaks"
+_base_key: Final = pytest.StashKey[frozenset[int]]()
+_guard_key: Final = pytest.StashKey["Guard"]()
+_skipped_key: Final = pytest.StashKey[list[str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add ``--sockwise-leaks`` and the ``sockwise_leaks`` ini option."""
+    group = parser.getgroup("sockwise", "sockwise: TCP socket leaks")
+    group.addoption(
+        "--sockwise-leaks",
+        action="store_true",
+        default=None,
+        help="fail tests that leave a TCP socket open (CLOSE_WAIT or unclosed), naming its origin",
+    )
+    parser.addini(
+        _ENABLED,
+        type="bool",
+        default=False,
+        help="fail tests that leave a TCP socket open (like --sockwise-leaks)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``sockwise_leaks`` marker."""
+    config.addinivalue_line(
+        "markers",
+        "sockwise_leaks(enabled=True): check this test for TCP sockets left open "
+        "(False: exempt it when --sockwise-leaks is on)",
+    )
+    config.stash[_skipped_key] = []
+
+
+def _wanted(item: pytest.Item) -> bool:
+    marker = item.get_closest_marker(_ENABLED)
+    if marker is not None:
+        return bool(marker.args[0]) if marker.args else bool(marker.kwargs.get("enabled", True))
+    flag = item.config.getoption("sockwise_leaks", default=None)
+    if flag:
+        return True
+    return bool(item.config.getini(_ENABLED))
+
+
+def _owned() -> dict[int, Any]:
+    """This process's TCP sockets (not TIME_WAIT) by inode."""
+    from sockwise.guard import process_sockets
+
+    return {r.inode: r for r in process_sockets() if r.inode and r.state != "TIME_WAIT"}
+
+
+def _origin_of(inode: int) -> str | None:
+    try:
+        from sockwise.guard import _origin
+    except ImportError:  # Defensive
+        return None
+    found = _origin.lookup(inode)
+    if found is not None and found[1] is not None:
+        return str(found[1])
+    listener = _origin.listeners().get(inode)
+    if listener is not None and listener[2] is not None:
+        return str(listener[2])
+    return None
+
+
+def _note_skip(config: pytest.Config, reason: str) -> None:
+    notes = config.stash.get(_skipped_key, [])
+    if reason not in notes:
+        notes.append(reason)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
+    """Start recording socket origins before a checked test's fixtures are set up."""
+    if _wanted(item):
+        from sockwise.guard import Guard
+
+        item.stash[_guard_key] = Guard(interval=3600).start()
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """List the process's sockets as the test body starts."""
+    if _guard_key in item.stash:
+        try:
+            item.stash[_base_key] = frozenset(_owned())
+        except OSError as exc:
+            _note_skip(item.config, f"sockets unreadable ({exc}); leak check skipped")
+    return (yield)
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_teardown(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, None, None]:
+    """After teardown, fail the test if it left TCP sockets open."""
+    try:
+        return (yield)
+    finally:
+        guard = item.stash.get(_guard_key, None)
+        if guard is not None:
+            try:
+                _check(item)
+            finally:
+                guard.stop()
+                del item.stash[_guard_key]
+
+
+def _check(item: pytest.Item) -> None:
+    base = item.stash.get(_base_key, None)
+    if base is None:
+        return
+    del item.stash[_base_key]
+    try:
+        now = _owned()
+    except OSError as exc:
+        _note_skip(item.config, f"sockets unreadable ({exc}); leak check skipped")
+        return
+    leaked = [rec for inode, rec in now.items() if inode not in base]
+    if not leaked:
+        return
+    lines = [f"sockwise: {item.nodeid} left {len(leaked)} TCP socket(s) open:"]
+    for rec in sorted(leaked, key=lambda r: r.fd if r.fd is not None else -1):
+        origin = _origin_of(rec.inode) or "origin unknown (opened before the test body?)"
+        peer = "" if rec.state == "LISTEN" else f" -> {_fmt(rec.remote)}"
+        hint = " (the peer closed it; this side never did)" if rec.state == "CLOSE_WAIT" else ""
+        lines.append(f"  fd {rec.fd} {rec.state} {_fmt(rec.local)}{peer}{hint}")
+        lines.append(f"    opened at {origin}")
+    pytest.fail("\n".join(lines), pytrace=False)
+
+
+def _fmt(addr: tuple[str, int]) -> str:
+    ip, port = addr
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Say once why the leak check could not run, if it could not."""
+    for note in config.stash.get(_skipped_key, []):
+        terminalreporter.write_line(f"sockwise: {note}")
+
+
+@pytest.fixture
+def sockwise_guard() -> Iterator[Guard]:
+    """A running :class:`sockwise.Guard` for the duration of the test (origins recorded).
+
+    Call ``sockwise_guard.check()`` to take a sample and get a :class:`~sockwise.GuardReport`.
+    """
+    from sockwise.guard import Guard
+
+    guard = Guard().start()
+    try:
+        yield guard
+    finally:
+        guard.stop()

@@ -57,7 +57,7 @@ def run_cli() -> RunCli:
 
 @pytest.fixture
 def socket_holder() -> Iterator[tuple[int, int, int]]:
-    """A child process holding a listener (2 queued) and a CLOSE_WAIT socket: (pid, lport, cwport)."""
+    """A child holding a listener (2 queued) and a CLOSE_WAIT socket: (pid, lport, cwport)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLDER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )

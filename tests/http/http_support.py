@@ -140,6 +140,22 @@ class ScriptedServer:
             with contextlib.suppress(OSError):
                 conn.close()
 
+    def close_where(self, match: Callable[[int], bool]) -> int:
+        """Close the server side of connections whose client port matches; return how many."""
+        closed = 0
+        with self._lock:
+            conns = list(self._conns)
+        for c in conns:
+            try:
+                port = c.getpeername()[1]
+            except OSError:
+                continue
+            if match(port):
+                with contextlib.suppress(OSError):
+                    c.shutdown(socket.SHUT_RDWR)
+                closed += 1
+        return closed
+
     def stop(self) -> None:
         self._stop.set()
         self.listener.close()

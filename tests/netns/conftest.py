@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -30,10 +31,8 @@ class Sink:
         return sock
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() thread
-        except OSError:
-            pass
         self.listener.close()
         for conn in self.accepted:
             conn.close()

@@ -139,8 +139,10 @@ def outcomes(module_netns_pair: NetnsPair, module_sink: Any) -> Iterator[dict[st
             t.join(max(0.1, deadline - time.monotonic()))
         for name, o in results.items():  # shown with -s / on failure: the measured numbers
             sent = "" if o.since_send is None else f" since_send={o.since_send:.2f}"
-            print(f"{name}: bound={SCENARIOS[name].policy.dead_peer_bound} "
-                  f"since_last_rx={o.since_last_rx:.2f}{sent} error={o.error!r}")
+            print(
+                f"{name}: bound={SCENARIOS[name].policy.dead_peer_bound} "
+                f"since_last_rx={o.since_last_rx:.2f}{sent} error={o.error!r}"
+            )
         yield results
     finally:
         for sock in socks.values():

@@ -59,7 +59,10 @@ def test_override_of_keepalive_rederives_auto_user_timeout() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"SOCKWISE_KEEPALIVE_IDEL": "5"}, "unknown environment variable(s) SOCKWISE_KEEPALIVE_IDEL"),
+        (
+            {"SOCKWISE_KEEPALIVE_IDEL": "5"},
+            "unknown environment variable(s) SOCKWISE_KEEPALIVE_IDEL",
+        ),
         ({"SOCKWISE_KEEPALIVE_IDLE": "abc"}, "SOCKWISE_KEEPALIVE_IDLE='abc' is malformed"),
         ({"SOCKWISE_KEEPALIVE_IDLE": "1.5"}, "SOCKWISE_KEEPALIVE_IDLE='1.5' is malformed"),
         ({"SOCKWISE_KEEPALIVE": "maybe"}, "SOCKWISE_KEEPALIVE='maybe' is malformed: expected 1/0"),

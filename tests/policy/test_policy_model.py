@@ -16,8 +16,16 @@ from sockwise import MIDDLEBOX_IDLE_TIMEOUTS, Policy
     [
         ("keepalive_idle", 0, "Policy.keepalive_idle=0 is out of range: allowed 1..32767 seconds"),
         ("keepalive_idle", 32768, "Policy.keepalive_idle=32768 is out of range: allowed 1..32767"),
-        ("keepalive_interval", -5, "Policy.keepalive_interval=-5 is out of range: allowed 1..32767"),
-        ("keepalive_count", 128, "Policy.keepalive_count=128 is out of range: allowed 1..127 probes"),
+        (
+            "keepalive_interval",
+            -5,
+            "Policy.keepalive_interval=-5 is out of range: allowed 1..32767",
+        ),
+        (
+            "keepalive_count",
+            128,
+            "Policy.keepalive_count=128 is out of range: allowed 1..127 probes",
+        ),
         ("keepalive_count", 0, "Policy.keepalive_count=0 is out of range: allowed 1..127 probes"),
         ("backlog", 0, "Policy.backlog=0 is out of range: allowed 1..2147483647"),
         ("connect_timeout", -0.5, "Policy.connect_timeout=-0.5 is out of range"),
@@ -95,7 +103,9 @@ def test_presets() -> None:
     assert kernel.libpq_params() == {}
 
 
-@pytest.mark.parametrize(("preset", "key"), [(Policy.aws_nlb, "aws-nlb"), (Policy.azure_lb, "azure-lb")])
+@pytest.mark.parametrize(
+    ("preset", "key"), [(Policy.aws_nlb, "aws-nlb"), (Policy.azure_lb, "azure-lb")]
+)
 def test_middlebox_presets_probe_before_the_flow_is_forgotten(preset, key: str) -> None:
     p = preset()
     assert p == Policy.behind_nat(MIDDLEBOX_IDLE_TIMEOUTS[key])

@@ -93,9 +93,7 @@ class Thresholds:
 
 def _where(origin: Origin | None) -> str:
     if origin is None:
-        return (
-            "origin not recorded (opened before the guard started, or by C code such as libpq)"
-        )
+        return "origin not recorded (opened before the guard started, or by C code such as libpq)"
     line = linecache.getline(origin.filename, origin.lineno).strip()
     if len(line) > 120:
         line = line[:117] + "..."
@@ -120,8 +118,10 @@ class Detector:
         self.streak: dict[Address, int] = {}
         self.prev_tw: dict[Address, int] = {}
         self.last_time: float | None = None
+        self.dest_prev: dict[Address, int] = _origin.destination_connects()
         self.last_connects = _origin.connects()
-        self.history: deque[tuple[float, int]] = deque(maxlen=512)
+        #: Per sample: this process's connects per destination (the last 60 s).
+        self.history: deque[tuple[float, dict[Address, int]]] = deque(maxlen=512)
         self.netstat_prev: dict[str, int] | None = None
         self.somaxconn: int | None = None
         self.port_range: tuple[int, int] | None = None
@@ -204,7 +204,7 @@ class Detector:
     def _leak_events(
         self, leaks: list[tuple[SocketRecord, float, Origin | None]], now: float
     ) -> list[GuardEvent]:
-        events = []
+        events: list[GuardEvent] = []
         extra: list[tuple[SocketRecord, float, Origin | None]] = []
         for rec, age, origin in leaks:
             if not claim(("cw", rec.inode), now, None):
@@ -236,7 +236,9 @@ class Detector:
             for _, _, origin in extra:
                 key = str(origin) if origin else "origin not recorded"
                 sites[key] = sites.get(key, 0) + 1
-            top = ", ".join(f"{k} (x{n})" for k, n in sorted(sites.items(), key=lambda x: -x[1])[:5])
+            top = ", ".join(
+                f"{k} (x{n})" for k, n in sorted(sites.items(), key=lambda x: -x[1])[:5]
+            )
             msg = f"CLOSE_WAIT leak: {len(extra)} more sockets in CLOSE_WAIT, opened at: {top}"
             events.append(
                 GuardEvent(
@@ -261,21 +263,26 @@ class Detector:
         return self.port_range
 
     def churn(self, smp: Sample, window: float, now: float) -> list[GuardEvent]:
-        """Rate of new connections and TIME_WAIT rows per destination, against the port range."""
+        """Rate of new connections and TIME_WAIT rows per destination, against the port range.
+
+        While origins are recorded, a destination is only reported if this process itself
+        connected to it at a comparable rate (other processes' churn is theirs to report).
+        """
         th = self.th
         low, high = self._range(now)
         size = high - low + 1
         threshold = th.churn_rate if th.churn_rate is not None else size / TIME_WAIT_SECONDS
-        connects = _origin.connects()
-        own_rate = max(0, connects - self.last_connects) / window
-        self.last_connects = connects
-        self.history.append((now, connects))
+        self.last_connects = _origin.connects()
+        total = _origin.destination_connects()
+        prev = self.dest_prev
+        mine = {d: n - prev.get(d, 0) for d, n in total.items() if n > prev.get(d, 0)}
+        self.dest_prev = total
+        self.history.append((now, mine))
         while self.history and now - self.history[0][0] > TIME_WAIT_SECONDS:
             self.history.popleft()
-        own_recent = connects - self.history[0][1] if self.history else 0
         gate = _origin.recording()
         streak: dict[Address, int] = {}
-        events = []
+        events: list[GuardEvent] = []
         for dest, count in smp.time_wait.items():
             if smp.time_wait_recent is not None:
                 new = smp.time_wait_recent.get(dest, 0)
@@ -286,7 +293,11 @@ class Detector:
                 streak[dest] = self.streak.get(dest, 0) + 1
             by_rate = streak.get(dest, 0) >= th.churn_samples
             by_count = count >= th.time_wait_fraction * size
+            if not (by_rate or by_count):
+                continue
+            own_rate = mine.get(dest, 0) / window
             if gate:
+                own_recent = sum(h.get(dest, 0) for _, h in self.history)
                 by_rate = by_rate and own_rate >= 0.5 * rate
                 by_count = by_count and own_recent >= 0.25 * count
             if (by_rate or by_count) and claim(("churn", dest), now, th.report_every):
@@ -341,7 +352,7 @@ class Detector:
     def accept_queue(
         self, rows: list[SocketRecord], present_all: set[int], now: float
     ) -> tuple[list[SocketRecord], list[GuardEvent]]:
-        """This process's listeners, and an event for each whose accept queue is full."""
+        """Return this process's listeners, and an event for each whose accept queue is full."""
         hooked = _origin.listeners()
         if self.somaxconn is None:
             self.somaxconn = read_int("/proc/sys/net/core/somaxconn") or 4096

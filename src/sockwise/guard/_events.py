@@ -46,6 +46,7 @@ class GuardEvent:
         fd: The descriptor, when known.
         origin: The code that opened the socket, when recorded.
         details: Numbers behind the finding (ages, rates, queue lengths...).
+
     """
 
     kind: EventKind
@@ -72,6 +73,7 @@ class GuardReport:
             20 destinations).
         events: The events this sample emitted.
         error: Why the sample could not be taken, or ``None``.
+
     """
 
     source: str

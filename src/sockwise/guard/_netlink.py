@@ -51,7 +51,10 @@ _TIMEOUT: Final = 5.0
 def build_request(family: int, mask: int, seq: int = 1) -> bytes:
     """The ``SOCK_DIAG_BY_FAMILY`` dump request for TCP sockets of *family* in states *mask*."""
     body = REQ_V2.pack(family, IPPROTO_TCP, 0, mask)
-    return NLMSGHDR.pack(_HDR_LEN + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+    return (
+        NLMSGHDR.pack(_HDR_LEN + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0)
+        + body
+    )
 
 
 def iter_rows(chunk: bytes) -> Iterator[RawRow | None]:
@@ -59,6 +62,7 @@ def iter_rows(chunk: bytes) -> Iterator[RawRow | None]:
 
     Raises:
         OSError: The kernel answered ``NLMSG_ERROR`` with a non-zero errno.
+
     """
     off = 0
     end = len(chunk)
@@ -77,7 +81,7 @@ def iter_rows(chunk: bytes) -> Iterator[RawRow | None]:
             yield None
             return
         if mtype == SOCK_DIAG_BY_FAMILY and length >= _MSG_MIN:
-            yield DIAG_MSG.unpack_from(chunk, off + _HDR_LEN)  # type: ignore[misc]
+            yield DIAG_MSG.unpack_from(chunk, off + _HDR_LEN)
         off += (length + 3) & ~3
 
 
@@ -123,6 +127,7 @@ class NetlinkReader:
 
     Args:
         socket_factory: Opens the netlink socket (the boundary where tests inject failures).
+
     """
 
     name: Final = "netlink"
@@ -130,7 +135,9 @@ class NetlinkReader:
     def __init__(self, socket_factory: SocketFactory | None = None) -> None:
         self._factory = socket_factory or _default_socket
 
-    def raw_rows(self, mask: int, families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6)) -> Iterator[RawRow]:
+    def raw_rows(
+        self, mask: int, families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6)
+    ) -> Iterator[RawRow]:
         """Yield the raw rows of every TCP socket in states *mask* (one socket, closed after)."""
         buf = bytearray(_RECV_SIZE)
         view = memoryview(buf)

@@ -15,6 +15,7 @@ oldest entry when an application holds more sockets than that.
 from __future__ import annotations
 
 import _socket
+import contextlib
 import os
 import re
 import socket
@@ -25,7 +26,7 @@ import threading
 from dataclasses import dataclass
 from itertools import islice
 from types import CodeType, FrameType
-from typing import Final
+from typing import Any, Final
 
 from sockwise import _hooks
 
@@ -46,9 +47,7 @@ _WRAPPED: Final = (
     "asyncio",
     "anyio",
 )
-_LIB_RE: Final = re.compile(
-    r"[/\\](?:site|dist)-packages[/\\](?:" + "|".join(_WRAPPED) + r")[/\\]"
-)
+_LIB_RE: Final = re.compile(r"[/\\](?:site|dist)-packages[/\\](?:" + "|".join(_WRAPPED) + r")[/\\]")
 _INET: Final = (socket.AF_INET, socket.AF_INET6)
 _raw_type = _socket.socket.type.__get__  # the C getter: an int, no enum conversion
 _raw_family = _socket.socket.family.__get__
@@ -64,6 +63,7 @@ class Origin:
         function: Function name (qualified where Python knows it).
         module: The module's ``__name__`` (for :mod:`warnings` filters).
         kind: ``"connect"``, ``"accept"`` or ``"listen"``.
+
     """
 
     filename: str
@@ -86,6 +86,7 @@ class _State:
         self.listeners: dict[int, tuple[int, int, Origin | None]] = {}
         self.pooled: dict[int, int] = {}
         self.connects = 0
+        self.dest_connects: dict[tuple[str, int], int] = {}
         self.is_lib: dict[CodeType, bool] = {}
         self.origins: dict[tuple[CodeType, int, str], Origin] = {}
         self.prefixes: tuple[str, ...] = ()
@@ -111,7 +112,7 @@ def _classify(code: CodeType) -> bool:
     if name.startswith("<frozen") or _LIB_RE.search(name):
         return True
     if name.startswith(_state.prefixes):
-        return "site-packages" not in name and "dist-packages" not in name or "sockwise" in name
+        return ("site-packages" not in name and "dist-packages" not in name) or "sockwise" in name
     return False
 
 
@@ -154,16 +155,37 @@ def _remember(sock: socket.socket, kind: str) -> int | None:
     tracked = _state.tracked
     tracked[ino] = (fd, find_origin(sys._getframe(2), kind))
     if len(tracked) > MAX_TRACKED:
-        try:
-            del tracked[next(iter(tracked))]
-        except (KeyError, StopIteration, RuntimeError):  # Defensive: raced with the sweep
-            pass
+        _evict_oldest(tracked)
     return ino
+
+
+def _evict_oldest(table: dict[Any, Any]) -> None:
+    with contextlib.suppress(KeyError, StopIteration, RuntimeError):  # raced with the sweep
+        del table[next(iter(table))]
+
+
+#: The frames of the hook layer's connect wrappers, whose ``address`` argument names the peer.
+_CONNECT_CODES: Final = (_hooks._connect.__code__, _hooks._connect_ex.__code__)
+_MAX_DESTINATIONS: Final = 4096
+
+
+def _count_destination() -> None:
+    frame = sys._getframe(3)  # _count_destination <- _on_connect <- _hooks._run <- _connect
+    if frame.f_code not in _CONNECT_CODES:
+        return
+    address = frame.f_locals.get("address")
+    if isinstance(address, tuple) and len(address) >= 2 and isinstance(address[1], int):
+        key = (str(address[0]), address[1])
+        counts = _state.dest_connects
+        counts[key] = counts.get(key, 0) + 1
+        if len(counts) > _MAX_DESTINATIONS:
+            _evict_oldest(counts)
 
 
 def _on_connect(sock: socket.socket) -> None:
     _state.connects += 1
-    _remember(sock, "connect")
+    if _remember(sock, "connect") is not None:
+        _count_destination()
 
 
 def _on_accept(sock: socket.socket) -> None:
@@ -177,10 +199,7 @@ def _on_listen(sock: socket.socket, backlog: int) -> None:
         listeners = _state.listeners
         listeners[ino] = (fd, backlog, origin)
         if len(listeners) > MAX_TRACKED:
-            try:
-                del listeners[next(iter(listeners))]
-            except (KeyError, StopIteration, RuntimeError):  # Defensive
-                pass
+            _evict_oldest(listeners)
 
 
 def enable() -> None:
@@ -206,6 +225,7 @@ def disable() -> None:
             _hooks.remove_accept_hook(_on_accept)
             _hooks.remove_listen_hook(_on_listen)
             _state.tracked.clear()
+            _state.dest_connects.clear()
             _state.listeners.clear()
 
 
@@ -222,6 +242,11 @@ def lookup(inode: int) -> tuple[int, Origin | None] | None:
 def listeners() -> dict[int, tuple[int, int, Origin | None]]:
     """A snapshot of ``{inode: (fd, requested backlog, origin)}`` of listening sockets seen."""
     return dict(_state.listeners)
+
+
+def destination_connects() -> dict[tuple[str, int], int]:
+    """A snapshot of this process's connects per ``(host, port)`` (cumulative, bounded)."""
+    return dict(_state.dest_connects)
 
 
 def connects() -> int:
@@ -291,6 +316,7 @@ def register_pooled(sock_or_fd: socket.socket | int) -> None:
 
     Raises:
         TypeError: *sock_or_fd* is neither a socket nor an int.
+
     """
     fd = _fd_of(sock_or_fd, "sock_or_fd")
     try:
@@ -300,10 +326,7 @@ def register_pooled(sock_or_fd: socket.socket | int) -> None:
     pooled = _state.pooled
     pooled[ino] = fd
     if len(pooled) > MAX_POOLED:
-        try:
-            del pooled[next(iter(pooled))]
-        except (KeyError, StopIteration, RuntimeError):  # Defensive: raced with the sweep
-            pass
+        _evict_oldest(pooled)
 
 
 def unregister_pooled(sock_or_fd: socket.socket | int) -> None:
@@ -314,6 +337,7 @@ def unregister_pooled(sock_or_fd: socket.socket | int) -> None:
 
     Raises:
         TypeError: *sock_or_fd* is neither a socket nor an int.
+
     """
     fd = _fd_of(sock_or_fd, "sock_or_fd")
     try:

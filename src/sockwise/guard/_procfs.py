@@ -32,13 +32,14 @@ def decode_address(text: str, family: int) -> tuple[str, int]:
 
     Raises:
         ValueError: *text* is not an address of *family* in ``/proc/net/tcp`` form.
+
     """
     host_hex, _, port_hex = text.partition(":")
     port = int(port_hex, 16)
     raw = bytes.fromhex(host_hex)
-    if family == socket.AF_INET and len(raw) == 4:
-        words = raw
-    elif family == socket.AF_INET6 and len(raw) == 16:
+    if (family == socket.AF_INET and len(raw) == 4) or (
+        family == socket.AF_INET6 and len(raw) == 16
+    ):
         words = raw
     else:
         raise ValueError(f"bad address {text!r}")
@@ -106,7 +107,7 @@ def parse_netstat(text: str) -> dict[str, int]:
 
 
 def parse_port_range(text: str) -> tuple[int, int] | None:
-    """``(low, high)`` from ``ip_local_port_range`` text such as ``"32768\\t60999"``."""
+    """``(low, high)`` from ``ip_local_port_range`` text such as ``"32768 60999"``."""
     parts = text.split()
     if len(parts) != 2:
         return None
@@ -139,6 +140,7 @@ def socket_fds(proc: str = "/proc", pid: int | str = "self") -> dict[int, int]:
     Raises:
         ProcessLookupError: No such process.
         PermissionError: Not allowed to list the process's descriptors.
+
     """
     fd_dir = f"{proc}/{pid}/fd"
     try:
@@ -170,6 +172,7 @@ class ProcfsReader:
     Args:
         proc: The proc root (``/proc``).
         pid: Whose network namespace to read (``"self"`` or a pid).
+
     """
 
     name: Final = "procfs"

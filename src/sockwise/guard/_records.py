@@ -35,6 +35,7 @@ def state_mask(states: Collection[str] | None) -> int:
 
     Raises:
         ValueError: A name that is not a kernel TCP state name.
+
     """
     if states is None:
         return ALL_STATES_MASK
@@ -66,6 +67,7 @@ class SocketRecord:
         fd: The owning process's file descriptor, when known.
         expires_ms: Milliseconds until the socket's timer fires (for TIME_WAIT rows: until the
             row disappears), when known.
+
     """
 
     family: int

@@ -35,6 +35,7 @@ class Sample:
         time_wait: TIME_WAIT rows per destination.
         time_wait_recent: Per destination, TIME_WAIT rows younger than the window (``None``
             when the source shows no timers).
+
     """
 
     close_wait: list[SocketRecord] = field(default_factory=list)
@@ -76,6 +77,7 @@ def sample(reader: object, uid: int, window: float) -> Sample:
         uid: Keep CLOSE_WAIT/LISTEN rows of this owner only (rows with uid -1, from sources that
             cannot tell, are kept).
         window: Seconds since the previous sample (for ``time_wait_recent``).
+
     """
     if isinstance(reader, NetlinkReader):
         return _sample_netlink(reader, uid, window)

@@ -51,7 +51,8 @@ _chosen: Reader | None = None
 
 def default_readers() -> list[Reader]:
     """The readers to try on this platform, best first."""
-    if sys.platform.startswith("linux"):
+    platform: str = sys.platform
+    if platform.startswith("linux"):
         return [NetlinkReader(), ProcfsReader(), PsutilReader()]
     return [PsutilReader()]
 
@@ -61,6 +62,7 @@ def choose(readers: Sequence[Reader]) -> Reader:
 
     Raises:
         NoSourceError: None of them works.
+
     """
     reasons = []
     for reader in readers:
@@ -118,6 +120,7 @@ def machine_sockets(states: Collection[str] | None = None) -> list[SocketRecord]
     Raises:
         ValueError: An unknown state name.
         NoSourceError: No socket source works here.
+
     """
     return reader().dump(state_mask(states))
 
@@ -142,6 +145,7 @@ def process_sockets(
         ValueError: *pid* is not a positive integer, or an unknown state name.
         ProcessLookupError: No process *pid*.
         PermissionError: Not allowed to read that process's descriptors.
+
     """
     if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0):
         raise ValueError(f"pid: expected a positive integer or None, got {pid!r}")

@@ -35,6 +35,7 @@ OTHER_VARS: Final = frozenset(
         "SOCKWISE_TEST_DSN",
         "SOCKWISE_LOG_LEVEL",
         "SOCKWISE_PG_BIN",
+        "SOCKWISE_PROC_ROOT",
     }
 )
 

@@ -29,10 +29,10 @@ from collections import Counter, deque
 from enum import IntEnum
 from typing import Any, Final, Literal
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool.base import BasePool
 
-import psycopg
 from sockwise._errors import ConfigurationWarning
 from sockwise.policy import MIDDLEBOX_IDLE_TIMEOUTS, Policy
 from sockwise.psycopg._errors import PoolTimeout
@@ -224,6 +224,10 @@ class SockwiseMixin(BasePool):
         self._sw_suspect_created = max(self._sw_suspect_created, conn._created_at)
         self._sw_suspect_at = now
         logger.info("pool %r: connection to %s found dead: %s", self.name, _peer(conn), reason)
+
+    def _sw_connect_failed(self, ex: Exception) -> None:
+        """Remember why a connection attempt failed, for the next :class:`PoolTimeout`."""
+        self._sw_last_failure = f"connecting failed: {str(ex).strip().splitlines()[0]}"
 
     def _sw_pick_bad(self, now: float) -> list[tuple[Any, str]]:
         """Take the dead and expired connections out of the idle deque (call under the lock)."""

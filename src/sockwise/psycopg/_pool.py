@@ -7,12 +7,12 @@ from contextlib import contextmanager, suppress
 from time import monotonic
 from typing import Any, Literal, cast
 
+import psycopg
 import psycopg_pool
+from psycopg import Connection
 from psycopg_pool.abc import CT, ConnectFailedCB, ConnectionCB, ConninfoParam, KwargsParam
 from psycopg_pool.pool import AddConnection, MaintenanceTask, Schedule
 
-import psycopg
-from psycopg import Connection
 from sockwise.policy import Policy
 from sockwise.psycopg._common import (
     CHECKOUTS_FAST,
@@ -231,6 +231,13 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
         conn._sw_used_at = monotonic()  # type: ignore[attr-defined]
         remember_peer(conn)
         super()._add_to_pool(conn)
+
+    def _connect(self, timeout: float | None = None) -> CT:
+        try:
+            return super()._connect(timeout)
+        except Exception as ex:
+            self._sw_connect_failed(ex)
+            raise
 
     def _resolve_conninfo(self) -> str:
         return self._sw_conninfo(super()._resolve_conninfo())

@@ -7,7 +7,9 @@ from contextlib import asynccontextmanager, suppress
 from time import monotonic
 from typing import Any, Literal, cast
 
+import psycopg
 import psycopg_pool
+from psycopg import AsyncConnection
 from psycopg_pool.abc import (
     ACT,
     AsyncConnectFailedCB,
@@ -17,8 +19,6 @@ from psycopg_pool.abc import (
 )
 from psycopg_pool.pool_async import AddConnection, MaintenanceTask, Schedule
 
-import psycopg
-from psycopg import AsyncConnection
 from sockwise.policy import Policy
 from sockwise.psycopg._common import (
     CHECKOUTS_FAST,
@@ -242,6 +242,13 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
         conn._sw_used_at = monotonic()  # type: ignore[attr-defined]
         remember_peer(conn)
         await super()._add_to_pool(conn)
+
+    async def _connect(self, timeout: float | None = None) -> ACT:
+        try:
+            return await super()._connect(timeout)
+        except Exception as ex:
+            self._sw_connect_failed(ex)
+            raise
 
     async def _resolve_conninfo(self) -> str:
         return self._sw_conninfo(await super()._resolve_conninfo())

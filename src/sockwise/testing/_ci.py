@@ -24,6 +24,7 @@ def require_or_skip(reason: str | None) -> None:
     Raises:
         pytest.skip.Exception: *reason* is set and ``CI`` is not ``true``.
         pytest.fail.Exception: *reason* is set and ``CI`` is ``true``.
+
     """
     if reason is None:
         return

@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 T = TypeVar("T")
 
@@ -85,7 +85,7 @@ def _libc_setns() -> Callable[[int, int], int]:
     fn = libc.setns
     fn.argtypes = [ctypes.c_int, ctypes.c_int]
     fn.restype = ctypes.c_int
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def enter_netns(name: str) -> None:
@@ -95,6 +95,7 @@ def enter_netns(name: str) -> None:
 
     Raises:
         NetnsError: The namespace does not exist or ``setns`` failed (needs CAP_SYS_ADMIN).
+
     """
     path = os.path.join(_NETNS_DIR, name)
     try:
@@ -203,6 +204,7 @@ class NetnsPair:
         server_addr: The server's address (``198.18.0.2``).
         client_if: The client's interface name inside ``client_ns``.
         server_if: The server's interface name inside ``server_ns``.
+
     """
 
     def __init__(self, client_ns: str, server_ns: str) -> None:
@@ -227,6 +229,7 @@ class NetnsPair:
         Raises:
             ValueError: *prefix* has other characters.
             NetnsError: Not root, no iproute2, or an ``ip`` command failed.
+
         """
         if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z0-9_]{1,20}", prefix):
             raise ValueError(f"NetnsPair.create(prefix={prefix!r}): use 1-20 of [A-Za-z0-9_]")
@@ -305,6 +308,7 @@ class NetnsPair:
 
         Raises:
             TimeoutError: *fn* did not return within *timeout*.
+
         """
         return self._run_in(self.client_ns, fn, args, timeout)
 

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
-    from typing_extensions import Self
+    from typing import Self
 
 _PG_USER: Final = "postgres"
 _STOP_MODES: Final = ("smart", "fast", "immediate")
@@ -139,6 +139,7 @@ class PostgresServer:
         port: The TCP port.
         datadir: The cluster's data directory, ``None`` for an external server.
         netns: The network namespace the server runs in, or ``None``.
+
     """
 
     def __init__(
@@ -185,6 +186,7 @@ class PostgresServer:
         Raises:
             PostgresUnavailableError: A binary, the ``postgres`` user or ``runuser`` is
                 missing, or ``initdb``/``pg_ctl`` failed (the message carries their output).
+
         """
         if bin_dir is None:
             reason = pg_unavailable_reason()
@@ -264,6 +266,7 @@ class PostgresServer:
 
         Raises:
             ValueError: *dsn* is empty or not ``key=value`` pairs.
+
         """
         if not isinstance(dsn, str) or not dsn.strip():
             raise ValueError(f"from_dsn(dsn={dsn!r}): expected a libpq conninfo string")
@@ -377,6 +380,7 @@ class PostgresServer:
         Raises:
             ValueError: *mode* is not one of the three.
             PostgresUnavailableError: The server is external, or ``pg_ctl`` failed.
+
         """
         if mode not in _STOP_MODES:
             raise ValueError(f"stop(mode={mode!r}): allowed {', '.join(_STOP_MODES)}")
@@ -405,6 +409,7 @@ class PostgresServer:
 
         Raises:
             PostgresUnavailableError: psycopg is not installed.
+
         """
         try:
             import psycopg
@@ -420,6 +425,7 @@ class PostgresServer:
         Args:
             exclude_self: Leave the administrative connection this call opens alive (when
                 ``False`` it terminates itself last and is counted too).
+
         """
         rows = self.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "

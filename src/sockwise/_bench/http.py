@@ -1,0 +1,236 @@
+"""HTTP/HTTPS benchmark: sockwise pool vs bare urllib3 pool vs a new connection per request.
+
+One run measures all three side by side against a server it starts on loopback (an asyncio
+keep-alive HTTP/1.1 server in a subprocess, so it does not compete for this process's GIL),
+over HTTP and HTTPS (certificates from trustme). Rounds are interleaved -- every round runs
+each variant once, in rotating order -- so drift on a loaded machine hits all of them alike.
+Each variant talks to its own server port, so the TIME_WAIT sockets it leaves behind can be
+counted from ``/proc/net/tcp`` (state ``06``, remote port = that port).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+#: ``urllib3`` gets the same timeout as the sockwise pool (the pool it wraps, configured
+#: alike); ``urllib3-notimeout`` is urllib3's default, which has no timeout at all -- and saves
+#: the ``poll()`` Python makes before each blocking call on a socket with a timeout.
+VARIANTS = ("sockwise", "urllib3", "urllib3-notimeout", "per-request")
+
+_SERVER = r"""
+import asyncio, json, ssl, sys
+RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
+class Http(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.t = transport; self.buf = b""
+    def data_received(self, data):
+        self.buf += data
+        n = self.buf.count(b"\r\n\r\n")
+        if n:
+            self.buf = self.buf[self.buf.rfind(b"\r\n\r\n") + 4:]
+            self.t.write(RESPONSE * n)
+async def main(count, cert, key):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)
+    loop = asyncio.get_running_loop(); ports = {}
+    for scheme in ("http", "https"):
+        ports[scheme] = []
+        for _ in range(count):
+            srv = await loop.create_server(Http, "127.0.0.1", 0, backlog=4096,
+                                           ssl=ctx if scheme == "https" else None)
+            ports[scheme].append(srv.sockets[0].getsockname()[1])
+    print(json.dumps(ports), flush=True)
+    await loop.run_in_executor(None, sys.stdin.read)
+asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3]))
+"""
+
+
+def _time_wait_toward(port: int) -> int:
+    count = 0
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if fields[3] == "06" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                        count += 1
+        except OSError:  # not Linux
+            return -1
+    return count
+
+
+def _make_runner(
+    variant: str, scheme: str, port: int, ctx: ssl.SSLContext
+) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Return (one request, cleanup) for *variant*."""
+    import urllib3
+    from urllib3.connection import HTTPConnection, HTTPSConnection
+
+    import sockwise.urllib3 as swu
+    from sockwise.policy import Policy
+
+    kw: dict[str, Any] = {"ssl_context": ctx} if scheme == "https" else {}
+    if variant == "per-request":
+
+        def once() -> None:
+            conn: HTTPConnection = (
+                HTTPSConnection("127.0.0.1", port, ssl_context=ctx)
+                if scheme == "https"
+                else HTTPConnection("127.0.0.1", port)
+            )
+            conn.request("GET", "/")
+            conn.getresponse().read()
+            conn.close()
+
+        return once, lambda: None
+    pool: urllib3.HTTPConnectionPool
+    if variant == "sockwise":
+        cls = swu.HTTPSConnectionPool if scheme == "https" else swu.HTTPConnectionPool
+        pool = cls("127.0.0.1", port, maxsize=1, **kw)
+    else:
+        bare = urllib3.HTTPSConnectionPool if scheme == "https" else urllib3.HTTPConnectionPool
+        if variant == "urllib3":
+            kw["timeout"] = swu.default_timeout(Policy())
+        pool = bare("127.0.0.1", port, maxsize=1, **kw)
+    request = pool.request
+
+    def pooled() -> None:
+        request("GET", "/")
+
+    return pooled, pool.close
+
+
+def _measure(once: Callable[[], None], n: int) -> tuple[float, list[int]]:
+    lat: list[int] = []
+    clock = time.perf_counter_ns
+    start = clock()
+    for _ in range(n):
+        t0 = clock()
+        once()
+        lat.append(clock() - t0)
+    return (clock() - start) / 1e9, lat
+
+
+def _pct(sorted_ns: list[int], q: float) -> float:
+    return sorted_ns[min(len(sorted_ns) - 1, int(q * len(sorted_ns)))] / 1000.0
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Run the benchmark and return JSON-ready results (``quick``: a few seconds)."""
+    import trustme
+    import urllib3
+
+    rounds = 3 if quick else 7
+    pooled_n = 300 if quick else 2000
+    fresh_n = {"http": 150 if quick else 1000, "https": 60 if quick else 300}
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    with tempfile.TemporaryDirectory() as tmp:
+        cert_path, key_path = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+        cert.cert_chain_pems[0].write_to_path(str(cert_path))
+        cert.private_key_pem.write_to_path(str(key_path))
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SERVER, str(len(VARIANTS)), str(cert_path), str(key_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            ports: dict[str, list[int]] = json.loads(proc.stdout.readline())
+            results = _run_all(ports, ctx, rounds, pooled_n, fresh_n)
+        finally:
+            if proc.stdin:
+                proc.stdin.close()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+    return {
+        "benchmark": "http",
+        "quick": quick,
+        "rounds": rounds,
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "urllib3": urllib3.__version__,  # type: ignore[attr-defined]
+        },
+        "results": results,
+    }
+
+
+def _run_all(
+    ports: dict[str, list[int]],
+    ctx: ssl.SSLContext,
+    rounds: int,
+    pooled_n: int,
+    fresh_n: dict[str, int],
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for scheme in ("http", "https"):
+        port_of = dict(zip(VARIANTS, ports[scheme], strict=True))
+        runners = {v: _make_runner(v, scheme, port_of[v], ctx) for v in VARIANTS}
+        for once, _ in runners.values():  # warm-up: connections, TLS session, code paths
+            for _ in range(20):
+                once()
+        before = {v: _time_wait_toward(port_of[v]) for v in VARIANTS}
+        rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        lats: dict[str, list[int]] = {v: [] for v in VARIANTS}
+        for r in range(rounds):
+            order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
+            for v in order:
+                n = fresh_n[scheme] if v == "per-request" else pooled_n
+                elapsed, lat = _measure(runners[v][0], n)
+                rates[v].append(n / elapsed)
+                lats[v].extend(lat)
+        for _, cleanup in runners.values():
+            cleanup()
+        scheme_out: dict[str, Any] = {}
+        for v in VARIANTS:
+            ordered = sorted(lats[v])
+            scheme_out[v] = {
+                "requests_per_s": statistics.median(rates[v]),
+                "p50_us": _pct(ordered, 0.50),
+                "p99_us": _pct(ordered, 0.99),
+                "requests": len(ordered),
+                "time_wait": _time_wait_toward(port_of[v]) - max(before[v], 0),
+            }
+        base = scheme_out["urllib3"]["requests_per_s"]
+        for v in VARIANTS:
+            scheme_out[v]["ratio_vs_urllib3"] = scheme_out[v]["requests_per_s"] / base
+        out[scheme] = scheme_out
+    return out
+
+
+def format_table(data: dict[str, Any]) -> str:
+    """The results as a fixed-width table."""
+    head = (
+        f"{'scheme':<6} {'variant':<17} {'req/s':>9} {'vs urllib3':>10} {'p50 us':>8} "
+        f"{'p99 us':>8} {'TIME_WAIT':>9}"
+    )
+    lines = [head, "-" * len(head)]
+    for scheme, variants in data["results"].items():
+        for v, row in variants.items():
+            lines.append(
+                f"{scheme:<6} {v:<17} {row['requests_per_s']:>9.0f} "
+                f"{row['ratio_vs_urllib3']:>10.3f} {row['p50_us']:>8.0f} {row['p99_us']:>8.0f} "
+                f"{row['time_wait']:>9d}"
+            )
+    m = data["machine"]
+    lines.append(f"machine: {m['platform']}, {m['cpus']} CPUs, Python {m['python']}")
+    return "\n".join(lines)

@@ -1,0 +1,49 @@
+"""The runtime guard: CLOSE_WAIT leaks, ephemeral-port churn and full accept queues, explained.
+
+Public names (re-exported from :mod:`sockwise`): :class:`Guard`, :class:`GuardReport`,
+:class:`GuardEvent` and the warning classes. The socket reading layer (:func:`process_sockets`,
+:func:`machine_sockets`, :func:`source_name`, :class:`SocketRecord`) serves the CLI and metrics;
+:func:`register_pooled`/:func:`unregister_pooled` let sockwise pools mark idle members.
+"""
+
+from sockwise.guard._events import (
+    AcceptQueueWarning,
+    CloseWaitLeakWarning,
+    GuardEvent,
+    GuardReport,
+    PortChurnWarning,
+    redact,
+)
+from sockwise.guard._guard import (
+    DEFAULT_CLOSE_WAIT_AFTER,
+    DEFAULT_INTERVAL,
+    DEFAULT_REPORT_EVERY,
+    Guard,
+    running_guards,
+)
+from sockwise.guard._origin import Origin, register_pooled, unregister_pooled
+from sockwise.guard._records import TCP_STATES, SocketRecord
+from sockwise.guard._source import NoSourceError, machine_sockets, process_sockets, source_name
+
+__all__ = [
+    "DEFAULT_CLOSE_WAIT_AFTER",
+    "DEFAULT_INTERVAL",
+    "DEFAULT_REPORT_EVERY",
+    "TCP_STATES",
+    "AcceptQueueWarning",
+    "CloseWaitLeakWarning",
+    "Guard",
+    "GuardEvent",
+    "GuardReport",
+    "NoSourceError",
+    "Origin",
+    "PortChurnWarning",
+    "SocketRecord",
+    "machine_sockets",
+    "process_sockets",
+    "redact",
+    "register_pooled",
+    "running_guards",
+    "source_name",
+    "unregister_pooled",
+]

@@ -1,0 +1,329 @@
+"""The :class:`Guard`: a sampler explaining CLOSE_WAIT leaks, port churn and full queues.
+
+Theory of operation: a daemon thread (``sockwise-guard``) wakes every ``interval`` seconds (or
+earlier, when a CLOSE_WAIT socket is about to cross ``close_wait_after``), asks the kernel for the
+namespace's CLOSE_WAIT, LISTEN and TIME_WAIT sockets in one state-filtered query, keeps those of
+this process (matched by inode against the sockets the hooks saw being created, and -- lazily,
+only for sockets already suspicious -- against a listing of ``/proc/self/fd``), and hands them to
+the detectors. Each finding becomes a :class:`GuardEvent`, sent to the ``sockwise`` logger, the
+optional callback and :mod:`warnings` (with the warning's file and line set to the code that
+opened the socket, so ``warnings`` filters by module work).
+
+The thread survives its own errors (each kind logged once), holds no lock the application uses,
+stops at interpreter exit, and after ``fork()`` the child starts its own thread (or stays stopped
+with ``restart_after_fork=False``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import os
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from types import TracebackType
+from typing import Final
+
+from sockwise._log import log_once, logger
+from sockwise.guard import _detect, _origin, _source
+from sockwise.guard._events import GuardEvent, GuardReport
+from sockwise.guard._sample import sample
+
+#: Default seconds between samples. A sample of a process with tens of sockets costs ~0.1 ms, one
+#: with 10,000 sockets open and 10,000 TIME_WAIT rows on the machine a few ms: well under 1 % of a
+#: core at 5 s. Three samples (15 s) of churn at the default rate threshold use about a quarter of
+#: the default port range, leaving ~45 s before exhaustion to act on the warning.
+DEFAULT_INTERVAL: Final = 5.0
+#: Default seconds in CLOSE_WAIT before a socket is reported. A correct program closes within
+#: milliseconds of reading EOF, and sockwise pools drop peer-closed idle members within seconds;
+#: a minute is far above both and still reports a real leak long before descriptors run out.
+DEFAULT_CLOSE_WAIT_AFTER: Final = 60.0
+#: Default re-report period for destination- and listener-wide findings (and summaries).
+DEFAULT_REPORT_EVERY: Final = 300.0
+
+_registry_lock = threading.Lock()
+_running: set[Guard] = set()
+_process_hooks_installed = False
+
+
+def _check_number(name: str, value: object, low: float, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name}: expected a number, got {value!r}")
+    if not (low <= value <= high) or math.isnan(value):
+        raise ValueError(f"{name}: {value!r} is out of range; allowed: {low} to {high}")
+    return float(value)
+
+
+class Guard:
+    """Watch this process's sockets for CLOSE_WAIT leaks, port churn and full accept queues.
+
+    Starting a guard turns on origin recording (which code opened each socket); stopping the last
+    running guard turns it off. Several guards may run; each finding is reported once per process.
+
+    Args:
+        interval: Seconds between samples (default 5; see :data:`DEFAULT_INTERVAL`).
+        close_wait_after: Seconds a socket may sit in CLOSE_WAIT before it is reported as a leak
+            (default 60).
+        churn_rate: New connections per second toward one destination that count as churn;
+            ``None`` (default) derives it from ``net.ipv4.ip_local_port_range``: the rate that
+            fills the range within the 60 s TIME_WAIT period (≈470/s for 32768-60999).
+        churn_samples: Consecutive samples above ``churn_rate`` before warning (default 3).
+        time_wait_fraction: Warn when TIME_WAIT rows toward one destination exceed this share of
+            the port range (default 0.25).
+        accept_queue_ratio: Warn when a listener's accept queue reaches this share of its backlog
+            (default 1.0: full).
+        report_every: Seconds before a destination or listener is reported again, and between
+            summaries (default 300).
+        max_reports: Individual CLOSE_WAIT reports per sample; more are folded into one
+            summary (default 5).
+        callback: Called with each :class:`GuardEvent` (from the guard's thread).
+        restart_after_fork: In a child after ``fork()``, start the guard again (default) or
+            leave it stopped.
+
+    """
+
+    def __init__(
+        self,
+        interval: float = DEFAULT_INTERVAL,
+        close_wait_after: float = DEFAULT_CLOSE_WAIT_AFTER,
+        *,
+        churn_rate: float | None = None,
+        churn_samples: int = 3,
+        time_wait_fraction: float = 0.25,
+        accept_queue_ratio: float = 1.0,
+        report_every: float = DEFAULT_REPORT_EVERY,
+        max_reports: int = 5,
+        callback: Callable[[GuardEvent], None] | None = None,
+        restart_after_fork: bool = True,
+    ) -> None:
+        self.interval = _check_number("interval", interval, 0.01, 86400.0)
+        if churn_rate is not None:
+            churn_rate = _check_number("churn_rate", churn_rate, 1e-6)
+        if isinstance(churn_samples, bool) or not isinstance(churn_samples, int):
+            raise TypeError(f"churn_samples: expected an int, got {churn_samples!r}")
+        if not 1 <= churn_samples <= 1000:
+            raise ValueError(
+                f"churn_samples: {churn_samples!r} is out of range; allowed: 1 to 1000"
+            )
+        if isinstance(max_reports, bool) or not isinstance(max_reports, int) or max_reports < 1:
+            raise ValueError(f"max_reports: {max_reports!r} is out of range; allowed: 1 or more")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback: expected a callable or None, got {callback!r}")
+        self.thresholds = _detect.Thresholds(
+            close_wait_after=_check_number("close_wait_after", close_wait_after, 0.0),
+            churn_rate=churn_rate,
+            churn_samples=churn_samples,
+            time_wait_fraction=_check_number("time_wait_fraction", time_wait_fraction, 1e-6, 1.0),
+            accept_queue_ratio=_check_number("accept_queue_ratio", accept_queue_ratio, 1e-6, 1.0),
+            report_every=_check_number("report_every", report_every, 0.0),
+            max_reports=max_reports,
+        )
+        self.callback = callback
+        self.restart_after_fork = restart_after_fork
+        self._detector = _detect.Detector(self.thresholds)
+        self._lock = threading.Lock()  # serialises samples (thread vs check()); never the app's
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._samples = 0
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return (
+            f"<Guard {state} interval={self.interval:g}s "
+            f"close_wait_after={self.thresholds.close_wait_after:g}s samples={self._samples}>"
+        )
+
+    @property
+    def running(self) -> bool:
+        """Whether the guard's thread is running."""
+        return self._thread is not None and self._thread.is_alive()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> Guard:
+        """Start sampling in a daemon thread (no-op if already running); return the guard."""
+        with _registry_lock:
+            if self in _running:
+                return self
+            _install_process_hooks()
+            _origin.enable()
+            _running.add(self)
+            self._spawn()
+        return self
+
+    def _spawn(self) -> None:
+        self._stop = threading.Event()
+        self._detector.last_connects = _origin.connects()
+        self._detector.dest_prev = _origin.destination_connects()
+        self._thread = threading.Thread(target=self._run, name="sockwise-guard", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop sampling and wait up to *timeout* seconds for the thread (no-op if stopped)."""
+        with _registry_lock:
+            if self not in _running:
+                return
+            _running.discard(self)
+            self._stop.set()
+            thread = self._thread
+            self._thread = None
+            _origin.disable()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def __enter__(self) -> Guard:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- sampling ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stop = self._stop
+        delay = self.interval
+        while not stop.wait(delay):
+            try:
+                self._sample(in_thread=True)
+            except Exception as exc:  # the guard never dies of its own errors
+                log_once(
+                    f"guard-error:{type(exc).__name__}",
+                    logging.ERROR,
+                    "sockwise guard: a sample failed (%r); sampling continues",
+                    exc,
+                )
+            delay = self._next_delay()
+
+    def _next_delay(self) -> float:
+        due = self._detector.cw_due
+        if due is None:
+            return self.interval
+        return min(self.interval, max(0.05, due - _detect.monotonic() + 0.01))
+
+    def check(self) -> GuardReport:
+        """Take one sample now, emit its events, and return what it found.
+
+        Works whether or not the guard is running (without :meth:`start`, no origins are
+        recorded). With a ``warnings`` filter set to ``"error"``, the first warning is raised
+        here after every event was logged and passed to the callback.
+        """
+        return self._sample(in_thread=False)
+
+    def _sample(self, in_thread: bool) -> GuardReport:
+        with self._lock:
+            report = self._collect()
+        self._emit(report.events, in_thread)
+        return report
+
+    def _collect(self) -> GuardReport:
+        start = time.perf_counter()
+        det = self._detector
+        now = _detect.monotonic()
+        try:
+            reader = _source.reader()
+        except _source.NoSourceError as exc:
+            log_once("guard-no-source", logging.WARNING, "sockwise guard: %s", exc)
+            return GuardReport(source="unavailable", duration=0.0, error=str(exc))
+        window = det.window(now, self.interval)
+        smp = sample(reader, _detect.uid(), window)
+        present = {r.inode for r in smp.close_wait} | {r.inode for r in smp.listen}
+        close_wait, cw_events = det.close_wait(smp.close_wait, present, now)
+        listeners, q_events = det.accept_queue(smp.listen, present, now)
+        churn_events = det.churn(smp, window, now)
+        det.prune(present)
+        det.last_time = now
+        _origin.sweep()
+        self._samples += 1
+        top = sorted(smp.time_wait.items(), key=lambda kv: -kv[1])[:20]
+        return GuardReport(
+            source=reader.name,
+            duration=time.perf_counter() - start,
+            close_wait=tuple(close_wait),
+            listeners=tuple(listeners),
+            time_wait=tuple(top),
+            events=(*cw_events, *churn_events, *q_events),
+        )
+
+    def _emit(self, events: tuple[GuardEvent, ...], in_thread: bool) -> None:
+        for event in events:
+            logger.warning("%s", event.message)
+            if self.callback is not None:
+                try:
+                    self.callback(event)
+                except Exception as exc:
+                    log_once(
+                        f"guard-callback:{type(exc).__name__}",
+                        logging.ERROR,
+                        "sockwise guard: the callback %r failed: %r",
+                        self.callback,
+                        exc,
+                    )
+        for event in events:
+            origin = event.origin
+            try:
+                warnings.warn_explicit(
+                    event.category(event.message),
+                    event.category,
+                    filename=origin.filename if origin else "<sockwise guard>",
+                    lineno=origin.lineno if origin else 0,
+                    module=origin.module if origin and origin.module else "sockwise.guard",
+                )
+            except Exception:
+                if not in_thread:
+                    raise  # the caller turned the warning into an error: give it to them
+                # in the thread there is nobody to raise to; the event is logged already
+
+    def sizes(self) -> dict[str, int]:
+        """Entries in every internal table (origins, per-socket state): for memory checks."""
+        return {**_origin.sizes(), **self._detector.sizes()}
+
+
+# -- process-wide hooks: atexit and fork -------------------------------------------------------
+
+
+def _install_process_hooks() -> None:
+    """Register the atexit and fork handlers, once per process (under _registry_lock)."""
+    global _process_hooks_installed
+    if _process_hooks_installed:
+        return
+    _process_hooks_installed = True
+    atexit.register(_stop_all)
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _stop_all() -> None:
+    for guard in list(_running):
+        guard.stop(timeout=2.0)
+
+
+def _after_fork_in_child() -> None:
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    _origin.after_fork_in_child()
+    _detect.after_fork_in_child()
+    survivors = list(_running)
+    _running.clear()
+    for guard in survivors:
+        guard._lock = threading.Lock()
+        guard._thread = None
+        guard._detector = _detect.Detector(guard.thresholds)
+        _origin.disable()
+        if guard.restart_after_fork:
+            try:
+                guard.start()
+            except Exception as exc:  # Defensive: e.g. no threads left in the child
+                log_once("guard-fork", logging.ERROR, "sockwise guard: restart failed: %r", exc)
+
+
+def running_guards() -> list[Guard]:
+    """The guards currently running in this process."""
+    return list(_running)

@@ -1,0 +1,263 @@
+"""An httpx integration: transports and clients whose connections carry the policy's options.
+
+httpx takes ``socket_options`` on its transports; :class:`HTTPTransport` and
+:class:`AsyncHTTPTransport` fill them from a :class:`~sockwise.Policy` (the caller's own
+``socket_options`` are applied after, so they win) and set ``keepalive_expiry`` to
+:data:`sockwise.urllib3.DEFAULT_IDLE_TIMEOUT` unless ``limits`` is given. :class:`Client` and
+:class:`AsyncClient` build such transports for direct *and* proxied connections (``proxy=``,
+``mounts`` from the environment), keeping every other httpx argument -- httpcore's proxy
+classes take ``socket_options`` but drop them, so proxied transports get them through a
+wrapped network backend. httpx's own default
+timeout (5 s) already bounds every request. Needs the ``httpx`` extra
+(``pip install sockwise[httpx]``).
+"""
+
+from __future__ import annotations
+
+try:
+    import httpx as _httpx
+except ModuleNotFoundError as _exc:
+    raise ModuleNotFoundError(
+        "sockwise.httpx needs httpx: pip install sockwise[httpx]", name="httpx"
+    ) from _exc
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+
+from sockwise._log import log_once
+from sockwise.policy import Policy
+from sockwise.urllib3._pool import _UNSET, DEFAULT_IDLE_TIMEOUT, check_idle_timeout, check_policy
+
+__all__ = ["AsyncClient", "AsyncHTTPTransport", "Client", "HTTPTransport"]
+
+#: httpcore's ``SOCKET_OPTION``.
+_SocketOption = (
+    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+)
+
+
+def _limits(idle_timeout: float | None) -> _httpx.Limits:
+    return _httpx.Limits(
+        max_connections=100, max_keepalive_connections=20, keepalive_expiry=idle_timeout
+    )
+
+
+def _transport_kwargs(
+    policy: Policy | None,
+    idle_timeout: float | None,
+    socket_options: Iterable[_SocketOption] | None,
+    kwargs: dict[str, Any],
+) -> Policy:
+    checked = check_policy(policy)
+    expiry = DEFAULT_IDLE_TIMEOUT if idle_timeout is _UNSET else check_idle_timeout(idle_timeout)
+    kwargs["socket_options"] = [*checked.socket_options(), *(socket_options or ())]
+    if kwargs.get("limits") is None:
+        kwargs["limits"] = _limits(expiry)
+    return checked
+
+
+class _OptionsBackend(httpcore.NetworkBackend):
+    """Adds socket options to every ``connect_tcp`` (httpcore's proxies drop them)."""
+
+    def __init__(self, inner: httpcore.NetworkBackend, options: list[_SocketOption]) -> None:
+        self._inner = inner
+        self._options = options
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[_SocketOption] | None = None,
+    ) -> httpcore.NetworkStream:
+        options = [*self._options, *(socket_options or ())]
+        return self._inner.connect_tcp(host, port, timeout, local_address, options)
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[_SocketOption] | None = None,
+    ) -> httpcore.NetworkStream:  # pragma: no cover - no unix sockets for proxies
+        return self._inner.connect_unix_socket(path, timeout, socket_options)
+
+    def sleep(self, seconds: float) -> None:  # pragma: no cover - delegation
+        self._inner.sleep(seconds)
+
+
+class _AsyncOptionsBackend(httpcore.AsyncNetworkBackend):
+    """The async twin of :class:`_OptionsBackend`."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend, options: list[_SocketOption]) -> None:
+        self._inner = inner
+        self._options = options
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[_SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        options = [*self._options, *(socket_options or ())]
+        return await self._inner.connect_tcp(host, port, timeout, local_address, options)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[_SocketOption] | None = None,
+    ) -> httpcore.AsyncNetworkStream:  # pragma: no cover - no unix sockets for proxies
+        return await self._inner.connect_unix_socket(path, timeout, socket_options)
+
+    async def sleep(self, seconds: float) -> None:  # pragma: no cover - delegation
+        await self._inner.sleep(seconds)
+
+
+def _fix_proxy_backend(transport: Any, options: list[_SocketOption], is_async: bool) -> None:
+    """Give proxied connections the options: wrap the proxy pool's network backend.
+
+    httpcore's ``HTTPProxy`` accepts ``socket_options`` but never passes them to the
+    connections it creates.
+    """
+    pool = getattr(transport, "_pool", None)
+    backend = getattr(pool, "_network_backend", None)
+    if pool is None or backend is None:  # Defensive: httpcore internals changed
+        log_once(
+            "httpx-proxy-backend",
+            logging.WARNING,
+            "sockwise: cannot apply the policy to httpx proxied connections with this httpcore",
+        )
+        return
+    wrapper = _AsyncOptionsBackend if is_async else _OptionsBackend
+    pool._network_backend = wrapper(backend, options)
+
+
+class HTTPTransport(_httpx.HTTPTransport):
+    """httpx's ``HTTPTransport`` with the policy's socket options on every connection.
+
+    Args:
+        policy: The socket policy (``None``: ``Policy()``).
+        idle_timeout: ``keepalive_expiry`` when ``limits`` is not given (default
+            :data:`sockwise.urllib3.DEFAULT_IDLE_TIMEOUT`).
+        socket_options: Extra options, applied after the policy's.
+        **kwargs: httpx's ``HTTPTransport`` arguments (``verify``, ``limits``, ``proxy``, ...).
+
+    .. versionadded:: 0.1.0
+
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: Policy | None = None,
+        idle_timeout: float | None = _UNSET,
+        socket_options: Iterable[_SocketOption] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.policy = _transport_kwargs(policy, idle_timeout, socket_options, kwargs)
+        super().__init__(**kwargs)
+        if kwargs.get("proxy") is not None:
+            _fix_proxy_backend(self, kwargs["socket_options"], is_async=False)
+
+
+class AsyncHTTPTransport(_httpx.AsyncHTTPTransport):
+    """httpx's ``AsyncHTTPTransport`` with the policy's socket options on every connection.
+
+    Args:
+        policy: The socket policy (``None``: ``Policy()``).
+        idle_timeout: ``keepalive_expiry`` when ``limits`` is not given.
+        socket_options: Extra options, applied after the policy's.
+        **kwargs: httpx's ``AsyncHTTPTransport`` arguments.
+
+    .. versionadded:: 0.1.0
+
+    """
+
+    def __init__(
+        self,
+        *,
+        policy: Policy | None = None,
+        idle_timeout: float | None = _UNSET,
+        socket_options: Iterable[_SocketOption] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.policy = _transport_kwargs(policy, idle_timeout, socket_options, kwargs)
+        super().__init__(**kwargs)
+        if kwargs.get("proxy") is not None:
+            _fix_proxy_backend(self, kwargs["socket_options"], is_async=True)
+
+
+class Client(_httpx.Client):
+    """httpx's ``Client`` whose direct and proxied transports apply the policy.
+
+    Args:
+        policy: The socket policy (``None``: ``Policy()``).
+        idle_timeout: ``keepalive_expiry`` when ``limits`` is not given.
+        **kwargs: httpx's ``Client`` arguments. A ``transport=`` you pass is used as is.
+
+    .. versionadded:: 0.1.0
+
+    """
+
+    def __init__(
+        self, *, policy: Policy | None = None, idle_timeout: float | None = _UNSET, **kwargs: Any
+    ) -> None:
+        self.policy = check_policy(policy)
+        expiry = (
+            DEFAULT_IDLE_TIMEOUT if idle_timeout is _UNSET else check_idle_timeout(idle_timeout)
+        )
+        if kwargs.get("limits") is None:
+            kwargs["limits"] = _limits(expiry)
+        super().__init__(**kwargs)
+
+    def _init_transport(self, *args: Any, **kwargs: Any) -> _httpx.BaseTransport:
+        transport = kwargs.pop("transport", None)
+        if transport is not None:
+            return transport  # type: ignore[no-any-return]
+        return HTTPTransport(*args, policy=self.policy, **kwargs)
+
+    def _init_proxy_transport(
+        self, proxy: _httpx.Proxy, *args: Any, **kwargs: Any
+    ) -> _httpx.BaseTransport:
+        return HTTPTransport(*args, proxy=proxy, policy=self.policy, **kwargs)
+
+
+class AsyncClient(_httpx.AsyncClient):
+    """httpx's ``AsyncClient`` whose direct and proxied transports apply the policy.
+
+    Args:
+        policy: The socket policy (``None``: ``Policy()``).
+        idle_timeout: ``keepalive_expiry`` when ``limits`` is not given.
+        **kwargs: httpx's ``AsyncClient`` arguments. A ``transport=`` you pass is used as is.
+
+    .. versionadded:: 0.1.0
+
+    """
+
+    def __init__(
+        self, *, policy: Policy | None = None, idle_timeout: float | None = _UNSET, **kwargs: Any
+    ) -> None:
+        self.policy = check_policy(policy)
+        expiry = (
+            DEFAULT_IDLE_TIMEOUT if idle_timeout is _UNSET else check_idle_timeout(idle_timeout)
+        )
+        if kwargs.get("limits") is None:
+            kwargs["limits"] = _limits(expiry)
+        super().__init__(**kwargs)
+
+    def _init_transport(self, *args: Any, **kwargs: Any) -> _httpx.AsyncBaseTransport:
+        transport = kwargs.pop("transport", None)
+        if transport is not None:
+            return transport  # type: ignore[no-any-return]
+        return AsyncHTTPTransport(*args, policy=self.policy, **kwargs)
+
+    def _init_proxy_transport(
+        self, proxy: _httpx.Proxy, *args: Any, **kwargs: Any
+    ) -> _httpx.AsyncBaseTransport:
+        return AsyncHTTPTransport(*args, proxy=proxy, policy=self.policy, **kwargs)

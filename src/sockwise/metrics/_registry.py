@@ -1,0 +1,94 @@
+"""Pools whose statistics the metrics exporters publish: :func:`register_pool`.
+
+A pool is anything with ``get_stats()`` (psycopg_pool style, a mapping of numbers) or
+``stats()``/``stats`` (sockwise's urllib3 pools: a ``PoolStats`` with ``as_dict()``). Pools are
+held by weak reference where possible, so registering one never keeps it alive.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+_lock = threading.Lock()
+_pools: dict[str, Callable[[], object | None]] = {}
+
+
+def _ref(pool: object) -> Callable[[], object | None]:
+    try:
+        return weakref.ref(pool)
+    except TypeError:  # an object without __weakref__: hold it strongly
+        return lambda: pool
+
+
+def register_pool(pool: object, name: str | None = None) -> str:
+    """Publish *pool*'s statistics under *name* (default: its ``name`` attribute) and return it.
+
+    Args:
+        pool: An object with ``get_stats()`` or ``stats``.
+        name: The ``pool`` label in the metrics; must be unique among registered pools.
+
+    Raises:
+        TypeError: *pool* has neither ``get_stats`` nor ``stats``.
+        ValueError: Another live pool is registered under *name*.
+
+    """
+    if not (hasattr(pool, "get_stats") or hasattr(pool, "stats")):
+        raise TypeError(
+            f"register_pool(pool={pool!r}): expected an object with get_stats() or stats"
+        )
+    label = name if name is not None else str(getattr(pool, "name", "") or f"pool-{id(pool):x}")
+    with _lock:
+        existing = _pools.get(label)
+        if existing is not None and existing() not in (None, pool):
+            raise ValueError(f"register_pool(name={label!r}): a different pool has this name")
+        _pools[label] = _ref(pool)
+    return label
+
+
+def unregister_pool(name: str) -> None:
+    """Stop publishing the pool registered under *name* (no error if there is none)."""
+    with _lock:
+        _pools.pop(name, None)
+
+
+def _as_numbers(raw: object) -> dict[str, float]:
+    if callable(raw):
+        raw = raw()
+    if hasattr(raw, "as_dict"):
+        raw = raw.as_dict()
+    elif is_dataclass(raw) and not isinstance(raw, type):
+        raw = asdict(raw)
+    if not isinstance(raw, Mapping):
+        return {}
+    return {
+        str(k): float(v)
+        for k, v in raw.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
+
+
+def pool_stats() -> dict[str, tuple[str, dict[str, float]]]:
+    """``{name: (kind, {stat: value})}`` for every live registered pool; dead ones are dropped.
+
+    A pool whose statistics raise is skipped (an exporter never fails because of one pool).
+    """
+    with _lock:
+        items = list(_pools.items())
+    out: dict[str, tuple[str, dict[str, float]]] = {}
+    for name, ref in items:
+        pool = ref()
+        if pool is None:
+            unregister_pool(name)
+            continue
+        getter: Any = getattr(pool, "get_stats", None) or getattr(pool, "stats", None)
+        try:
+            stats = _as_numbers(getter)
+        except Exception:  # Defensive: a closed or broken pool
+            continue
+        kind = type(pool).__module__.split(".")[0] + "." + type(pool).__qualname__
+        out[name] = (kind, stats)
+    return out

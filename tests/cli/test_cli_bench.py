@@ -1,0 +1,88 @@
+"""``sockwise bench`` end to end: the runner, the table, the JSON and the plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_support import RunCli
+
+from sockwise._bench.runner import BENCHMARKS, repo_results_dir
+from sockwise.testing import netns_unavailable_reason, require_or_skip
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def test_bench_quick_nodelay_saves_json_and_plot(run_cli: RunCli, tmp_path: Path) -> None:
+    """A quick nodelay run prints a table and saves JSON (given path) and a PNG (default path)."""
+    result = run_cli(
+        "bench", "--quick", "--only", "nodelay", "--json", "out.json", cwd=str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "[1/1] nodelay: running" in result.stderr  # plain progress lines: not a terminal
+    assert "[1/1] nodelay: ok in" in result.stderr
+    assert "2 writes + read, Nagle on" in result.stdout
+    assert "http.server keep-alive" in result.stdout
+    data = json.loads((tmp_path / "out.json").read_text())
+    assert data["quick"] is True
+    (bench,) = data["benchmarks"]
+    assert bench["name"] == "nodelay"
+    assert bench["status"] == "ok"
+    rows = {r["case"]: r for r in bench["result"]["rows"]}
+    assert set(rows) >= {
+        "2 writes + read, Nagle on",
+        "2 writes + read, TCP_NODELAY",
+        "http.server keep-alive",
+        "http.server + sockwise.harden()",
+    }
+    for row in rows.values():
+        assert row["n"] > 0
+        assert 0 < row["median_ms"] <= row["p90_ms"]
+    plot = tmp_path / "sockwise-bench-quick.png"
+    assert plot.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_bench_only_rejects_unknown_names(run_cli: RunCli, tmp_path: Path) -> None:
+    """``--only`` with an unknown name is a usage error listing the choices."""
+    result = run_cli("bench", "--only", "nodelay,warp", cwd=str(tmp_path))
+    assert result.returncode == 2
+    assert "unknown benchmark(s) warp" in result.stderr
+    assert ",".join(BENCHMARKS) in result.stderr
+    assert "Traceback" not in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing ran, nothing saved
+    empty = run_cli("bench", "--only", ",", cwd=str(tmp_path))
+    assert empty.returncode == 2
+    assert "(none given)" in empty.stderr
+
+
+def test_bench_results_dir_in_repo(tmp_path: Path) -> None:
+    """Inside a sockwise checkout results go to benchmarks/results, elsewhere to the cwd."""
+    here = Path(__file__).resolve()
+    repo = here.parents[2]
+    assert repo_results_dir(str(here.parent)) == str(repo / "benchmarks" / "results")
+    assert repo_results_dir(str(tmp_path)) == str(tmp_path)
+
+
+@pytest.mark.netns
+@pytest.mark.slow
+def test_bench_deadpeer_quick(run_cli: RunCli, tmp_path: Path) -> None:
+    """In namespaces the policy notices a black-holed peer; kernel defaults are still waiting."""
+    require_or_skip(netns_unavailable_reason())
+    result = run_cli(
+        "bench", "--quick", "--only", "deadpeer", "--json", "d.json", "--no-plot", cwd=str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    (bench,) = json.loads((tmp_path / "d.json").read_text())["benchmarks"]
+    rows = {r["case"]: r for r in bench["result"]["rows"]}
+    cap = bench["result"]["cap_s"]
+    assert rows["idle recv, kernel defaults"]["capped"] is True
+    assert rows["send pending, kernel defaults"]["capped"] is True
+    policy = [r for case, r in rows.items() if "policy" in case]
+    assert len(policy) == 2
+    for row in policy:
+        assert row["capped"] is False
+        assert row["detected_s"] < cap
+        assert "ETIMEDOUT" in row["shown"]
+    assert "> 12 s" in result.stdout
+    assert not (tmp_path / "sockwise-bench-quick.png").exists()

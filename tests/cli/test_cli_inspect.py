@@ -1,0 +1,156 @@
+"""``sockwise inspect`` end to end, against a child process holding known sockets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from cli_support import RunCli, assert_one_line_error
+
+
+def test_inspect_json_sees_listener_and_close_wait(
+    run_cli: RunCli, socket_holder: tuple[int, int, int]
+) -> None:
+    """Counts by state, the CLOSE_WAIT socket with its peer, the listener with its queue."""
+    pid, lport, cwport = socket_holder
+    result = run_cli("inspect", str(pid), "--json")
+    assert result.returncode == 0, result.stderr
+    snap = json.loads(result.stdout)
+    assert snap["pid"] == pid
+    assert snap["counts"]["CLOSE_WAIT"] == 1
+    assert snap["counts"]["LISTEN"] == 1
+    assert snap["counts"]["ESTABLISHED"] == 2  # the two queued client sockets
+    assert snap["total"] == 4
+    (cw,) = snap["close_wait"]
+    assert cw["local"] == f"127.0.0.1:{cwport}"
+    assert cw["peer"].startswith("127.0.0.1:")
+    assert isinstance(cw["fd"], int)
+    (listener,) = snap["listeners"]
+    assert listener["local"] == f"127.0.0.1:{lport}"
+    assert listener["queued"] == 2
+    if listener["backlog"] is not None:  # sock_diag knows it; /proc/net/tcp does not
+        assert listener["backlog"] == 7
+        assert listener["fill"] == pytest.approx(2 / 7)
+
+
+def test_inspect_text_sections(run_cli: RunCli, socket_holder: tuple[int, int, int]) -> None:
+    """The text view names the process and shows the CLOSE_WAIT and LISTEN sections."""
+    pid, lport, cwport = socket_holder
+    result = run_cli("inspect", str(pid))
+    assert result.returncode == 0, result.stderr
+    assert f"PID {pid} (python" in result.stdout
+    assert "CLOSE_WAIT: the peer closed" in result.stdout
+    assert f"127.0.0.1:{cwport}" in result.stdout
+    assert "LISTEN: accept queue fill" in result.stdout
+    assert f"127.0.0.1:{lport}" in result.stdout
+
+
+def test_inspect_watch_gives_ages(run_cli: RunCli, socket_holder: tuple[int, int, int]) -> None:
+    """``--watch`` with ``--count`` prints one JSON line per reading; CLOSE_WAIT ages grow."""
+    pid, _, _ = socket_holder
+    result = run_cli("inspect", str(pid), "--json", "--watch", "0.3", "--count", "3")
+    assert result.returncode == 0, result.stderr
+    readings = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(readings) == 3
+    ages = [r["close_wait"][0]["age"] for r in readings]
+    assert ages[0] == 0
+    assert 0.2 < ages[2] - ages[1] < 30
+    assert ages[2] > ages[1]
+
+
+def test_inspect_watch_text_bounded(run_cli: RunCli, socket_holder: tuple[int, int, int]) -> None:
+    """The text watch mode also stops after ``--count`` readings."""
+    pid, _, _ = socket_holder
+    result = run_cli("inspect", str(pid), "--watch", "0.2", "--count", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("sockwise inspect: PID") == 2
+    assert ">= " in result.stdout  # the second reading knows an age
+
+
+def test_inspect_without_pid_is_this_process(run_cli: RunCli) -> None:
+    """Without a PID the CLI inspects itself (no TCP sockets of its own)."""
+    result = run_cli("inspect", "--json")
+    assert result.returncode == 0, result.stderr
+    snap = json.loads(result.stdout)
+    assert snap["total"] == 0
+    assert snap["name"].startswith("python")
+
+
+def test_inspect_unknown_pid(run_cli: RunCli) -> None:
+    """A PID that does not exist: one line on stderr, exit status 1."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    result = run_cli("inspect", str(proc.pid))
+    assert result.returncode == 1
+    assert_one_line_error(result, "sockwise inspect: error:", f"no process with PID {proc.pid}")
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize(
+    ("arg", "needle"),
+    [("abc", "PID must be a whole number, got 'abc'"), ("0", "PID must be >= 1, got 0")],
+)
+def test_inspect_bad_pid_is_usage_error(run_cli: RunCli, arg: str, needle: str) -> None:
+    """A PID that is not a positive number is a usage error (status 2)."""
+    result = run_cli("inspect", arg)
+    assert result.returncode == 2
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--watch", "-1"], "--watch SECONDS must be > 0"),
+        (["--count", "x"], "--count must be a number"),
+        (["--bogus"], "unrecognized arguments"),
+    ],
+)
+def test_inspect_bad_flags(run_cli: RunCli, args: list[str], needle: str) -> None:
+    """Bad flag values are usage errors naming the flag."""
+    result = run_cli("inspect", *args)
+    assert result.returncode == 2
+    assert needle in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_inspect_unreadable_proc(run_cli: RunCli, tmp_path) -> None:
+    """A proc root without the process gives a one-line error."""
+    result = run_cli("inspect", str(os.getpid()), "--proc-root", str(tmp_path))
+    assert result.returncode == 1
+    assert_one_line_error(result, f"no process with PID {os.getpid()}")
+
+
+DROP_PRIVILEGES = """
+import os, sys
+import sockwise.cli._app, sockwise.cli._bench, sockwise.cli._doctor, sockwise.cli._inspect
+import sockwise.cli._policy, sockwise.metrics._snapshot
+try:
+    import sockwise.guard
+except ImportError:
+    pass
+os.setgroups([])
+os.setgid(65534)
+os.setuid(65534)
+sys.exit(sockwise.cli.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to the nobody user")
+def test_inspect_permission_denied(socket_holder: tuple[int, int, int]) -> None:
+    """Another user's process: one line saying permission denied, exit status 1."""
+    pid, _, _ = socket_holder
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOCKWISE_")}
+    result = subprocess.run(
+        [sys.executable, "-c", DROP_PRIVILEGES, "inspect", str(pid)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert result.returncode == 1, result.stderr
+    assert_one_line_error(result, f"cannot read the sockets of PID {pid}: permission denied")
