@@ -14,7 +14,7 @@ import sockwise  # noqa: E402
 
 project = "sockwise"
 author = "sockwise developers"
-copyright = "2026, sockwise developers"  # noqa: A001
+copyright = "2026, sockwise developers"
 release = sockwise.__version__
 version = ".".join(release.split(".")[:2])
 
@@ -54,6 +54,7 @@ _EXTERNAL = (
     "os",
     "pathlib",
     "threading",
+    "_thread",
     "subprocess",
     "warnings",
     "urllib3",
@@ -78,6 +79,9 @@ nitpick_ignore_regex = [
     # Private implementation names (a module or class starting with "_") in signatures and base
     # classes: not public API, so they have no page of their own; they render as plain code.
     (r"py:.*", r"sockwise(\.\w+)*\._\w+(\.\w+)*"),
+    # Sphinx splits the annotation of a private dataclass field that a signature shows
+    # (sockwise.metrics.opentelemetry.Instrumentation._cache) at its comma.
+    (r"py:class", r"tuple\[float"),
 ]
 
 # sockwise.harden's docstring names sockwise.Guard, which the package re-exports from

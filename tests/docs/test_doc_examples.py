@@ -1,6 +1,6 @@
-"""Every ```python block in docs/**/*.md runs, each in a fresh interpreter, network on loopback only.
+"""Every ```python block in docs/**/*.md runs in a fresh interpreter, network on loopback only.
 
-Conventions (documented in docs/reference/contributing-docs.md):
+Conventions (documented in docs/reference/writing-docs.md):
 
 * A fenced block whose info string is ``python`` (or ``py``) is an *example* and is executed as
   a script of its own, in a new ``python -X dev -W error`` subprocess with a timeout, in a
@@ -27,13 +27,17 @@ import re
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.docs.conftest import SELECTED_EXAMPLES
+
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 TIMEOUT = 60  # seconds per example; generous because the machine is shared
+PARALLEL = 4  # examples run at once
 MAX_NO_RUN = 6
 
 _FENCE = re.compile(r"^(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)\s*$")
@@ -133,21 +137,25 @@ def _example_env() -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=lambda b: b.id)
-def test_doc_example_runs(block: Block, tmp_path: Path) -> None:
-    """The example exits 0 without warnings, in a fresh interpreter."""
+def skip_reason(block: Block) -> str | None:
+    """Why *block* is not run here, or ``None`` when it is."""
     if block.no_run is not None:
-        pytest.skip(f"marked no-run: {block.no_run}")
+        return f"marked no-run: {block.no_run}"
     missing = [m for m in block.requires if importlib.util.find_spec(m) is None]
     if missing:
-        pytest.skip(f"example needs {', '.join(missing)} (not installed here)")
-    script = tmp_path / "example.py"
+        return f"example needs {', '.join(missing)} (not installed here)"
+    return None
+
+
+def run_example(block: Block, workdir: Path) -> subprocess.CompletedProcess[str] | None:
+    """Run *block* as a script in *workdir*; ``None`` when it did not finish in time."""
+    script = workdir / "example.py"
     script.write_text(block.code, encoding="utf-8")
     cmd = [*_isolation_prefix(), sys.executable, "-X", "dev", "-W", "error", str(script)]
     try:
-        result = subprocess.run(
+        return subprocess.run(
             cmd,
-            cwd=tmp_path,
+            cwd=workdir,
             env=_example_env(),
             capture_output=True,
             text=True,
@@ -155,11 +163,38 @@ def test_doc_example_runs(block: Block, tmp_path: Path) -> None:
             check=False,
         )
     except subprocess.TimeoutExpired:
+        return None
+
+
+@pytest.fixture(scope="module")
+def example_results(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, subprocess.CompletedProcess[str] | None]:
+    """Run the selected examples a few at a time (most of them wait on sockets, not the CPU)."""
+    selected = request.config.stash.get(SELECTED_EXAMPLES, set())
+    todo = [b for b in PYTHON_BLOCKS if b.id in selected and skip_reason(b) is None]
+    _isolation_prefix()  # probe once, before the threads
+    with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
+        futures = {b.id: pool.submit(run_example, b, tmp_path_factory.mktemp("ex")) for b in todo}
+    return {key: future.result() for key, future in futures.items()}
+
+
+@pytest.mark.parametrize("block", PYTHON_BLOCKS, ids=lambda b: b.id)
+def test_doc_example_runs(
+    block: Block, example_results: dict[str, subprocess.CompletedProcess[str] | None]
+) -> None:
+    """The example exits 0 without warnings, in a fresh interpreter."""
+    reason = skip_reason(block)
+    if reason is not None:
+        pytest.skip(reason)
+    result = example_results[block.id]
+    if result is None:
         pytest.fail(f"{block.id}: example did not finish within {TIMEOUT} s")
     report = f"{block.id} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
     assert result.returncode == 0, report
     assert "Exception ignored" not in result.stderr, report
     assert "ResourceWarning" not in result.stderr, report
+    assert "Traceback" not in result.stderr, report  # e.g. an error logged with exc_info
 
 
 def test_examples_are_found() -> None:

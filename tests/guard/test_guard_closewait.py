@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from sockwise.guard import CloseWaitLeakWarning, Guard, GuardEvent, register_pooled
-from sockwise.guard import unregister_pooled
+from sockwise.guard import (
+    CloseWaitLeakWarning,
+    Guard,
+    GuardEvent,
+    register_pooled,
+    unregister_pooled,
+)
 
 
 def _leak(listener: socket.socket) -> socket.socket:

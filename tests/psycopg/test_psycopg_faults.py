@@ -170,7 +170,7 @@ def test_exhaustion_names_the_pool_and_its_size(postgres: PostgresServer, app_na
         assert isinstance(info.value, psycopg_pool.PoolTimeout)
         msg = str(info.value)
         assert "pool 'tiny'" in msg and "size 1/1" in msg and "1 in use" in msg
-        assert "0.30 s" in msg
+        assert "0.30 s" in msg and "0 other clients waiting" in msg
         assert "'tiny' 0 in use, 1 idle, 0 waiting, size 1/1" in repr(pool)
 
 
@@ -187,3 +187,57 @@ def test_fast_restart_heals_without_manual_action(
         assert not before & after
         stats = pool.get_stats()
         assert stats["connections_dead_poll"] + stats["connections_dead_ping"] >= 2
+
+
+def test_check_callable_runs_on_every_checkout(postgres: PostgresServer, app_name: str) -> None:
+    """A check callable keeps psycopg_pool's meaning: it runs on every checkout."""
+    calls: list[int] = []
+    with _pool(postgres, app_name, min_size=1, check=lambda c: calls.append(1)) as pool:
+        for _ in range(3):
+            _pid(pool)
+    assert len(calls) == 3
+
+
+def test_check_none_never_pays_a_round_trip(postgres: PostgresServer, app_name: str) -> None:
+    """check=None keeps the free poll but never pings, even after the bypass window."""
+    pool = _pool(postgres, app_name, min_size=1, check=None)
+    pool.alive_bypass = 0.0
+    with pool:
+        pool.wait(timeout=20)
+        time.sleep(0.05)
+        _pid(pool)
+        assert pool.get_stats()["checkouts_pinged"] == 0
+
+
+def test_idle_members_are_registered_with_the_guard(
+    postgres: PostgresServer, app_name: str
+) -> None:
+    """With the guard loaded, idle members are marked pooled and unmarked when handed out."""
+    import os
+
+    guard = pytest.importorskip("sockwise.guard")
+    from sockwise.guard._origin import is_pooled
+
+    with _pool(postgres, app_name, min_size=1) as pool:
+        pool.wait(timeout=20)
+        with pool.connection() as conn:
+            inode = os.fstat(conn.pgconn.socket).st_ino
+            assert not is_pooled(inode)
+        assert is_pooled(inode)
+        guard.unregister_pooled(conn.pgconn.socket)
+
+
+def test_concurrent_checkouts_after_kill_all_succeed(
+    postgres: PostgresServer, app_name: str
+) -> None:
+    """Threads checking out while every backend was just killed all get working connections."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with _pool(postgres, app_name, min_size=4) as pool:
+        pool.wait(timeout=20)
+        assert terminate(postgres, app_name) == 4
+        wait_for(lambda: socket_states(postgres.port).count("CLOSE_WAIT") == 4, what="CLOSE_WAIT")
+        with ThreadPoolExecutor(4) as ex:
+            pids = list(ex.map(lambda _: _pid(pool), range(40)))
+        assert len(pids) == 40
+        assert pool.get_stats()["connections_dead_poll"] == 4

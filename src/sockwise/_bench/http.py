@@ -111,15 +111,17 @@ def _make_runner(
     return pooled, pool.close
 
 
-def _measure(once: Callable[[], None], n: int) -> tuple[float, list[int]]:
+def _measure(once: Callable[[], None], n: int) -> tuple[float, float, list[int]]:
+    """Run *once* n times: (wall seconds, client CPU seconds, per-request latencies in ns)."""
     lat: list[int] = []
     clock = time.perf_counter_ns
+    cpu0 = time.thread_time()
     start = clock()
     for _ in range(n):
         t0 = clock()
         once()
         lat.append(clock() - t0)
-    return (clock() - start) / 1e9, lat
+    return (clock() - start) / 1e9, time.thread_time() - cpu0, lat
 
 
 def _pct(sorted_ns: list[int], q: float) -> float:
@@ -131,8 +133,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     import trustme
     import urllib3
 
-    rounds = 3 if quick else 7
-    pooled_n = 300 if quick else 2000
+    rounds = 3 if quick else 12
+    pooled_n = 300 if quick else 1500
     fresh_n = {"http": 150 if quick else 1000, "https": 60 if quick else 300}
     ca = trustme.CA()
     cert = ca.issue_cert("127.0.0.1")
@@ -190,13 +192,15 @@ def _run_all(
                 once()
         before = {v: _time_wait_toward(port_of[v]) for v in VARIANTS}
         rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        cpus: dict[str, list[float]] = {v: [] for v in VARIANTS}
         lats: dict[str, list[int]] = {v: [] for v in VARIANTS}
         for r in range(rounds):
             order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
             for v in order:
                 n = fresh_n[scheme] if v == "per-request" else pooled_n
-                elapsed, lat = _measure(runners[v][0], n)
+                elapsed, cpu, lat = _measure(runners[v][0], n)
                 rates[v].append(n / elapsed)
+                cpus[v].append(cpu * 1e6 / n)
                 lats[v].extend(lat)
         for _, cleanup in runners.values():
             cleanup()
@@ -205,6 +209,7 @@ def _run_all(
             ordered = sorted(lats[v])
             scheme_out[v] = {
                 "requests_per_s": statistics.median(rates[v]),
+                "client_cpu_us_per_request": statistics.median(cpus[v]),
                 "p50_us": _pct(ordered, 0.50),
                 "p99_us": _pct(ordered, 0.99),
                 "requests": len(ordered),
@@ -213,6 +218,10 @@ def _run_all(
         base = scheme_out["urllib3"]["requests_per_s"]
         for v in VARIANTS:
             scheme_out[v]["ratio_vs_urllib3"] = scheme_out[v]["requests_per_s"] / base
+            scheme_out[v]["cpu_ratio_vs_urllib3"] = (
+                scheme_out[v]["client_cpu_us_per_request"]
+                / scheme_out["urllib3"]["client_cpu_us_per_request"]
+            )
         out[scheme] = scheme_out
     return out
 
@@ -221,7 +230,7 @@ def format_table(data: dict[str, Any]) -> str:
     """The results as a fixed-width table."""
     head = (
         f"{'scheme':<6} {'variant':<17} {'req/s':>9} {'vs urllib3':>10} {'p50 us':>8} "
-        f"{'p99 us':>8} {'TIME_WAIT':>9}"
+        f"{'p99 us':>8} {'cpu us/req':>10} {'cpu ratio':>9} {'TIME_WAIT':>9}"
     )
     lines = [head, "-" * len(head)]
     for scheme, variants in data["results"].items():
@@ -229,6 +238,7 @@ def format_table(data: dict[str, Any]) -> str:
             lines.append(
                 f"{scheme:<6} {v:<17} {row['requests_per_s']:>9.0f} "
                 f"{row['ratio_vs_urllib3']:>10.3f} {row['p50_us']:>8.0f} {row['p99_us']:>8.0f} "
+                f"{row['client_cpu_us_per_request']:>10.1f} {row['cpu_ratio_vs_urllib3']:>9.3f} "
                 f"{row['time_wait']:>9d}"
             )
     m = data["machine"]

@@ -3,7 +3,7 @@
 Every case runs ``SELECT 1`` on a connection it checks out (or opens) for that one query, from
 one thread, against the same server. The cases run in interleaved rounds (the order rotates
 each round), so a burst of load on this shared machine hits them all alike; throughput is the
-median over rounds, latency percentiles pool every round's samples. Ratios are to psycopg_pool
+total over all rounds, latency percentiles pool every round's samples. Ratios are to psycopg_pool
 without a check, the pool sockwise wraps:
 
 * ``sockwise``: :class:`sockwise.psycopg.ConnectionPool` with its defaults (a free socket poll
@@ -161,12 +161,11 @@ def run(quick: bool = False) -> dict[str, Any]:
         quick: Fewer, shorter rounds (a smoke run of a few seconds).
 
     """
-    # Many short rounds: other work on a shared machine comes in bursts, and a burst should
-    # cost every case a round or two, not one case a whole measurement.
-    rounds = 10 if quick else 40
-    pooled_n = 200 if quick else 500
-    per_round = dict.fromkeys(CASES, pooled_n)
-    per_round["connect"] = 5 if quick else 15
+    # Many tiny rounds (~10 ms per case): other work on a shared machine comes in bursts, and
+    # a burst should land on every case alike, not on one case's whole measurement.
+    rounds = 60 if quick else 300
+    per_round = dict.fromkeys(CASES, 50)
+    per_round["connect"] = 1
     try:
         server_cm = _server()
     except _Skip as skip:

@@ -89,6 +89,7 @@ class Thresholds:
     accept_queue_ratio: float
     report_every: float
     max_reports: int
+    churn_scope: str = "process"
 
 
 def _where(origin: Origin | None) -> str:
@@ -265,7 +266,7 @@ class Detector:
     def churn(self, smp: Sample, window: float, now: float) -> list[GuardEvent]:
         """Rate of new connections and TIME_WAIT rows per destination, against the port range.
 
-        While origins are recorded, a destination is only reported if this process itself
+        With ``churn_scope="process"``, a destination is only reported if this process itself
         connected to it at a comparable rate (other processes' churn is theirs to report).
         """
         th = self.th
@@ -280,7 +281,9 @@ class Detector:
         self.history.append((now, mine))
         while self.history and now - self.history[0][0] > TIME_WAIT_SECONDS:
             self.history.popleft()
-        gate = _origin.recording()
+        gate = th.churn_scope == "process"
+        if gate and not _origin.recording():
+            return []  # nothing recorded: nothing of ours to attribute
         streak: dict[Address, int] = {}
         events: list[GuardEvent] = []
         for dest, count in smp.time_wait.items():

@@ -25,7 +25,7 @@ import time
 import warnings
 from collections.abc import Callable
 from types import TracebackType
-from typing import Final
+from typing import Final, Literal
 
 from sockwise._log import log_once, logger
 from sockwise.guard import _detect, _origin, _source
@@ -79,6 +79,10 @@ class Guard:
             summaries (default 300).
         max_reports: Individual CLOSE_WAIT reports per sample; more are folded into one
             summary (default 5).
+        churn_scope: ``"process"`` (default) reports a destination only when this process made
+            a comparable share of the connections toward it (recorded while the guard runs, so a
+            guard that was never started reports no churn); ``"namespace"`` reports churn of
+            any process in the network namespace (for a machine-wide monitor).
         callback: Called with each :class:`GuardEvent` (from the guard's thread).
         restart_after_fork: In a child after ``fork()``, start the guard again (default) or
             leave it stopped.
@@ -96,6 +100,7 @@ class Guard:
         accept_queue_ratio: float = 1.0,
         report_every: float = DEFAULT_REPORT_EVERY,
         max_reports: int = 5,
+        churn_scope: Literal["process", "namespace"] = "process",
         callback: Callable[[GuardEvent], None] | None = None,
         restart_after_fork: bool = True,
     ) -> None:
@@ -110,6 +115,10 @@ class Guard:
             )
         if isinstance(max_reports, bool) or not isinstance(max_reports, int) or max_reports < 1:
             raise ValueError(f"max_reports: {max_reports!r} is out of range; allowed: 1 or more")
+        if churn_scope not in ("process", "namespace"):
+            raise ValueError(
+                f"churn_scope: {churn_scope!r} is not allowed; allowed: 'process', 'namespace'"
+            )
         if callback is not None and not callable(callback):
             raise TypeError(f"callback: expected a callable or None, got {callback!r}")
         self.thresholds = _detect.Thresholds(
@@ -120,6 +129,7 @@ class Guard:
             accept_queue_ratio=_check_number("accept_queue_ratio", accept_queue_ratio, 1e-6, 1.0),
             report_every=_check_number("report_every", report_every, 0.0),
             max_reports=max_reports,
+            churn_scope=churn_scope,
         )
         self.callback = callback
         self.restart_after_fork = restart_after_fork
@@ -170,9 +180,10 @@ class Guard:
             self._stop.set()
             thread = self._thread
             self._thread = None
-            _origin.disable()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        with _registry_lock:
+            _origin.disable()  # after the join: the last sample still attributes correctly
 
     def __enter__(self) -> Guard:
         return self.start()

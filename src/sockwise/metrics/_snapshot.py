@@ -114,6 +114,9 @@ class AgeTracker:
         return {i: t - first for i, first in self._first.items()}
 
 
+#: States no process owns a socket in (TIME_WAIT rows have inode 0): filtered out early.
+_UNOWNED = frozenset({"TIME_WAIT", "NEW_SYN_RECV"})
+
 #: The name of the fallback source (``/proc/net/tcp`` does not show a listener's backlog).
 PROCNET_SOURCE = "/proc/net/tcp"
 
@@ -166,7 +169,8 @@ def _read_with_guard(pid: int) -> tuple[Sequence[SocketRow], Sequence[SocketRow]
     source = str(name())
     if source == "unavailable":
         return None
-    owned: Sequence[SocketRow] = reader(pid=pid)
+    states = getattr(guard, "TCP_STATES", {}).values()
+    owned: Sequence[SocketRow] = reader(pid=pid, states=[s for s in states if s not in _UNOWNED])
     if _same_netns(pid, "/proc"):
         return owned, everything(), source
     return owned, _procnet.namespace_sockets(pid), f"{source} + /proc/{pid}/net/tcp"

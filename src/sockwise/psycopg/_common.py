@@ -36,7 +36,7 @@ from psycopg_pool.base import BasePool
 from sockwise._errors import ConfigurationWarning
 from sockwise.policy import MIDDLEBOX_IDLE_TIMEOUTS, Policy
 from sockwise.psycopg._errors import PoolTimeout
-from sockwise.psycopg._probe import poll_dead
+from sockwise.psycopg._probe import make_poller, poll_dead
 
 logger = logging.getLogger("sockwise.psycopg")
 
@@ -205,7 +205,7 @@ class SockwiseMixin(BasePool):
         if now - used >= self.max_idle:
             self._stats[EXPIRED_IDLE] += 1
             return Verdict.DISCARD, "max_idle"
-        dead = poll_dead(conn.pgconn)
+        dead = poll_dead(conn.pgconn, getattr(conn, "_sw_poller", None))
         if dead is not None:
             self._stats[DEAD_POLL] += 1
             self._sw_found_dead(conn, dead, now)
@@ -241,7 +241,7 @@ class SockwiseMixin(BasePool):
             elif now - used >= self.max_idle:
                 self._stats[EXPIRED_IDLE] += 1
                 bad.append((conn, "max_idle"))
-            elif (dead := poll_dead(conn.pgconn)) is not None:
+            elif (dead := poll_dead(conn.pgconn, getattr(conn, "_sw_poller", None))) is not None:
                 self._stats[DEAD_POLL] += 1
                 self._stats[SWEPT] += 1
                 self._sw_found_dead(conn, dead, now)
@@ -261,7 +261,7 @@ class SockwiseMixin(BasePool):
         msg = (
             f"pool {self.name!r} couldn't hand out a connection within {timeout:.2f} s "
             f"(size {size}/{self._max_size}: {size - idle} in use or connecting, {idle} idle, "
-            f"{len(self._sw_waiting())} waiting)"
+            f"{self._sw_still_waiting()} other clients waiting)"
         )
         err = PoolTimeout(
             msg, pool_name=self.name, timeout=timeout, size=size, max_size=self._max_size
@@ -269,6 +269,10 @@ class SockwiseMixin(BasePool):
         if self._sw_last_failure:
             err.add_note(f"sockwise: last connection failure: {self._sw_last_failure}")
         return err
+
+    def _sw_still_waiting(self) -> int:
+        """Clients still waiting (those that timed out linger in the deque until popped)."""
+        return sum(1 for w in list(self._sw_waiting()) if not (w.conn or w.error))
 
     def _sw_waiting(self) -> deque[Any]:
         waiting: deque[Any] = getattr(self, "_waiting", deque())
@@ -335,21 +339,32 @@ def _peer(conn: Any) -> str:
     return peer
 
 
-def remember_peer(conn: Any) -> None:
-    """Cache the peer of a fresh connection, while libpq can still tell it."""
+def adopt(conn: Any) -> None:
+    """Prepare a fresh connection: cache its peer (while libpq can tell) and its poller."""
     _peer(conn)
+    try:
+        conn._sw_poller = make_poller(conn.pgconn)
+    except Exception:  # Defensive: no socket yet; poll_dead builds one when needed
+        conn._sw_poller = None
 
 
-def notify_guard(conn: Any) -> None:
-    """Tell the sockwise guard (when it runs) that the pool closes this idle member itself."""
+def guard_mark(conn: Any, idle: bool) -> None:
+    """Tell the sockwise guard, when it is loaded, that *conn* went idle in the pool or left it.
+
+    An idle member is registered with :func:`sockwise.guard.register_pooled`: the pool closes
+    it itself when its peer goes away, so the guard does not report its CLOSE_WAIT as a leak.
+    Without the guard imported this costs one dictionary lookup.
+    """
     guard = sys.modules.get("sockwise.guard")
-    register = getattr(guard, "register_pooled", None)
-    if register is None:
+    if guard is None:
+        return
+    func = getattr(guard, "register_pooled" if idle else "unregister_pooled", None)
+    if func is None:
         return
     try:
-        register(conn.pgconn.socket)
+        func(conn.pgconn.socket)
     except Exception:  # Defensive: the guard must never break the pool
-        logger.debug("sockwise.guard.register_pooled failed", exc_info=True)
+        logger.debug("sockwise.guard pooled-member bookkeeping failed", exc_info=True)
 
 
 STATS_KEYS: Final = (

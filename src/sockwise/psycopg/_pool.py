@@ -22,8 +22,8 @@ from sockwise.psycopg._common import (
     DEFAULT_MAX_LIFETIME,
     SockwiseMixin,
     Verdict,
-    notify_guard,
-    remember_peer,
+    adopt,
+    guard_mark,
     resolve_policy,
 )
 from sockwise.psycopg._probe import ping
@@ -157,6 +157,7 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
                 self._putconn(conn, from_getconn=True)
                 raise
             if failure is None:
+                guard_mark(conn, idle=False)
                 return conn
             self._sw_discard(conn, failure)
 
@@ -189,7 +190,6 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
 
     def _sw_close_replace(self, conn: CT, reason: str) -> None:
         conn._pool = None
-        notify_guard(conn)
         with suppress(Exception):  # Defensive: closing a broken one must not fail a checkout
             conn.close()
         if reason == "max_idle":
@@ -229,15 +229,17 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
 
     def _add_to_pool(self, conn: CT) -> None:
         conn._sw_used_at = monotonic()  # type: ignore[attr-defined]
-        remember_peer(conn)
+        guard_mark(conn, idle=True)
         super()._add_to_pool(conn)
 
     def _connect(self, timeout: float | None = None) -> CT:
         try:
-            return super()._connect(timeout)
+            conn = super()._connect(timeout)
         except Exception as ex:
             self._sw_connect_failed(ex)
             raise
+        adopt(conn)
+        return conn
 
     def _resolve_conninfo(self) -> str:
         return self._sw_conninfo(super()._resolve_conninfo())
@@ -245,12 +247,6 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
     def _start_initial_tasks(self) -> None:
         super()._start_initial_tasks()
         self.run_task(Schedule(self, _Sweep(self), self.sweep_interval))
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Close the pool; see :meth:`psycopg_pool.ConnectionPool.close`."""
-        for conn in list(self._pool):
-            notify_guard(conn)
-        super().close(timeout)
 
 
 class _Sweep(MaintenanceTask):

@@ -28,8 +28,8 @@ from sockwise.psycopg._common import (
     DEFAULT_MAX_LIFETIME,
     SockwiseMixin,
     Verdict,
-    notify_guard,
-    remember_peer,
+    adopt,
+    guard_mark,
     resolve_policy,
 )
 from sockwise.psycopg._probe import aping
@@ -167,6 +167,7 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
                 await self._putconn(conn, from_getconn=True)
                 raise
             if failure is None:
+                guard_mark(conn, idle=False)
                 return conn
             await self._sw_discard(conn, failure)
 
@@ -200,7 +201,6 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
 
     async def _sw_close_replace(self, conn: ACT, reason: str) -> None:
         conn._pool = None
-        notify_guard(conn)
         with suppress(Exception):  # Defensive: closing a broken one must not fail a checkout
             await conn.close()
         if reason == "max_idle":
@@ -240,15 +240,17 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
 
     async def _add_to_pool(self, conn: ACT) -> None:
         conn._sw_used_at = monotonic()  # type: ignore[attr-defined]
-        remember_peer(conn)
+        guard_mark(conn, idle=True)
         await super()._add_to_pool(conn)
 
     async def _connect(self, timeout: float | None = None) -> ACT:
         try:
-            return await super()._connect(timeout)
+            conn = await super()._connect(timeout)
         except Exception as ex:
             self._sw_connect_failed(ex)
             raise
+        adopt(conn)
+        return conn
 
     async def _resolve_conninfo(self) -> str:
         return self._sw_conninfo(await super()._resolve_conninfo())
@@ -256,12 +258,6 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
     def _start_initial_tasks(self) -> None:
         super()._start_initial_tasks()
         self.run_task(Schedule(self, _Sweep(self), self.sweep_interval))
-
-    async def close(self, timeout: float = 5.0) -> None:
-        """Close the pool; see :meth:`psycopg_pool.AsyncConnectionPool.close`."""
-        for conn in list(self._pool):
-            notify_guard(conn)
-        await super().close(timeout)
 
 
 class _Sweep(MaintenanceTask):

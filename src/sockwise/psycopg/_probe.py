@@ -31,28 +31,40 @@ _POLL_WRITE = select.POLLOUT | select.POLLERR | select.POLLHUP
 _MAX_CONSUMES = 4  # a NOTIFY or two, then EOF must have shown up
 
 
+_OK = int(pq.ConnStatus.OK)
+
+
 def _ready(fd: int, events: int, timeout: float) -> bool:
     poller = select.poll()
     poller.register(fd, events)
     return bool(poller.poll(max(0, int(timeout * 1000))))
 
 
-def poll_dead(pgconn: PGconn) -> str | None:
+def make_poller(pgconn: PGconn) -> select.poll:
+    """A poll object watching *pgconn*'s socket for reading (kept with the connection)."""
+    poller = select.poll()
+    poller.register(pgconn.socket, _POLL_READ)
+    return poller
+
+
+def poll_dead(pgconn: PGconn, poller: select.poll | None = None) -> str | None:
     """Return why an idle connection is dead, or ``None`` when nothing says so (no round trip).
 
     Args:
         pgconn: The libpq connection (``conn.pgconn``) of a connection nobody is using.
+        poller: :func:`make_poller`'s result for this connection, to save building one.
 
     """
-    if pgconn.status != pq.ConnStatus.OK:
+    if pgconn.status != _OK:  # first: libpq may have closed the socket, its number reused
         return "the connection is already broken"
     try:
-        fd = pgconn.socket
+        if poller is None:
+            poller = make_poller(pgconn)
         for _ in range(_MAX_CONSUMES):
-            if not _ready(fd, _POLL_READ, 0):
+            if not poller.poll(0):
                 return None
             pgconn.consume_input()
-            if pgconn.status != pq.ConnStatus.OK:
+            if pgconn.status != _OK:
                 return "the server closed the connection"
     except Exception as ex:  # psycopg.OperationalError: EOF, ECONNRESET, ...
         return f"the server closed the connection ({_first_line(ex)})"
