@@ -36,28 +36,12 @@ class DocsBuild:
         return code, (self.out / "sphinx.log").read_text(encoding="utf-8", errors="replace")
 
 
-_WANTS_BUILD = pytest.StashKey[bool]()
-#: The ids of the doc examples selected for this session (run together, a few at a time).
-SELECTED_EXAMPLES = pytest.StashKey[set[str]]()
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    config.stash[_WANTS_BUILD] = any("built_docs" in getattr(i, "fixturenames", ()) for i in items)
-    selected: set[str] = set()
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        block = callspec.params.get("block") if callspec is not None else None
-        if block is not None and hasattr(block, "id"):
-            selected.add(block.id)
-    config.stash[SELECTED_EXAMPLES] = selected
-
-
 @pytest.fixture(scope="session", autouse=True)
 def docs_build(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DocsBuild | None]:
     """Start sphinx-build once per session, before the examples run, if a test needs it."""
-    if not request.config.stash.get(_WANTS_BUILD, False):
+    if not any("built_docs" in getattr(i, "fixturenames", ()) for i in request.session.items):
         yield None
         return
     out = tmp_path_factory.mktemp("docs-build")

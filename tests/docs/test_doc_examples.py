@@ -33,8 +33,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.docs.conftest import SELECTED_EXAMPLES
-
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 TIMEOUT = 60  # seconds per example; generous because the machine is shared
 PARALLEL = 4  # examples run at once
@@ -171,7 +169,11 @@ def example_results(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, subprocess.CompletedProcess[str] | None]:
     """Run the selected examples a few at a time (most of them wait on sockets, not the CPU)."""
-    selected = request.config.stash.get(SELECTED_EXAMPLES, set())
+    selected = {
+        item.callspec.params["block"].id
+        for item in request.session.items
+        if "block" in getattr(getattr(item, "callspec", None), "params", {})
+    }
     todo = [b for b in PYTHON_BLOCKS if b.id in selected and skip_reason(b) is None]
     _isolation_prefix()  # probe once, before the threads
     with ThreadPoolExecutor(max_workers=PARALLEL) as pool:
