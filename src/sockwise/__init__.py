@@ -13,6 +13,15 @@ from sockwise._errors import (
     SomaxconnTruncationWarning,
 )
 from sockwise._version import __version__
+from sockwise.guard import (
+    AcceptQueueWarning,
+    CloseWaitLeakWarning,
+    Guard,
+    GuardEvent,
+    GuardReport,
+    PortChurnWarning,
+    SocketRecord,
+)
 from sockwise.harden import (
     Hardening,
     Unhardened,
@@ -25,9 +34,16 @@ from sockwise.policy import MIDDLEBOX_IDLE_TIMEOUTS, Policy
 
 __all__ = [
     "MIDDLEBOX_IDLE_TIMEOUTS",
+    "AcceptQueueWarning",
+    "CloseWaitLeakWarning",
     "ConfigurationWarning",
+    "Guard",
+    "GuardEvent",
+    "GuardReport",
     "Hardening",
     "Policy",
+    "PortChurnWarning",
+    "SocketRecord",
     "SockwiseError",
     "SockwiseWarning",
     "SomaxconnTruncationWarning",

@@ -12,7 +12,7 @@ applier and the guard's origin recorder) never wrap each other and the patch can
 exactly when the last hook goes:
 
 * ``connect`` hooks run just before the real ``connect``/``connect_ex`` (options must be set
-  before the SYN leaves), with the socket;
+  before the SYN leaves), with the socket and the address it connects to;
 * ``accept`` hooks run on each accepted socket, before ``accept()`` returns it;
 * ``listen`` hooks run after ``listen()`` with the socket and the backlog actually requested;
   a *backlog provider* supplies the backlog when the caller passes none.
@@ -38,6 +38,7 @@ from typing import Any, Final
 from sockwise._log import log_once
 
 SocketHook = Callable[[socket.socket], None]
+ConnectHook = Callable[[socket.socket, Any], None]
 ListenHook = Callable[[socket.socket, int], None]
 BacklogProvider = Callable[[], "int | None"]
 
@@ -45,7 +46,7 @@ _PATCHED: Final = ("connect", "connect_ex", "accept", "listen", "setsockopt")
 _CLS: Final = socket.socket
 
 _lock = threading.RLock()
-_connect_hooks: tuple[SocketHook, ...] = ()
+_connect_hooks: tuple[ConnectHook, ...] = ()
 _accept_hooks: tuple[SocketHook, ...] = ()
 _listen_hooks: tuple[ListenHook, ...] = ()
 _backlog_provider: BacklogProvider | None = None
@@ -85,10 +86,18 @@ def _hook_failed(hook: object, exc: BaseException) -> None:
     )
 
 
+def _run_connect(hooks: tuple[ConnectHook, ...], sock: socket.socket, address: Any) -> None:
+    for hook in hooks:
+        try:
+            hook(sock, address)
+        except Exception as exc:  # a hook never breaks the application's call
+            _hook_failed(hook, exc)
+
+
 def _connect(self: socket.socket, address: Any, /) -> None:
     hooks = _connect_hooks
     if hooks:
-        _run(hooks, self)
+        _run_connect(hooks, self, address)
     bound = _connect_timeout
     if bound is None or _gettimeout(self) is not None:
         return _real_connect(self, address)
@@ -103,7 +112,7 @@ def _connect(self: socket.socket, address: Any, /) -> None:
 def _connect_ex(self: socket.socket, address: Any, /) -> int:
     hooks = _connect_hooks
     if hooks:
-        _run(hooks, self)
+        _run_connect(hooks, self, address)
     return _real_connect_ex(self, address)
 
 
@@ -188,8 +197,8 @@ def is_patched() -> bool:
     return _saved is not None
 
 
-def add_connect_hook(hook: SocketHook) -> None:
-    """Run *hook(sock)* before every TCP ``connect``/``connect_ex`` of the process."""
+def add_connect_hook(hook: ConnectHook) -> None:
+    """Run *hook(sock, address)* before every ``connect``/``connect_ex`` of the process."""
     global _connect_hooks
     with _lock:
         if hook not in _connect_hooks:
@@ -197,7 +206,7 @@ def add_connect_hook(hook: SocketHook) -> None:
         _sync()
 
 
-def remove_connect_hook(hook: SocketHook) -> None:
+def remove_connect_hook(hook: ConnectHook) -> None:
     """Stop running *hook* on connect (no error if it was not registered)."""
     global _connect_hooks
     with _lock:

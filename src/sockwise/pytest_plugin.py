@@ -9,18 +9,28 @@ Installed with sockwise (entry point ``pytest11``), it does nothing until asked:
   (CLOSE_WAIT, ESTABLISHED, LISTEN...) after its teardown, naming the code that opened it.
   ``@pytest.mark.sockwise_leaks(False)`` exempts one test when the check is on for the suite.
 
-Theory of operation: while a checked test runs, a guard records which code opens each socket
-(connect, accept and listen hooks). The process's TCP sockets are listed when the test body
-starts -- after its fixtures were set up, so sockets of session-wide fixtures are not blamed on
-it -- and again after its teardown; a socket present at the end and not at the start was opened
-by the test (or a fixture it called during the body) and never closed. Sockets in TIME_WAIT
-belong to no process and are never reported. When the sockets cannot be read at all (a sandbox
-without ``/proc`` or netlink), the check is skipped and the terminal summary says why.
+Theory of operation: while a checked test runs, a :func:`sys.addaudithook` hook (installed the
+first time a test is checked; inert otherwise) remembers each TCP socket object created, with the
+first frame outside the standard library, sockwise and installed packages -- the code that opened
+it. Nothing is patched, so tests that inspect ``socket.socket`` or sockwise's own hooks see the
+process as it is. The process's TCP sockets are listed when the test body starts -- after its
+fixtures were set up, so sockets of session-wide fixtures are not blamed on it -- and again after
+its teardown; a socket present at the end and not at the start was opened by the test (or a
+fixture it called during the body) and never closed. Sockets in TIME_WAIT belong to no process
+and are never reported. When the sockets cannot be read at all (a sandbox without ``/proc`` or
+netlink), the check is skipped and the terminal summary says why.
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import sys
+import sysconfig
+import threading
+import weakref
 from collections.abc import Generator, Iterator
+from types import FrameType
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
@@ -30,8 +40,88 @@ if TYPE_CHECKING:
 
 _ENABLED: Final = "sockwise_leaks"
 _base_key: Final = pytest.StashKey[frozenset[int]]()
-_guard_key: Final = pytest.StashKey["Guard"]()
+_checked_key: Final = pytest.StashKey[bool]()
 _skipped_key: Final = pytest.StashKey[list[str]]()
+
+
+class _Recorder:
+    """Remembers where each TCP socket object was created, while a checked test runs."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.seen: list[tuple[weakref.ref[socket.socket], str]] = []
+        self.lock = threading.Lock()
+        skip = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+        skip.add(os.path.dirname(os.path.abspath(__file__)))
+        self.skip = tuple(os.path.join(os.path.realpath(p), "") for p in skip)
+
+    def hook(self, event: str, args: tuple[Any, ...]) -> None:
+        """The audit hook: record ``socket.__new__`` of TCP sockets (never raises)."""
+        if not self.active or event != "socket.__new__":
+            return
+        try:
+            sock, family, type_, _ = args
+            if family not in (socket.AF_INET, socket.AF_INET6) or type_ & 0xF != socket.SOCK_STREAM:
+                return
+            entry = (weakref.ref(sock), self.origin(sys._getframe(1)))
+            with self.lock:
+                self.seen.append(entry)
+        except Exception:  # Defensive: an audit hook must never break the audited call
+            return
+
+    def origin(self, frame: FrameType | None) -> str:
+        """The first frame outside the standard library, sockwise and installed packages."""
+        fallback = None
+        while frame is not None:
+            name = frame.f_code.co_filename
+            if not name.startswith("<"):
+                real = os.path.realpath(name)
+                here = f"{name}:{frame.f_lineno} in {frame.f_code.co_qualname}()"
+                if not real.startswith(self.skip):
+                    return here
+                fallback = fallback or here
+            frame = frame.f_back
+        return fallback or "?"
+
+    def origins(self) -> dict[int, str]:
+        """Inode -> origin of the recorded sockets still open."""
+        with self.lock:
+            entries = list(self.seen)
+        out: dict[int, str] = {}
+        for ref, where in entries:
+            sock = ref()
+            if sock is None:
+                continue
+            try:
+                fd = sock.fileno()
+                if fd >= 0:
+                    out[os.fstat(fd).st_ino] = where
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def start(self) -> None:
+        """Clear the records and start recording."""
+        with self.lock:
+            self.seen = []
+        self.active = True
+
+    def stop(self) -> None:
+        """Stop recording and forget."""
+        self.active = False
+        with self.lock:
+            self.seen = []
+
+
+_recorder: _Recorder | None = None
+
+
+def _get_recorder() -> _Recorder:
+    global _recorder
+    if _recorder is None:
+        _recorder = _Recorder()
+        sys.addaudithook(_recorder.hook)
+    return _recorder
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -80,20 +170,6 @@ def _owned() -> dict[int, Any]:
     return {r.inode: r for r in process_sockets(states=owned) if r.inode}
 
 
-def _origin_of(inode: int) -> str | None:
-    try:
-        from sockwise.guard import _origin
-    except ImportError:  # Defensive
-        return None
-    found = _origin.lookup(inode)
-    if found is not None and found[1] is not None:
-        return str(found[1])
-    listener = _origin.listeners().get(inode)
-    if listener is not None and listener[2] is not None:
-        return str(listener[2])
-    return None
-
-
 def _note_skip(config: pytest.Config, reason: str) -> None:
     notes = config.stash.get(_skipped_key, [])
     if reason not in notes:
@@ -104,19 +180,15 @@ def _note_skip(config: pytest.Config, reason: str) -> None:
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
     """Start recording socket origins before a checked test's fixtures are set up."""
     if _wanted(item):
-        try:
-            from sockwise.guard import Guard
-
-            item.stash[_guard_key] = Guard(interval=3600).start()
-        except Exception as exc:  # Defensive: the plugin never breaks a test run
-            _note_skip(item.config, f"guard unavailable ({exc!r}); leak check skipped")
+        item.stash[_checked_key] = True
+        _get_recorder().start()
     return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """List the process's sockets as the test body starts."""
-    if _guard_key in item.stash:
+    if _checked_key in item.stash:
         try:
             item.stash[_base_key] = frozenset(_owned())
         except OSError as exc:
@@ -129,25 +201,24 @@ def pytest_runtest_teardown(
     item: pytest.Item, nextitem: pytest.Item | None
 ) -> Generator[None, None, None]:
     """After teardown, fail the test if it left TCP sockets open."""
-    guard = item.stash.get(_guard_key, None)
     try:
         result = yield
     except BaseException:
-        _stop(item, guard)
+        _stop(item)
         raise
     try:
         _check(item)
     finally:
-        _stop(item, guard)
+        _stop(item)
     return result
 
 
-def _stop(item: pytest.Item, guard: Guard | None) -> None:
+def _stop(item: pytest.Item) -> None:
     if _base_key in item.stash:
         del item.stash[_base_key]
-    if guard is not None:
-        del item.stash[_guard_key]
-        guard.stop()
+    if _checked_key in item.stash:
+        del item.stash[_checked_key]
+        _get_recorder().stop()
 
 
 def _check(item: pytest.Item) -> None:
@@ -162,9 +233,10 @@ def _check(item: pytest.Item) -> None:
     leaked = [rec for inode, rec in now.items() if inode not in base]
     if not leaked:
         return
+    origins = _get_recorder().origins()
     lines = [f"sockwise: {item.nodeid} left {len(leaked)} TCP socket(s) open:"]
     for rec in sorted(leaked, key=lambda r: r.fd if r.fd is not None else -1):
-        origin = _origin_of(rec.inode) or "origin unknown (opened before the test body?)"
+        origin = origins.get(rec.inode, "unknown (opened before the test, or not by Python)")
         peer = "" if rec.state == "LISTEN" else f" -> {_fmt(rec.remote)}"
         hint = " (the peer closed it; this side never did)" if rec.state == "CLOSE_WAIT" else ""
         lines.append(f"  fd {rec.fd} {rec.state} {_fmt(rec.local)}{peer}{hint}")

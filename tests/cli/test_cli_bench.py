@@ -86,3 +86,25 @@ def test_bench_deadpeer_quick(run_cli: RunCli, tmp_path: Path) -> None:
         assert "ETIMEDOUT" in row["shown"]
     assert "> 12 s" in result.stdout
     assert not (tmp_path / "sockwise-bench-quick.png").exists()
+
+
+def test_bench_normalize_result_shapes() -> None:
+    """Rows labelled by another key, and nested results, become rows with a case."""
+    from sockwise._bench.runner import Outcome, normalize, result_rows
+
+    rows = normalize({"rows": [{"variant": "bare", "us_per_connection": 36.9}]})
+    assert rows["rows"][0]["case"] == "bare"
+    nested = normalize(
+        {
+            "results": {
+                "http": {"pooled": {"requests_per_s": 3000.0}, "fresh": {"requests_per_s": 9.5}}
+            }
+        }
+    )
+    assert [r["case"] for r in nested["rows"]] == ["http pooled", "http fresh"]
+    assert nested["metric"] == "requests_per_s"
+    table = result_rows(Outcome("http", "ok", 1.0, nested))
+    assert table[0] == ("http", "http pooled", "3000 /s (requests)")
+    assert result_rows(Outcome("guard", "missing", note="not installed")) == [
+        ("guard", "missing", "not installed")
+    ]

@@ -15,6 +15,7 @@ DOCS = ROOT / "docs"
 sys.path.insert(0, str(DOCS / "_ext"))
 
 import sockwise_bench  # noqa: E402  (docs/_ext, put on the path above)
+import sockwise_exports  # noqa: E402
 
 #: Public modules whose ``__all__`` must appear in the API reference, when they exist.
 PUBLIC_MODULES = (
@@ -110,3 +111,23 @@ def test_bench_table_formatting() -> None:
     assert sockwise_bench.format_value(None) == ""
     rows = [{"case": "a", "qps": 1.0, "round_qps": [1, 2]}, {"case": "b", "p99": 2.0}]
     assert sockwise_bench.table_columns(rows) == ["case", "qps", "p99"]
+
+
+def test_exports_directive_lines() -> None:
+    """Names only the package exports get autodoc; re-exports of a public module get an alias."""
+    import sockwise.guard
+
+    assert sockwise_exports.autodoc_lines("sockwise", ["harden"]) == [
+        ".. autofunction:: sockwise.harden",
+        "",
+    ]
+    assert sockwise_exports.autodoc_lines("sockwise", ["SockwiseWarning"])[0] == (
+        ".. autoexception:: sockwise.SockwiseWarning"
+    )
+    guard = sockwise.guard.Guard
+    homes = ["sockwise.urllib3", "sockwise.guard"]
+    assert sockwise_exports.public_home("Guard", guard, homes) == "sockwise.guard"
+    assert sockwise_exports.public_home("Guard", guard, ["sockwise.urllib3"]) is None
+    lines = sockwise_exports.autodoc_lines("sockwise", ["Policy"], ["sockwise.policy"])
+    assert lines[:2] == [".. py:class:: Policy", "   :module: sockwise"]
+    assert "   Alias of :class:`sockwise.policy.Policy`." in lines

@@ -369,7 +369,7 @@ def test_policy_from_env_by_default(monkeypatch, listener):
 def test_failing_hook_never_breaks_connect(listener, caplog):
     """A hook that raises is logged once and the connect still succeeds."""
 
-    def broken(sock: socket.socket) -> None:
+    def broken(sock: socket.socket, address: object) -> None:
         raise RuntimeError("boom")
 
     _hooks.add_connect_hook(broken)
@@ -379,4 +379,19 @@ def test_failing_hook_never_breaks_connect(listener, caplog):
     finally:
         _hooks.remove_connect_hook(broken)
     assert "boom" in caplog.text
+    assert not _hooks.is_patched()
+
+
+def test_harden_starts_and_unharden_stops_the_guard():
+    """harden() starts a running guard (origin recording on); unharden() stops it."""
+    from sockwise.guard import _origin, running_guards
+
+    before = len(running_guards())
+    h = sockwise.harden()
+    assert "guard" in h.changes
+    assert len(running_guards()) == before + 1
+    assert _origin.recording()
+    sockwise.unharden()
+    assert len(running_guards()) == before
+    assert not _origin.recording()
     assert not _hooks.is_patched()

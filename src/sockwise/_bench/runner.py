@@ -27,16 +27,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final, Literal
 
-#: Benchmark name -> (module, function). ``https`` lives next to ``http``.
+#: Benchmark name -> (module, function).
 BENCHMARKS: Final[dict[str, tuple[str, str]]] = {
     "http": ("sockwise._bench.http", "run"),
-    "https": ("sockwise._bench.http", "run_https"),
+    "https": ("sockwise._bench.http", "run"),
     "postgres": ("sockwise._bench.postgres", "run"),
     "nodelay": ("sockwise._bench.nodelay", "run"),
     "deadpeer": ("sockwise._bench.deadpeer", "run"),
     "harden": ("sockwise._bench.harden", "run"),
     "guard": ("sockwise._bench.guard", "run"),
 }
+
+#: Names measured by another benchmark's run (the HTTP benchmark measures HTTP and HTTPS).
+ALIASES: Final[dict[str, str]] = {"https": "http"}
 
 Status = Literal["ok", "skipped", "error", "missing"]
 
@@ -98,7 +101,39 @@ def run_one(name: str, quick: bool, timeout: float) -> Outcome:
         return Outcome(name, "error", elapsed, data, note=text[:300])
     if "skipped" in data:
         return Outcome(name, "skipped", elapsed, data, note=str(data["skipped"]))
+    data = normalize(data)
     return Outcome(name, "ok", elapsed, data, note=str(data.get("summary", "")))
+
+
+def normalize(data: dict[str, Any]) -> dict[str, Any]:
+    """Give a result ``rows`` with a ``case`` each, whatever shape the benchmark returned.
+
+    ``rows`` whose label is under another key (``variant``) get a ``case``; nested
+    ``results`` (``{group: {case: {metric: number}}}``) become rows named ``"group case"``.
+    """
+    rows = data.get("rows")
+    if isinstance(rows, list):
+        for row in rows:
+            if isinstance(row, dict) and "case" not in row:
+                label = next((v for v in row.values() if isinstance(v, str)), "?")
+                row["case"] = label
+        return data
+    results = data.get("results")
+    if not isinstance(results, dict):
+        return data
+    flat: list[dict[str, Any]] = []
+    for group, cases in results.items():
+        if not isinstance(cases, dict):
+            continue
+        if all(isinstance(v, dict) for v in cases.values()):
+            flat += [{"case": f"{group} {case}", **vals} for case, vals in cases.items()]
+        else:
+            flat.append({"case": str(group), **cases})
+    if flat:
+        data = {**data, "rows": flat}
+        if "metric" not in data:
+            data["metric"] = _first_number_key(flat[0])
+    return data
 
 
 def run_all(
@@ -109,6 +144,7 @@ def run_all(
     """Run *names* in order; *progress(i, n, name, outcome)* is called before and after each."""
     timeout = 240.0 if quick else 1800.0
     outcomes: list[Outcome] = []
+    names = list(dict.fromkeys(ALIASES.get(n, n) for n in names))
     for i, name in enumerate(names, 1):
         if not available(name):
             outcome = Outcome(name, "missing", note="not installed in this version of sockwise")
@@ -155,7 +191,7 @@ def _first_number_key(row: dict[str, Any]) -> str | None:
 def _unit(key: str | None) -> str:
     if not key:
         return ""
-    for suffix, unit in (("_ms", "ms"), ("_us", "us"), ("_s", "s"), ("_per_s", "/s")):
+    for suffix, unit in (("_per_s", "/s"), ("_ms", "ms"), ("_us", "us"), ("_s", "s")):
         if key.endswith(suffix):
             return f"{unit} ({key.removesuffix(suffix)})"
     return f"({key})"

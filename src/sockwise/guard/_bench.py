@@ -100,6 +100,7 @@ def run(quick: bool = False) -> dict[str, Any]:
 
     Args:
         quick: 1,000 sockets instead of 10,000 and fewer repetitions.
+
     """
     n = 1_000 if quick else 10_000
     reps = 5 if quick else 15
@@ -107,7 +108,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     result: dict[str, Any] = {"sockets": n, "source": source_name()}
     result["time_wait_made"] = _make_time_wait(n)
     with _quiet():
-        guard = Guard().start()
+        guard = Guard()  # started below, after the sockets: a long-running process
+        full = Guard(churn_scope="namespace")  # always counts the namespace's TIME_WAIT rows
         try:
             with socket.create_server(("127.0.0.1", 0), backlog=1024) as srv:
                 held: list[socket.socket] = []
@@ -121,28 +123,36 @@ def run(quick: bool = False) -> dict[str, Any]:
                         held += [srv.accept()[0] for _ in batch]
                     result["open_sockets"] = len(held)
                     result["time_wait_rows"] = len(machine_sockets(["TIME_WAIT"]))
+                    guard.start()
                     guard.check()  # warm-up
                     tick_wall, tick_cpu = _median(guard.check, reps)
+                    full.start()
+                    full_wall, full_cpu = _median(full.check, reps)
                     import psutil
 
                     proc = psutil.Process()
-                    ps_wall, _ = _median(lambda: proc.net_connections(kind="tcp"), max(3, reps // 3))
-                    procfs_wall, _ = _median(lambda: sample(ProcfsReader(), 0, 5.0), reps)
-                    diag_wall, _ = _median(
-                        lambda: list(NetlinkReader().raw_rows(GUARD_MASK)), reps
+                    ps_wall, _ = _median(
+                        lambda: proc.net_connections(kind="tcp"), max(3, reps // 3)
                     )
+                    procfs_wall, _ = _median(lambda: sample(ProcfsReader(), 0, 5.0), reps)
+                    diag_wall, _ = _median(lambda: list(NetlinkReader().raw_rows(GUARD_MASK)), reps)
                     fd_wall, _ = _median(socket_fds, max(3, reps // 3))
                 finally:
                     for s in held:
                         s.close()
         finally:
             guard.stop()
+            full.stop()
     result.update(
         {
             "guard_tick_ms": tick_wall * 1e3,
             "guard_tick_cpu_ms": tick_cpu * 1e3,
             "psutil_net_connections_ms": ps_wall * 1e3,
             "speedup_vs_psutil": ps_wall / tick_wall if tick_wall else float("inf"),
+            "guard_tick_with_time_wait_ms": full_wall * 1e3,
+            "guard_tick_with_time_wait_cpu_ms": full_cpu * 1e3,
+            "speedup_vs_psutil_with_time_wait": ps_wall / full_wall if full_wall else float("inf"),
+            "cpu_share_with_time_wait": full_cpu / DEFAULT_INTERVAL,
             "procfs_sample_ms": procfs_wall * 1e3,
             "sock_diag_dump_ms": diag_wall * 1e3,
             "proc_self_fd_listing_ms": fd_wall * 1e3,
@@ -162,15 +172,21 @@ def table(result: dict[str, Any]) -> str:
         ("sockets open in process", f"{result['open_sockets']:,}"),
         ("TIME_WAIT rows on machine", f"{result['time_wait_rows']:,}"),
         ("source", result["source"]),
-        ("guard tick (wall)", f"{result['guard_tick_ms']:.2f} ms"),
         ("psutil net_connections()", f"{result['psutil_net_connections_ms']:.2f} ms"),
-        ("speed-up vs psutil", f"{result['speedup_vs_psutil']:.1f}x"),
+        ("guard tick, not churning", f"{result['guard_tick_ms']:.2f} ms"),
+        ("  speed-up vs psutil", f"{result['speedup_vs_psutil']:.1f}x"),
+        ("guard tick, counting TIME_WAIT", f"{result['guard_tick_with_time_wait_ms']:.2f} ms"),
+        ("  speed-up vs psutil", f"{result['speedup_vs_psutil_with_time_wait']:.1f}x"),
         ("procfs sample (fallback)", f"{result['procfs_sample_ms']:.2f} ms"),
         ("sock_diag dump alone", f"{result['sock_diag_dump_ms']:.2f} ms"),
         ("/proc/self/fd listing (avoided)", f"{result['proc_self_fd_listing_ms']:.2f} ms"),
         (
-            f"CPU share at {result['default_interval_s']:g} s interval",
+            f"CPU share at {result['default_interval_s']:g} s, not churning",
             f"{result['cpu_share_at_default_interval']:.3%}",
+        ),
+        (
+            f"CPU share at {result['default_interval_s']:g} s, counting TIME_WAIT",
+            f"{result['cpu_share_with_time_wait']:.3%}",
         ),
         ("connect, untracked", f"{hook['untracked_us']:.2f} us"),
         ("connect, origin recorded", f"{hook['tracked_us']:.2f} us"),

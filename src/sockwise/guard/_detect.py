@@ -263,6 +263,26 @@ class Detector:
             self.port_range_at = now
         return self.port_range
 
+    def wants_time_wait(self, window: float, now: float) -> bool:
+        """Whether this sample must count TIME_WAIT rows (the costly part of a dump).
+
+        With ``churn_scope="process"`` only when this process itself connects fast enough, or
+        connected often enough within the TIME_WAIT period, for one of the churn conditions to
+        be possible (or a streak is under way): a process that is not churning never pays for
+        the namespace's TIME_WAIT rows.
+        """
+        th = self.th
+        if th.churn_scope == "namespace" or self.streak:
+            return True
+        if not _origin.recording():
+            return False
+        low, high = self._range(now)
+        size = high - low + 1
+        threshold = th.churn_rate if th.churn_rate is not None else size / TIME_WAIT_SECONDS
+        fresh = max(0, _origin.connects() - self.last_connects)
+        recent = fresh + sum(sum(h.values()) for _, h in self.history)
+        return fresh / window >= 0.5 * threshold or recent >= 0.25 * th.time_wait_fraction * size
+
     def churn(self, smp: Sample, window: float, now: float) -> list[GuardEvent]:
         """Rate of new connections and TIME_WAIT rows per destination, against the port range.
 

@@ -244,7 +244,7 @@ class Guard:
             log_once("guard-no-source", logging.WARNING, "sockwise guard: %s", exc)
             return GuardReport(source="unavailable", duration=0.0, error=str(exc))
         window = det.window(now, self.interval)
-        smp = sample(reader, _detect.uid(), window)
+        smp = sample(reader, _detect.uid(), window, det.wants_time_wait(window, now))
         present = {r.inode for r in smp.close_wait} | {r.inode for r in smp.listen}
         close_wait, cw_events = det.close_wait(smp.close_wait, present, now)
         listeners, q_events = det.accept_queue(smp.listen, present, now)

@@ -164,16 +164,10 @@ def _evict_oldest(table: dict[Any, Any]) -> None:
         del table[next(iter(table))]
 
 
-#: The frames of the hook layer's connect wrappers, whose ``address`` argument names the peer.
-_CONNECT_CODES: Final = (_hooks._connect.__code__, _hooks._connect_ex.__code__)
 _MAX_DESTINATIONS: Final = 4096
 
 
-def _count_destination() -> None:
-    frame = sys._getframe(3)  # _count_destination <- _on_connect <- _hooks._run <- _connect
-    if frame.f_code not in _CONNECT_CODES:
-        return
-    address = frame.f_locals.get("address")
+def _count_destination(address: object) -> None:
     if isinstance(address, tuple) and len(address) >= 2 and isinstance(address[1], int):
         key = (str(address[0]), address[1])
         counts = _state.dest_connects
@@ -182,10 +176,10 @@ def _count_destination() -> None:
             _evict_oldest(counts)
 
 
-def _on_connect(sock: socket.socket) -> None:
+def _on_connect(sock: socket.socket, address: object) -> None:
     _state.connects += 1
     if _remember(sock, "connect") is not None:
-        _count_destination()
+        _count_destination(address)
 
 
 def _on_accept(sock: socket.socket) -> None:

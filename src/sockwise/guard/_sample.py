@@ -44,23 +44,16 @@ class Sample:
     time_wait_recent: Counter[Address] | None = None
 
 
-def _sample_netlink(reader: NetlinkReader, uid: int, window: float) -> Sample:
+def _sample_netlink(reader: NetlinkReader, uid: int, window: float, time_wait: bool) -> Sample:
     out = Sample(time_wait_recent=Counter())
-    young = (TIME_WAIT_SECONDS - window) * 1000.0
-    tw: Counter[tuple[int, bytes, bytes]] = Counter()
-    recent: Counter[tuple[int, bytes, bytes]] = Counter()
-    for row in reader.raw_rows(GUARD_MASK):
-        state = row[1]
-        if state == TIME_WAIT:
-            key = (row[0], row[5], row[3])
-            tw[key] += 1
-            if row[6] > young:
-                recent[key] += 1
-        elif row[9] == uid:
+    for row in reader.raw_rows((1 << CLOSE_WAIT) | (1 << LISTEN)):
+        if row[9] == uid:
             rec = to_record(row)
-            if rec is None:
-                continue
-            (out.close_wait if state == CLOSE_WAIT else out.listen).append(rec)
+            if rec is not None:
+                (out.close_wait if row[1] == CLOSE_WAIT else out.listen).append(rec)
+    if not time_wait:
+        return out
+    tw, recent = reader.time_wait_counts((TIME_WAIT_SECONDS - window) * 1000.0)
     assert out.time_wait_recent is not None
     for (family, dst, dport), n in tw.items():
         out.time_wait[format_address(family, dst, dport)] += n
@@ -69,7 +62,7 @@ def _sample_netlink(reader: NetlinkReader, uid: int, window: float) -> Sample:
     return out
 
 
-def sample(reader: object, uid: int, window: float) -> Sample:
+def sample(reader: object, uid: int, window: float, time_wait: bool = True) -> Sample:
     """Read CLOSE_WAIT, LISTEN and TIME_WAIT rows through *reader*.
 
     Args:
@@ -77,16 +70,19 @@ def sample(reader: object, uid: int, window: float) -> Sample:
         uid: Keep CLOSE_WAIT/LISTEN rows of this owner only (rows with uid -1, from sources that
             cannot tell, are kept).
         window: Seconds since the previous sample (for ``time_wait_recent``).
+        time_wait: Count TIME_WAIT rows (skipped, where the source allows, when ``False``).
 
     """
     if isinstance(reader, NetlinkReader):
-        return _sample_netlink(reader, uid, window)
+        return _sample_netlink(reader, uid, window, time_wait)
     out = Sample()
     young = (TIME_WAIT_SECONDS - window) * 1000.0
     recent: Counter[Address] = Counter()
     timers = False
     for rec in reader.dump(GUARD_MASK):  # type: ignore[attr-defined]
         if rec.state == "TIME_WAIT":
+            if not time_wait:
+                continue
             out.time_wait[rec.remote] += 1
             if rec.expires_ms:
                 timers = True

@@ -77,7 +77,7 @@ def _is_tcp(sock: socket.socket) -> bool:
     return _family(sock) in _TCP_FAMILIES and _type(sock) == socket.SOCK_STREAM
 
 
-def _on_connect(sock: socket.socket) -> None:
+def _on_connect(sock: socket.socket, address: object) -> None:
     current = _current
     if current is None or not _is_tcp(sock):
         return

@@ -1,9 +1,9 @@
 """One reading of a process's TCP sockets, shared by ``sockwise inspect`` and the metrics.
 
-Theory of operation: the socket rows come from the guard's reading layer
-(:mod:`sockwise.guard`, sock_diag with a ``/proc`` fallback) when it is installed and the process
-lives in our network namespace; otherwise from the small ``/proc/<pid>/net/tcp`` reader in
-:mod:`sockwise.metrics._procnet`. A :class:`Snapshot` condenses the rows into what a person or a
+Theory of operation: the socket rows come from the guard's reading layer (:mod:`sockwise.guard`:
+sock_diag, with ``/proc`` and psutil fallbacks); a process in another network namespace has its
+namespace read from ``/proc/<pid>/net/tcp``, and a proc root other than ``/proc`` (tests) is read
+with the guard's procfs parser. A :class:`Snapshot` condenses the rows into what a person or a
 dashboard asks first: how many sockets in each state, which ones sit in CLOSE_WAIT (a leak: the
 peer closed and this process never did), where TIME_WAIT sockets point (connection churn), how
 full each accept queue is, and how much of the ephemeral port range is taken.
@@ -15,33 +15,15 @@ network namespace and grouped by destination. Ages are not kept by the kernel; a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from sockwise.metrics import _procnet
-
-
-class SocketRow(Protocol):
-    """The fields a socket record has (the guard's ``SocketRecord`` or :class:`ProcSocket`)."""
-
-    @property
-    def state(self) -> str: ...
-    @property
-    def local(self) -> tuple[str, int]: ...
-    @property
-    def remote(self) -> tuple[str, int]: ...
-    @property
-    def inode(self) -> int: ...
-    @property
-    def rqueue(self) -> int: ...
-    @property
-    def wqueue(self) -> int: ...
-    @property
-    def fd(self) -> int | None: ...
+from sockwise.guard import SocketRecord
 
 
 @dataclass(frozen=True)
@@ -136,7 +118,7 @@ def _same_netns(pid: int, proc_root: str) -> bool:
 
 def read_rows(
     pid: int | None = None, proc_root: str = "/proc"
-) -> tuple[Sequence[SocketRow], Sequence[SocketRow], str]:
+) -> tuple[Sequence[SocketRecord], Sequence[SocketRecord], str]:
     """The sockets *pid* owns, every socket of its network namespace, and the source's name.
 
     Raises:
@@ -144,36 +126,23 @@ def read_rows(
         PermissionError: The process's descriptors cannot be read.
 
     """
+    from sockwise import guard
+    from sockwise.guard import _procfs, _records
+
     real = os.getpid() if pid is None else pid
     if not os.path.isdir(f"{proc_root}/{real}"):
         raise ProcessLookupError(f"no process with PID {real}")
-    if proc_root == "/proc":
-        found = _read_with_guard(real)
-        if found is not None:
-            return found
-    owned_rows = _procnet.process_sockets(real, proc_root)
-    return owned_rows, _procnet.namespace_sockets(real, proc_root), PROCNET_SOURCE
-
-
-def _read_with_guard(pid: int) -> tuple[Sequence[SocketRow], Sequence[SocketRow], str] | None:
-    """Read through the guard's layer (sock_diag when it works), or ``None`` without a guard."""
-    try:
-        from sockwise import guard
-    except ImportError:  # Defensive: a partial installation
-        return None
-    reader = getattr(guard, "process_sockets", None)
-    everything = getattr(guard, "machine_sockets", None)
-    name = getattr(guard, "source_name", None)
-    if reader is None or everything is None or name is None:
-        return None
-    source = str(name())
-    if source == "unavailable":
-        return None
-    states = getattr(guard, "TCP_STATES", {}).values()
-    owned: Sequence[SocketRow] = reader(pid=pid, states=[s for s in states if s not in _UNOWNED])
-    if _same_netns(pid, "/proc"):
-        return owned, everything(), source
-    return owned, _procnet.namespace_sockets(pid), f"{source} + /proc/{pid}/net/tcp"
+    owned_states = [s for s in _records.TCP_STATES.values() if s not in _UNOWNED]
+    if proc_root == "/proc" and guard.source_name() != "unavailable":
+        owned = guard.process_sockets(pid=real, states=owned_states)
+        if _same_netns(real, proc_root):
+            return owned, guard.machine_sockets(), guard.source_name()
+        other = _procfs.ProcfsReader(proc_root, real).dump(_records.state_mask(None))
+        return owned, other, f"{guard.source_name()} + /proc/{real}/net/tcp"
+    fds = _procfs.socket_fds(proc_root, real)
+    every = _procfs.ProcfsReader(proc_root, real).dump(_records.state_mask(None))
+    mine = [dataclasses.replace(r, fd=fds[r.inode]) for r in every if r.inode and r.inode in fds]
+    return mine, every, PROCNET_SOURCE
 
 
 def read_port_range(proc_root: str = "/proc") -> tuple[int, int] | None:
