@@ -154,3 +154,35 @@ def test_inspect_permission_denied(socket_holder: tuple[int, int, int]) -> None:
     )
     assert result.returncode == 1, result.stderr
     assert_one_line_error(result, f"cannot read the sockets of PID {pid}: permission denied")
+
+
+def test_inspect_fake_proc_root_with_malformed_rows(run_cli: RunCli, tmp_path) -> None:
+    """The procfs path parses good rows, skips malformed ones, and never tracebacks."""
+    pid_dir = tmp_path / "4242"
+    (pid_dir / "fd").mkdir(parents=True)
+    (pid_dir / "net").mkdir()
+    (pid_dir / "comm").write_text("fakeproc\n")
+    os.symlink("socket:[777]", pid_dir / "fd" / "5")
+    os.symlink("socket:[888]", pid_dir / "fd" / "6")
+    os.symlink("/dev/null", pid_dir / "fd" / "0")
+    tail = " 00:00000000 00000000     0        0"
+    rows = [
+        "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt  uid  timeout",
+        "   0: 0100007F:1F90 0100007F:D431 08 00000000:00000000" + tail + " 777 1",
+        "garbage line",
+        "   1: 00000000:0050 00000000:0000 0A 00000000:00000003" + tail + " 888 1",
+        "   2: 0100007F:9C40 0100007F:1F90 06 00000000:00000000" + tail + " 0 0",
+    ]
+    (pid_dir / "net" / "tcp").write_text("\n".join(rows) + "\n")
+    result = run_cli("inspect", "4242", "--json", "--proc-root", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    snap = json.loads(result.stdout)
+    assert snap["name"] == "fakeproc"
+    assert snap["counts"] == {"CLOSE_WAIT": 1, "LISTEN": 1}
+    assert snap["close_wait"][0]["local"] == "127.0.0.1:8080"
+    assert snap["close_wait"][0]["peer"] == "127.0.0.1:54321"
+    assert snap["close_wait"][0]["fd"] == 5
+    assert snap["listeners"] == [
+        {"fd": 6, "local": "0.0.0.0:80", "queued": 3, "backlog": None, "fill": None}
+    ]
+    assert snap["time_wait"] == {"127.0.0.1:8080": 1}
