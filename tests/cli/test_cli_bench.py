@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -108,3 +110,26 @@ def test_bench_normalize_result_shapes() -> None:
     assert result_rows(Outcome("guard", "missing", note="not installed")) == [
         ("guard", "missing", "not installed")
     ]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_bench_progress_line_on_terminal() -> None:
+    """On a terminal the progress line is redrawn in place; the final line is plain."""
+    from sockwise._bench.runner import Outcome
+    from sockwise.cli._bench import Progress
+
+    out = _Terminal()
+    progress = Progress(out)
+    progress(1, 2, "nodelay", None)
+    deadline = time.monotonic() + 10
+    while "nodelay |" not in out.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    progress(1, 2, "nodelay", Outcome("nodelay", "ok", 1.5, note="fine"))
+    text = out.getvalue()
+    assert "\r\x1b[2K[1/2] nodelay | 0 s" in text
+    assert text.endswith("\r\x1b[2K[1/2] nodelay: ok in 1.5 s - fine\n")
+    assert progress._thread is None

@@ -122,7 +122,7 @@ class Outcome:
     stats: swu.PoolStats | None = None
 
 
-def in_client(pair: NetnsPair, pool: ThreadPoolExecutor, fn: Callable[[], Outcome]) -> Future[Any]:
+def in_client(pair: NetnsPair, pool: ThreadPoolExecutor, fn: Callable[[], Any]) -> Future[Any]:
     return pool.submit(pair.run_in_client, fn, timeout=60)
 
 
@@ -224,7 +224,9 @@ def test_idle_pooled_connection_to_vanished_peer(
 
     def warm(pm: swu.PoolManager) -> None:
         first = request(pm, url)
-        assert first.status == 200, first
+        if first.status != 200:
+            ready.abort()  # let the main thread report this instead of waiting at the barrier
+            raise AssertionError(f"warm-up request failed: {first}")
         ready.wait()
         assert blackholed.wait(20)
 
@@ -260,7 +262,12 @@ def test_idle_pooled_connection_to_vanished_peer(
         f_reused = in_client(pair, ex, reused_at_once)
         f_idle = in_client(pair, ex, left_idle)
         f_retry = in_client(pair, ex, default_retries)
-        ready.wait()
+        try:
+            ready.wait()
+        except threading.BrokenBarrierError:
+            for f in (f_reused, f_idle, f_retry):
+                f.result(timeout=30)  # re-raises the worker's own failure
+            raise
         pair.blackhole()
         t0 = time.monotonic()
         blackholed.set()
@@ -286,9 +293,7 @@ def test_idle_pooled_connection_to_vanished_peer(
     assert retired_after < bound + MARGIN, retired_after
     assert isinstance(idle.error, ConnectTimeoutError), repr(idle.error)
     assert not isinstance(idle.error, swu.DeadPeerError)
-    assert f"Connection to {pair.server_addr} timed out. (connect timeout=1.0)" in str(
-        idle.error
-    )
+    assert f"Connection to {pair.server_addr} timed out. (connect timeout=1.0)" in str(idle.error)
     connect_took = idle.at - retired_at
     assert 0.8 < connect_took < 1.0 + MARGIN, connect_took
     assert idle.stats is not None
@@ -303,9 +308,7 @@ def test_idle_pooled_connection_to_vanished_peer(
     assert (retried.stats.created, retried.stats.reused) == (4, 1)
     # The final error names the last cause (connecting); the dead-peer explanation of the first
     # attempt survives only in urllib3's "Retrying ..." warning.
-    retry_logs = [
-        r.getMessage() for r in caplog.records if r.name == "urllib3.connectionpool"
-    ]
+    retry_logs = [r.getMessage() for r in caplog.records if r.name == "urllib3.connectionpool"]
     assert any("DeadPeerReadTimeoutError" in m and "stopped answering" in m for m in retry_logs)
     print(f"\nMaxRetryError: {retried.error}")
     print(f"\nidle: reused-at-once failed {reused_after:.2f} s after the black hole; "

@@ -55,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"sockwise {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("policy", help="show the effective socket policy")
+    p = sub.add_parser(
+        "policy",
+        help="show the effective socket policy",
+        description="Show the policy sockwise applies (SOCKWISE_* variables over the defaults), "
+        "each setting with its meaning, and the time within which a silent peer is declared dead.",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument(
         "--preset",
@@ -63,13 +68,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="show a preset instead: default, interactive, kernel, aws-nlb, azure-lb, nat:SECONDS",
     )
 
-    d = sub.add_parser("doctor", help="check the kernel's TCP settings (read only)")
+    d = sub.add_parser(
+        "doctor",
+        help="check the kernel's TCP settings (read only)",
+        description="Read the kernel TCP settings that matter (keepalive, retries, somaxconn, SYN "
+        "queue, ephemeral ports, TIME_WAIT reuse, listen-queue overflow counters) and give each a "
+        "verdict (ok, warn, info, unknown), its meaning and the command that would fix it. "
+        "Nothing is changed.",
+    )
     d.add_argument("--json", action="store_true", help="print JSON")
     d.add_argument(
         "--proc-root", metavar="DIR", help="procfs location (default: $SOCKWISE_PROC_ROOT or /proc)"
     )
 
-    i = sub.add_parser("inspect", help="show a process's TCP sockets, like ss")
+    i = sub.add_parser(
+        "inspect",
+        help="show a process's TCP sockets, like ss",
+        description="Show one process's TCP sockets: counts by state, CLOSE_WAIT sockets with "
+        "peer and age, listening sockets with accept-queue fill, TIME_WAIT by destination.",
+    )
     i.add_argument("pid", nargs="?", type=_pid, metavar="PID", help="process (default: this one)")
     i.add_argument(
         "--json", action="store_true", help="print JSON (one object per line in --watch)"
@@ -88,7 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--proc-root", default="/proc", metavar="DIR", help=argparse.SUPPRESS)
 
     b = sub.add_parser(
-        "bench", help="measure what the policy changes (HTTP, Postgres, Nagle, dead peers)"
+        "bench",
+        help="measure what the policy changes (HTTP, Postgres, Nagle, dead peers)",
+        description="Run the benchmarks with embedded local servers: pooled vs unpooled HTTP, "
+        "HTTPS and PostgreSQL, Nagle vs TCP_NODELAY, dead-peer detection in network namespaces "
+        "(root), and the cost of harden(). Prints a table; saves JSON and a PNG plot "
+        "(default: benchmarks/results/ in a sockwise checkout, else the current directory).",
     )
     b.add_argument("--quick", action="store_true", help="short run (about a minute)")
     b.add_argument("--json", metavar="PATH", help="where to save the JSON results")
