@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
+import subprocess
+import sys
 from pathlib import Path
 
-import pytest
 from cli_support import RunCli
 
 SETTINGS = {
@@ -152,13 +152,35 @@ def test_doctor_malformed_proc_gives_unknown(run_cli: RunCli, tmp_path: Path) ->
     assert "Traceback" not in text.stderr
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_doctor_permission_denied(run_cli: RunCli, tmp_path: Path) -> None:
-    """A file the user may not read gives unknown with the reason."""
+DROP_PRIVILEGES = """
+import os, sys
+import sockwise.cli._app, sockwise.cli._bench, sockwise.cli._doctor, sockwise.cli._inspect
+import sockwise.cli._policy
+if os.geteuid() == 0:
+    os.setgroups([])
+    os.setgid(65534)
+    os.setuid(65534)
+sys.exit(sockwise.cli.main(sys.argv[1:]))
+"""
+
+
+def test_doctor_permission_denied(tmp_path: Path) -> None:
+    """Files the user may not read give unknown with the reason (run as nobody when root)."""
     root = make_proc(tmp_path)
     (root / "sys/net/core/somaxconn").chmod(0)
-    found = checks(run_cli("doctor", "--json", "--proc-root", str(root)).stdout)
-    assert "Permission denied" in found["net.core.somaxconn and SYN queue"]["meaning"]
+    (root / "sys").chmod(0o700)
+    result = subprocess.run(
+        [sys.executable, "-c", DROP_PRIVILEGES, "doctor", "--json", "--proc-root", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    found = checks(result.stdout)
+    meaning = found["net.core.somaxconn and SYN queue"]["meaning"]
+    assert "Permission denied" in meaning
+    assert found["net.core.somaxconn and SYN queue"]["verdict"] == "unknown"
 
 
 def test_doctor_missing_proc_root(run_cli: RunCli, tmp_path: Path) -> None:

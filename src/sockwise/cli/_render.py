@@ -12,7 +12,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]], indent: str 
     cells = [[str(h) for h in headers], *[[_cell(v) for v in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     numeric = [
-        all(isinstance(row[i], (int, float)) or row[i] in (None, "-") for row in rows) and rows
+        bool(rows) and all(isinstance(row[i], (int, float)) or row[i] is None for row in rows)
         for i in range(len(headers))
     ]
     lines = []
