@@ -29,6 +29,11 @@ from sockwise.testing import (
 )
 
 
+# The pytest-plugin tests (tests/plugin) run inner pytest sessions with pytester; pytest only
+# accepts ``pytest_plugins`` in the top-level conftest.
+pytest_plugins = ["pytester"]
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     # Namespaces left behind by an earlier run that was killed (its PID no longer exists).
     if os.path.isdir("/run/netns") and hasattr(os, "geteuid") and os.geteuid() == 0:

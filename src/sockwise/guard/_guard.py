@@ -44,6 +44,9 @@ DEFAULT_CLOSE_WAIT_AFTER: Final = 60.0
 #: Default re-report period for destination- and listener-wide findings (and summaries).
 DEFAULT_REPORT_EVERY: Final = 300.0
 
+#: Longest the guard's thread sleeps before checking whether recorded origins need draining.
+_DRAIN_SLICE: Final = 0.5
+
 _registry_lock = threading.Lock()
 _running: set[Guard] = set()
 _process_hooks_installed = False
@@ -201,7 +204,7 @@ class Guard:
     def _run(self) -> None:
         stop = self._stop
         delay = self.interval
-        while not stop.wait(delay):
+        while not self._wait(stop, delay):
             try:
                 self._sample(in_thread=True)
             except Exception as exc:  # the guard never dies of its own errors
@@ -212,6 +215,23 @@ class Guard:
                     exc,
                 )
             delay = self._next_delay()
+
+    @staticmethod
+    def _wait(stop: threading.Event, delay: float) -> bool:
+        """Wait *delay* seconds (``True``: stopped), draining recorded origins if many pile up."""
+        end = time.monotonic() + delay
+        for _ in range(1_000_000):  # bounded: delay <= 1 day, in slices of 0.5 s
+            left = end - time.monotonic()
+            if left <= 0:
+                return stop.is_set()
+            if stop.wait(min(left, _DRAIN_SLICE)):
+                return True
+            if _origin.needs_drain():
+                try:
+                    _origin.drain()
+                except Exception as exc:  # Defensive: the guard never dies of its own errors
+                    log_once("guard-drain", logging.ERROR, "sockwise guard: drain failed: %r", exc)
+        return stop.is_set()  # Defensive: unreachable
 
     def _next_delay(self) -> float:
         due = self._detector.cw_due
@@ -243,6 +263,7 @@ class Guard:
         except _source.NoSourceError as exc:
             log_once("guard-no-source", logging.WARNING, "sockwise guard: %s", exc)
             return GuardReport(source="unavailable", duration=0.0, error=str(exc))
+        _origin.drain()  # resolve the sockets recorded since the last tick
         window = det.window(now, self.interval)
         smp = sample(reader, _detect.uid(), window, det.wants_time_wait(window, now))
         present = {r.inode for r in smp.close_wait} | {r.inode for r in smp.listen}

@@ -1,21 +1,28 @@
 """Remember which code opened each TCP socket, and which sockets sockwise pools hold idle.
 
 Theory of operation: while a guard runs, hooks on ``connect``, ``accept`` and ``listen`` (the
-shared layer in :mod:`sockwise._hooks`) record, per socket *inode* (``os.fstat(fd).st_ino``, the
-number sock_diag and ``/proc/net/tcp`` report), the descriptor and the first stack frame outside
-sockwise, the standard library and the wrapped HTTP/PostgreSQL libraries. A frame is classified
-once per code object and an :class:`Origin` is built once per call site, so recording costs an
-``fstat`` and a short walk up the stack.
+shared layer in :mod:`sockwise._hooks`) find the first stack frame outside sockwise, the standard
+library and the wrapped HTTP/PostgreSQL libraries, and append ``(weak reference to the socket,
+origin, address or backlog, kind)`` to a bounded queue -- nothing else: no system call, no lock
+(``deque.append`` is atomic). A frame is classified once per code object and an :class:`Origin`
+is built once per call site, so recording costs a short walk up the stack and one append.
 
-The tables are bounded: the guard sweeps a slice of them each tick and drops entries whose
-descriptor no longer refers to the same inode (the socket was closed), and a hard cap evicts the
-oldest entry when an application holds more sockets than that.
+The queue is *drained* at the start of every guard tick and by every reader of the tables
+(:func:`lookup`, :func:`listeners`, :func:`destination_connects`, :func:`sizes`...): a socket
+still open is keyed by its *inode* (``os.fstat(fd).st_ino``, the number sock_diag and
+``/proc/net/tcp`` report); one already closed (dead weak reference, or ``fileno() == -1``) only
+counts toward its destination. The tables are bounded: the guard sweeps a slice of them each
+tick and drops entries whose descriptor no longer refers to the same inode (the socket was
+closed), and a hard cap evicts the oldest entry when an application holds more sockets than
+that; the queue itself holds at most :data:`MAX_PENDING` entries (the guard drains it early when
+it fills).
 """
 
 from __future__ import annotations
 
 import _socket
 import contextlib
+import logging
 import os
 import re
 import socket
@@ -23,17 +30,24 @@ import stat
 import sys
 import sysconfig
 import threading
+import weakref
+from collections import deque
 from dataclasses import dataclass
 from itertools import islice
 from types import CodeType, FrameType
 from typing import Any, Final
 
 from sockwise import _hooks
+from sockwise._log import log_once
 
 #: Most sockets whose origin is remembered at once (memory: ~200 bytes each).
 MAX_TRACKED: Final = 65536
 #: Most pooled sockets remembered at once.
 MAX_POOLED: Final = 65536
+#: Most recorded events waiting to be drained (memory: ~250 bytes each); beyond, the oldest go.
+MAX_PENDING: Final = 65536
+#: The guard's thread drains early once this many events wait.
+DRAIN_EARLY: Final = MAX_PENDING // 4
 _MAX_CACHE: Final = 4096
 
 _WRAPPED: Final = (
@@ -49,8 +63,11 @@ _WRAPPED: Final = (
 )
 _LIB_RE: Final = re.compile(r"[/\\](?:site|dist)-packages[/\\](?:" + "|".join(_WRAPPED) + r")[/\\]")
 _INET: Final = (socket.AF_INET, socket.AF_INET6)
+_STREAM: Final = int(socket.SOCK_STREAM)
 _raw_type = _socket.socket.type.__get__  # the C getter: an int, no enum conversion
 _raw_family = _socket.socket.family.__get__
+_ref: Final = weakref.ref
+_getframe: Final = sys._getframe
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +93,18 @@ class Origin:
         return f"{self.filename}:{self.lineno} in {self.function}()"
 
 
+#: One recorded event: (weak reference to the socket, origin, address or backlog, kind).
+_Pending = tuple["weakref.ref[socket.socket]", "Origin | None", Any, str]
+
+
 class _State:
     """Module state, replaced wholesale in a forked child."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
+        self.drain_lock = threading.Lock()  # guards the tables below (never taken by a hook)
         self.users = 0
+        self.pending: deque[_Pending] = deque(maxlen=MAX_PENDING)
         self.tracked: dict[int, tuple[int, Origin | None]] = {}
         self.listeners: dict[int, tuple[int, int, Origin | None]] = {}
         self.pooled: dict[int, int] = {}
@@ -130,7 +153,8 @@ def find_origin(frame: FrameType | None, kind: str) -> Origin | None:
                 is_lib.clear()
             lib = is_lib[code] = _classify(code)
         if not lib:
-            key = (code, frame.f_lineno, kind)
+            # Keyed by instruction offset: f_lasti is a field, f_lineno decodes the line table.
+            key = (code, frame.f_lasti, kind)
             found = st.origins.get(key)
             if found is None:
                 if len(st.origins) >= _MAX_CACHE:
@@ -147,16 +171,30 @@ def find_origin(frame: FrameType | None, kind: str) -> Origin | None:
     return None
 
 
-def _remember(sock: socket.socket, kind: str) -> int | None:
-    if _raw_type(sock) & 0xF != socket.SOCK_STREAM or _raw_family(sock) not in _INET:
-        return None
-    fd = sock.fileno()
-    ino = os.fstat(fd).st_ino
-    tracked = _state.tracked
-    tracked[ino] = (fd, find_origin(sys._getframe(2), kind))
-    if len(tracked) > MAX_TRACKED:
-        _evict_oldest(tracked)
-    return ino
+# -- the hooks: the hot path. No system call, no lock, one append. ---------------------------
+# Frame depths: _on_connect <- _hooks._run_connect <- _hooks._connect <- caller, and
+# _on_accept <- _hooks._run <- _hooks._accept <- caller; starting two frames up skips the hook
+# runner, and find_origin skips any sockwise frame left.
+
+
+def _on_connect(sock: socket.socket, address: object) -> None:
+    st = _state
+    st.connects += 1
+    if _raw_type(sock) & 0xF == _STREAM and _raw_family(sock) in _INET:
+        st.pending.append((_ref(sock), find_origin(_getframe(2), "connect"), address, "connect"))
+
+
+def _on_accept(sock: socket.socket) -> None:
+    if _raw_type(sock) & 0xF == _STREAM and _raw_family(sock) in _INET:
+        _state.pending.append((_ref(sock), find_origin(_getframe(2), "accept"), None, "accept"))
+
+
+def _on_listen(sock: socket.socket, backlog: int) -> None:
+    if _raw_type(sock) & 0xF == _STREAM and _raw_family(sock) in _INET:
+        _state.pending.append((_ref(sock), find_origin(_getframe(1), "listen"), backlog, "listen"))
+
+
+# -- draining: fstat and per-destination counting, off the hot path ---------------------------
 
 
 def _evict_oldest(table: dict[Any, Any]) -> None:
@@ -167,33 +205,74 @@ def _evict_oldest(table: dict[Any, Any]) -> None:
 _MAX_DESTINATIONS: Final = 4096
 
 
-def _count_destination(address: object) -> None:
-    if isinstance(address, tuple) and len(address) >= 2 and isinstance(address[1], int):
-        key = (str(address[0]), address[1])
-        counts = _state.dest_connects
-        counts[key] = counts.get(key, 0) + 1
-        if len(counts) > _MAX_DESTINATIONS:
-            _evict_oldest(counts)
+def destination_key(address: object) -> tuple[str, int] | None:
+    """``(host, port)`` of a connect *address*, numeric IPv6 hosts in ``inet_ntop`` form."""
+    if not (isinstance(address, tuple) and len(address) >= 2 and isinstance(address[1], int)):
+        return None
+    host = address[0]
+    host = host if isinstance(host, str) else str(host)
+    if ":" in host:
+        with contextlib.suppress(OSError, ValueError):
+            host = socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, host))
+    return host, address[1]
 
 
-def _on_connect(sock: socket.socket, address: object) -> None:
-    _state.connects += 1
-    if _remember(sock, "connect") is not None:
-        _count_destination(address)
+def _drain_locked(st: _State) -> None:
+    pending = st.pending
+    if len(pending) == MAX_PENDING:
+        log_once(
+            "guard-origin-overflow",
+            logging.WARNING,
+            "sockwise guard: more than %d sockets were opened between two samples; the origins "
+            "and destinations of the oldest were not recorded",
+            MAX_PENDING,
+        )
+    tracked = st.tracked
+    listeners = st.listeners
+    counts = st.dest_connects
+    popleft = pending.popleft
+    fstat = os.fstat
+    for _ in range(len(pending)):
+        try:
+            ref, origin, extra, kind = popleft()
+        except IndexError:  # Defensive: only drainers pop, under drain_lock
+            break
+        if kind == "connect":
+            key = destination_key(extra)
+            if key is not None:
+                counts[key] = counts.get(key, 0) + 1
+                if len(counts) > _MAX_DESTINATIONS:
+                    _evict_oldest(counts)
+        sock = ref()
+        if sock is None:
+            continue  # closed and collected already: nothing to watch
+        try:
+            fd = sock.fileno()
+            if fd < 0:
+                continue  # closed (or detached)
+            ino = fstat(fd).st_ino
+        except (OSError, ValueError, OverflowError):
+            continue
+        tracked[ino] = (fd, origin)
+        if len(tracked) > MAX_TRACKED:
+            _evict_oldest(tracked)
+        if kind == "listen":
+            listeners[ino] = (fd, extra, origin)
+            if len(listeners) > MAX_TRACKED:
+                _evict_oldest(listeners)
 
 
-def _on_accept(sock: socket.socket) -> None:
-    _remember(sock, "accept")
+def drain() -> None:
+    """Resolve the recorded events: inodes of open sockets, connects per destination."""
+    st = _state
+    if st.pending:
+        with st.drain_lock:
+            _drain_locked(st)
 
 
-def _on_listen(sock: socket.socket, backlog: int) -> None:
-    ino = _remember(sock, "listen")
-    if ino is not None:
-        fd, origin = _state.tracked.get(ino, (sock.fileno(), None))
-        listeners = _state.listeners
-        listeners[ino] = (fd, backlog, origin)
-        if len(listeners) > MAX_TRACKED:
-            _evict_oldest(listeners)
+def needs_drain() -> bool:
+    """Whether enough events wait that the guard should drain before its next tick."""
+    return len(_state.pending) >= DRAIN_EARLY
 
 
 def enable() -> None:
@@ -218,9 +297,11 @@ def disable() -> None:
             _hooks.remove_connect_hook(_on_connect)
             _hooks.remove_accept_hook(_on_accept)
             _hooks.remove_listen_hook(_on_listen)
-            _state.tracked.clear()
-            _state.dest_connects.clear()
-            _state.listeners.clear()
+            with _state.drain_lock:
+                _state.pending.clear()
+                _state.tracked.clear()
+                _state.dest_connects.clear()
+                _state.listeners.clear()
 
 
 def recording() -> bool:
@@ -230,16 +311,19 @@ def recording() -> bool:
 
 def lookup(inode: int) -> tuple[int, Origin | None] | None:
     """``(fd, origin)`` recorded for *inode*, if any."""
+    drain()
     return _state.tracked.get(inode)
 
 
 def listeners() -> dict[int, tuple[int, int, Origin | None]]:
     """A snapshot of ``{inode: (fd, requested backlog, origin)}`` of listening sockets seen."""
+    drain()
     return dict(_state.listeners)
 
 
 def destination_connects() -> dict[tuple[str, int], int]:
     """A snapshot of this process's connects per ``(host, port)`` (cumulative, bounded)."""
+    drain()
     return dict(_state.dest_connects)
 
 
@@ -250,8 +334,10 @@ def connects() -> int:
 
 def sizes() -> dict[str, int]:
     """Entries in each internal table (to check that memory stays bounded)."""
+    drain()
     st = _state
     return {
+        "pending": len(st.pending),
         "tracked": len(st.tracked),
         "listeners": len(st.listeners),
         "pooled": len(st.pooled),
@@ -285,9 +371,11 @@ def _sweep_table(table: dict[int, tuple[int, ...]] | dict[int, int], count: int)
 def sweep(minimum: int = 512) -> int:
     """Check the oldest slice of each table and drop closed sockets; return how many went."""
     dropped = 0
-    for table in (_state.tracked, _state.listeners, _state.pooled):
-        count = min(max(minimum, len(table) // 8), 8192)
-        dropped += _sweep_table(table, count)  # type: ignore[arg-type]
+    drain()
+    with _state.drain_lock:
+        for table in (_state.tracked, _state.listeners, _state.pooled):
+            count = min(max(minimum, len(table) // 8), 8192)
+            dropped += _sweep_table(table, count)  # type: ignore[arg-type]
     return dropped
 
 
@@ -347,5 +435,6 @@ def is_pooled(inode: int) -> bool:
 
 
 def after_fork_in_child() -> None:
-    """Replace the lock (it may have been held by another thread at fork time)."""
+    """Replace the locks (they may have been held by another thread at fork time)."""
     _state.lock = threading.Lock()
+    _state.drain_lock = threading.Lock()

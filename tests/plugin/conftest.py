@@ -1,3 +1,0 @@
-"""The plugin tests run inner pytest sessions with pytester."""
-
-pytest_plugins = ["pytester"]
