@@ -209,24 +209,33 @@ def count_time_wait(
     size = _ADDR_LEN.get(family)
     if (
         size is None
-        or not all(map(msg_len.__eq__, w32[0::s32]))
-        or not all(map(SOCK_DIAG_BY_FAMILY.__eq__, w16[_OFF_TYPE // 2 :: s16]))
+        or w32[0::s32].tolist().count(msg_len) != rows
+        or w16[_OFF_TYPE // 2 :: s16].tolist().count(SOCK_DIAG_BY_FAMILY) != rows
         or b8[_OFF_FAMILY::msg_len].tobytes().count(family) != rows
     ):
         return None
     d = _OFF_DST // 4
-    columns = [w16[_OFF_DPORT // 2 :: s16]] + [w32[d + i :: s32] for i in range(size // 4)]
-    keys = list(zip(*columns, strict=True))
-    young = Counter(
-        itertools.compress(keys, map(young_ms.__lt__, w32[_OFF_EXPIRES // 4 :: s32]))
-    )
-    return _rekey(family, Counter(keys)), _rekey(family, young), done
+    columns = [w16[_OFF_DPORT // 2 :: s16].tolist()]
+    columns += [w32[d + i :: s32].tolist() for i in range(size // 4)]
+    expires = w32[_OFF_EXPIRES // 4 :: s32].tolist()
+    is_young = map(young_ms.__lt__, expires)
+    if all(col.count(col[0]) == rows for col in columns):  # one destination (a filtered dump)
+        key = tuple(col[0] for col in columns)
+        total = Counter({key: rows})
+        young = Counter({key: sum(is_young)})
+    else:
+        keys = list(zip(*columns, strict=True))
+        total = Counter(keys)
+        young = Counter(itertools.compress(keys, is_young))
+    return _rekey(family, total), _rekey(family, young), done
 
 
 def _rekey(family: int, counts: Counter[tuple[int, ...]]) -> Counter[TimeWaitKey]:
     """``(dport word, address words...)`` keys back to ``(family, dst, dport)`` raw bytes."""
     out: Counter[TimeWaitKey] = Counter()
     for (dport, *words), n in counts.items():
+        if not n:
+            continue
         dst = b"".join(w.to_bytes(4, _BYTEORDER) for w in words).ljust(16, b"\0")
         out[family, dst, dport.to_bytes(2, _BYTEORDER)] = n
     return out
