@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 _ENABLED: Final = "sockwise_leaks"
 _base_key: Final = pytest.StashKey[frozenset[int]]()
+_mark_key: Final = pytest.StashKey[int]()
 _checked_key: Final = pytest.StashKey[bool]()
 _skipped_key: Final = pytest.StashKey[list[str]]()
 
@@ -96,6 +97,28 @@ class _Recorder:
                 fd = sock.fileno()
                 if fd >= 0:
                     out[os.fstat(fd).st_ino] = where
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def mark(self) -> int:
+        """A position in the records: :meth:`unclosed` looks only at sockets created after it."""
+        with self.lock:
+            return len(self.seen)
+
+    def unclosed(self, since: int) -> list[tuple[int, int, str]]:
+        """``(fd, inode, origin)`` of the sockets created after *since* and still not closed."""
+        with self.lock:
+            entries = self.seen[since:]
+        out: list[tuple[int, int, str]] = []
+        for ref, where in entries:
+            sock = ref()
+            if sock is None:
+                continue
+            try:
+                fd = sock.fileno()
+                if fd >= 0:
+                    out.append((fd, os.fstat(fd).st_ino, where))
             except (OSError, ValueError):
                 continue
         return out
@@ -191,6 +214,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     if _checked_key in item.stash:
         try:
             item.stash[_base_key] = frozenset(_owned())
+            item.stash[_mark_key] = _get_recorder().mark()
         except OSError as exc:
             _note_skip(item.config, f"sockets unreadable ({exc}); leak check skipped")
     return (yield)
@@ -216,6 +240,8 @@ def pytest_runtest_teardown(
 def _stop(item: pytest.Item) -> None:
     if _base_key in item.stash:
         del item.stash[_base_key]
+    if _mark_key in item.stash:
+        del item.stash[_mark_key]
     if _checked_key in item.stash:
         del item.stash[_checked_key]
         _get_recorder().stop()
@@ -231,10 +257,21 @@ def _check(item: pytest.Item) -> None:
         _note_skip(item.config, f"sockets unreadable ({exc}); leak check skipped")
         return
     leaked = [rec for inode, rec in now.items() if inode not in base]
-    if not leaked:
+    # Sockets the test created and never closed that the kernel no longer lists as TCP
+    # connections: never connected, or reset by the peer (state CLOSE).
+    unlisted = [
+        (fd, where)
+        for fd, inode, where in _get_recorder().unclosed(item.stash.get(_mark_key, 0))
+        if inode not in now and inode not in base
+    ]
+    if not leaked and not unlisted:
         return
     origins = _get_recorder().origins()
-    lines = [f"sockwise: {item.nodeid} left {len(leaked)} TCP socket(s) open:"]
+    count = len(leaked) + len(unlisted)
+    lines = [f"sockwise: {item.nodeid} left {count} TCP socket(s) open:"]
+    for fd, where in unlisted:
+        lines.append(f"  fd {fd} CLOSE (never connected, or reset by the peer; never closed)")
+        lines.append(f"    opened at {where}")
     for rec in sorted(leaked, key=lambda r: r.fd if r.fd is not None else -1):
         origin = origins.get(rec.inode, "unknown (opened before the test, or not by Python)")
         peer = "" if rec.state == "LISTEN" else f" -> {_fmt(rec.remote)}"

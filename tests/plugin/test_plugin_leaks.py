@@ -112,6 +112,42 @@ def test_plugin_ini_option_and_listen_leak(pytester: pytest.Pytester, run) -> No
     )
 
 
+def test_plugin_reports_reset_and_unconnected_sockets(pytester: pytest.Pytester, run) -> None:
+    """A socket reset by its peer (gone from the TCP table) or never connected is still a leak."""
+    pytester.makepyfile(
+        test_reset="""
+        import socket
+        import struct
+
+        def test_reset_left_open(keep):
+            with socket.create_server(("127.0.0.1", 0)) as srv:
+                client = socket.create_connection(srv.getsockname())
+                peer, _ = srv.accept()
+                peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                peer.close()  # RST: the client's socket leaves the kernel's TCP table
+            keep(client)
+
+        def test_unconnected_left_open(keep):
+            keep(socket.socket())
+        """
+    )
+    result = run("--sockwise-leaks")
+    result.assert_outcomes(passed=2, errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_reset_left_open left 1 TCP socket(s) open:*",
+            "*CLOSE (never connected, or reset by the peer; never closed)*",
+            "*opened at *test_reset.py:6 in test_reset_left_open()*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*test_unconnected_left_open left 1 TCP socket(s) open:*",
+            "*test_reset.py:13 in test_unconnected_left_open()*",
+        ]
+    )
+
+
 def test_plugin_marker_enables_single_test(pytester: pytest.Pytester, run) -> None:
     """The marker alone enables the check for that test only."""
     pytester.makepyfile(

@@ -283,6 +283,29 @@ class Detector:
         recent = fresh + sum(sum(h.values()) for _, h in self.history)
         return fresh / window >= 0.5 * threshold or recent >= 0.25 * th.time_wait_fraction * size
 
+    def time_wait_targets(self) -> list[Address] | None:
+        """The destinations whose TIME_WAIT rows this sample must count (``None``: all).
+
+        With ``churn_scope="process"`` a destination can only be reported if this process
+        connected to it within the TIME_WAIT period, so only those (and any destination with a
+        streak under way) are asked for -- the kernel filters the namespace's other TIME_WAIT
+        rows out. Most connected-to first, at most
+        :data:`~sockwise.guard._netlink.MAX_FILTER_DESTINATIONS` per address family.
+        """
+        if self.th.churn_scope == "namespace":
+            return None
+        recent: dict[Address, int] = {}
+        for _, counts in self.history:
+            for dest, n in counts.items():
+                recent[dest] = recent.get(dest, 0) + n
+        prev = self.dest_prev
+        for dest, n in _origin.destination_connects().items():
+            if n > prev.get(dest, 0):
+                recent[dest] = recent.get(dest, 0) + n - prev.get(dest, 0)
+        ordered = list(self.streak)
+        ordered += sorted((d for d in recent if d not in self.streak), key=lambda d: -recent[d])
+        return ordered
+
     def churn(self, smp: Sample, window: float, now: float) -> list[GuardEvent]:
         """Rate of new connections and TIME_WAIT rows per destination, against the port range.
 

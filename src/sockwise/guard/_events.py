@@ -69,8 +69,10 @@ class GuardReport:
         close_wait: This process's sockets in CLOSE_WAIT, with their age in seconds.
         listeners: This process's listening sockets (``rqueue``: accept queue, ``wqueue``:
             backlog).
-        time_wait: TIME_WAIT sockets of the namespace per destination (largest first, at most
-            20 destinations).
+        time_wait: TIME_WAIT sockets per destination (largest first, at most 20
+            destinations), counted only in samples where churn is possible: with
+            ``churn_scope="process"`` only toward destinations this process connected to within
+            the TIME_WAIT period, with ``"namespace"`` toward every destination.
         events: The events this sample emitted.
         error: Why the sample could not be taken, or ``None``.
 

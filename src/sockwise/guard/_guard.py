@@ -265,7 +265,9 @@ class Guard:
             return GuardReport(source="unavailable", duration=0.0, error=str(exc))
         _origin.drain()  # resolve the sockets recorded since the last tick
         window = det.window(now, self.interval)
-        smp = sample(reader, _detect.uid(), window, det.wants_time_wait(window, now))
+        counting = det.wants_time_wait(window, now)
+        targets = det.time_wait_targets() if counting else None
+        smp = sample(reader, _detect.uid(), window, counting, targets)
         present = {r.inode for r in smp.close_wait} | {r.inode for r in smp.listen}
         close_wait, cw_events = det.close_wait(smp.close_wait, present, now)
         listeners, q_events = det.accept_queue(smp.listen, present, now)

@@ -2,17 +2,25 @@
 
 TIME_WAIT rows can number in the tens of thousands; they are only counted per destination (and,
 when the source shows timers, per destination among those that entered TIME_WAIT within the last
-*window*): no record object is built for them. CLOSE_WAIT and LISTEN rows of other users are
-skipped before any object is built.
+*window*): no record object is built for them, and when the caller names the destinations it
+cares about, sock_diag filters the others out in the kernel. CLOSE_WAIT and LISTEN rows of other
+users are skipped before any object is built.
 """
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Final
 
-from sockwise.guard._netlink import NetlinkReader, format_address, to_record
+from sockwise.guard._netlink import (
+    MAX_FILTER_DESTINATIONS,
+    NetlinkReader,
+    format_address,
+    to_record,
+)
 from sockwise.guard._records import STATE_NUMBERS, SocketRecord
 
 #: ``TCP_TIMEWAIT_LEN`` (``include/net/tcp.h``): how long a TIME_WAIT row lives, in seconds.
@@ -44,7 +52,33 @@ class Sample:
     time_wait_recent: Counter[Address] | None = None
 
 
-def _sample_netlink(reader: NetlinkReader, uid: int, window: float, time_wait: bool) -> Sample:
+def packed_destinations(
+    destinations: Collection[Address],
+) -> dict[int, list[tuple[bytes, int]]]:
+    """*destinations* as sock_diag filter entries per family (host names are left out)."""
+    out: dict[int, list[tuple[bytes, int]]] = {}
+    for host, port in destinations:
+        if not (isinstance(port, int) and 0 <= port <= 0xFFFF):
+            continue
+        for family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                packed = socket.inet_pton(family, host)
+            except (OSError, ValueError, TypeError):
+                continue
+            entries = out.setdefault(int(family), [])
+            if len(entries) < MAX_FILTER_DESTINATIONS:
+                entries.append((packed, port))
+            break
+    return out
+
+
+def _sample_netlink(
+    reader: NetlinkReader,
+    uid: int,
+    window: float,
+    time_wait: bool,
+    destinations: Collection[Address] | None,
+) -> Sample:
     out = Sample(time_wait_recent=Counter())
     for row in reader.raw_rows((1 << CLOSE_WAIT) | (1 << LISTEN)):
         if row[9] == uid:
@@ -53,7 +87,8 @@ def _sample_netlink(reader: NetlinkReader, uid: int, window: float, time_wait: b
                 (out.close_wait if row[1] == CLOSE_WAIT else out.listen).append(rec)
     if not time_wait:
         return out
-    tw, recent = reader.time_wait_counts((TIME_WAIT_SECONDS - window) * 1000.0)
+    wanted = None if destinations is None else packed_destinations(destinations)
+    tw, recent = reader.time_wait_counts((TIME_WAIT_SECONDS - window) * 1000.0, wanted)
     assert out.time_wait_recent is not None
     for (family, dst, dport), n in tw.items():
         out.time_wait[format_address(family, dst, dport)] += n
@@ -62,7 +97,13 @@ def _sample_netlink(reader: NetlinkReader, uid: int, window: float, time_wait: b
     return out
 
 
-def sample(reader: object, uid: int, window: float, time_wait: bool = True) -> Sample:
+def sample(
+    reader: object,
+    uid: int,
+    window: float,
+    time_wait: bool = True,
+    destinations: Collection[Address] | None = None,
+) -> Sample:
     """Read CLOSE_WAIT, LISTEN and TIME_WAIT rows through *reader*.
 
     Args:
@@ -71,17 +112,21 @@ def sample(reader: object, uid: int, window: float, time_wait: bool = True) -> S
             cannot tell, are kept).
         window: Seconds since the previous sample (for ``time_wait_recent``).
         time_wait: Count TIME_WAIT rows (skipped, where the source allows, when ``False``).
+        destinations: Count TIME_WAIT rows only toward these ``(host, port)`` (``None``: all);
+            netlink filters in the kernel, at most
+            :data:`~sockwise.guard._netlink.MAX_FILTER_DESTINATIONS` per family.
 
     """
     if isinstance(reader, NetlinkReader):
-        return _sample_netlink(reader, uid, window, time_wait)
+        return _sample_netlink(reader, uid, window, time_wait, destinations)
+    keep = None if destinations is None else set(destinations)
     out = Sample()
     young = (TIME_WAIT_SECONDS - window) * 1000.0
     recent: Counter[Address] = Counter()
     timers = False
     for rec in reader.dump(GUARD_MASK):  # type: ignore[attr-defined]
         if rec.state == "TIME_WAIT":
-            if not time_wait:
+            if not time_wait or (keep is not None and rec.remote not in keep):
                 continue
             out.time_wait[rec.remote] += 1
             if rec.expires_ms:
