@@ -71,3 +71,43 @@ def test_broken_pool_is_skipped() -> None:
     finally:
         unregister_pool("broken")
         unregister_pool("good")
+
+
+def test_sockwise_http_pools_are_published_without_registration(http_origin) -> None:
+    """A live sockwise urllib3 pool appears under scheme://host:port, and not once closed."""
+    from sockwise.urllib3 import HTTPConnectionPool, PoolManager
+
+    port = int(http_origin.rsplit(":", 1)[1])
+    label = f"http://127.0.0.1:{port}"
+    with HTTPConnectionPool("127.0.0.1", port) as pool:
+        for _ in range(2):
+            assert pool.request("GET", "/").status == 200
+        kind, stats = pool_stats()[label]
+        assert kind == "sockwise.HTTPConnectionPool"
+        assert stats["created"] == 1
+        assert stats["reused"] == 1
+        # A manager registered by hand publishes its pools summed, never twice.
+        with PoolManager() as pm:
+            pm.request("GET", http_origin + "/")
+            name = register_pool(pm, "manager")
+            try:
+                found = pool_stats()
+                assert found["manager"][1]["created"] == 1
+                assert [k for k in found if k.startswith(label)] == [label]
+            finally:
+                unregister_pool(name)
+    assert label not in pool_stats()
+
+
+@pytest.mark.postgres
+def test_sockwise_psycopg_pools_are_published_without_registration(postgres) -> None:
+    """A live sockwise psycopg pool appears under its name with psycopg_pool's counters."""
+    from sockwise.psycopg import ConnectionPool
+
+    with ConnectionPool(postgres.dsn, min_size=1, max_size=2, name="metrics-db") as pool:
+        with pool.connection(timeout=10) as conn:
+            conn.execute("select 1")
+        _, stats = pool_stats()["metrics-db"]
+        assert stats["requests_num"] >= 1
+        assert stats["pool_max"] == 2
+    assert "metrics-db" not in pool_stats()

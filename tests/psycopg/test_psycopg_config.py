@@ -139,3 +139,20 @@ def test_stats_have_the_sockwise_keys_from_the_start() -> None:
     for key in ("checkouts_fast", "checkouts_pinged", "connections_dead_poll",
                 "connections_expired_idle", "connections_suspect_checked"):  # fmt: skip
         assert stats[key] == 0
+
+
+def test_missing_extra_is_named() -> None:
+    """Without psycopg_pool installed, importing sockwise.psycopg names the extra to install."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['psycopg_pool'] = None\n"
+        "try:\n    import sockwise.psycopg\n"
+        "except ModuleNotFoundError as e:\n    print(e.name, '|', e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.startswith("psycopg_pool |")
+    assert "pip install sockwise[psycopg]" in out.stdout

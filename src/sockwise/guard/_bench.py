@@ -106,9 +106,12 @@ def run(quick: bool = False) -> dict[str, Any]:
     reps = 5 if quick else 15
     _raise_nofile(n + 512)
     result: dict[str, Any] = {"sockets": n, "source": source_name()}
-    result["time_wait_made"] = _make_time_wait(n)
     with _quiet():
-        guard = Guard()  # started below, after the sockets: a long-running process
+        # The default guard, running while this process makes the TIME_WAIT rows: it is
+        # churning, so its ticks count TIME_WAIT -- toward its own destinations, in the kernel.
+        churner = Guard(churn_rate=1e9, time_wait_fraction=1.0).start()
+        result["time_wait_made"] = _make_time_wait(n)
+        guard = Guard()  # started below, after the churn: this process is not churning
         full = Guard(churn_scope="namespace")  # always counts the namespace's TIME_WAIT rows
         try:
             with socket.create_server(("127.0.0.1", 0), backlog=1024) as srv:
@@ -126,6 +129,8 @@ def run(quick: bool = False) -> dict[str, Any]:
                     guard.start()
                     guard.check()  # warm-up
                     tick_wall, tick_cpu = _median(guard.check, reps)
+                    churn_wall, churn_cpu = _median(churner.check, reps)
+                    churn_counted = max((c for _, c in churner.check().time_wait), default=0)
                     full.start()
                     full_wall, full_cpu = _median(full.check, reps)
                     import psutil
@@ -143,16 +148,22 @@ def run(quick: bool = False) -> dict[str, Any]:
         finally:
             guard.stop()
             full.stop()
+            churner.stop()
     result.update(
         {
             "guard_tick_ms": tick_wall * 1e3,
             "guard_tick_cpu_ms": tick_cpu * 1e3,
             "psutil_net_connections_ms": ps_wall * 1e3,
             "speedup_vs_psutil": ps_wall / tick_wall if tick_wall else float("inf"),
+            "guard_tick_churning_ms": churn_wall * 1e3,
+            "guard_tick_churning_cpu_ms": churn_cpu * 1e3,
+            "guard_tick_churning_time_wait_counted": churn_counted,
+            "speedup_vs_psutil_churning": ps_wall / churn_wall if churn_wall else float("inf"),
             "guard_tick_with_time_wait_ms": full_wall * 1e3,
             "guard_tick_with_time_wait_cpu_ms": full_cpu * 1e3,
             "speedup_vs_psutil_with_time_wait": ps_wall / full_wall if full_wall else float("inf"),
             "cpu_share_with_time_wait": full_cpu / DEFAULT_INTERVAL,
+            "cpu_share_churning": churn_cpu / DEFAULT_INTERVAL,
             "procfs_sample_ms": procfs_wall * 1e3,
             "sock_diag_dump_ms": diag_wall * 1e3,
             "proc_self_fd_listing_ms": fd_wall * 1e3,
@@ -175,7 +186,16 @@ def table(result: dict[str, Any]) -> str:
         ("psutil net_connections()", f"{result['psutil_net_connections_ms']:.2f} ms"),
         ("guard tick, not churning", f"{result['guard_tick_ms']:.2f} ms"),
         ("  speed-up vs psutil", f"{result['speedup_vs_psutil']:.1f}x"),
-        ("guard tick, counting TIME_WAIT", f"{result['guard_tick_with_time_wait_ms']:.2f} ms"),
+        (
+            "guard tick, churning (own TIME_WAIT, kernel filter)",
+            f"{result['guard_tick_churning_ms']:.2f} ms "
+            f"({result['guard_tick_churning_time_wait_counted']:,} rows counted)",
+        ),
+        ("  speed-up vs psutil", f"{result['speedup_vs_psutil_churning']:.1f}x"),
+        (
+            "guard tick, namespace scope (all TIME_WAIT)",
+            f"{result['guard_tick_with_time_wait_ms']:.2f} ms",
+        ),
         ("  speed-up vs psutil", f"{result['speedup_vs_psutil_with_time_wait']:.1f}x"),
         ("procfs sample (fallback)", f"{result['procfs_sample_ms']:.2f} ms"),
         ("sock_diag dump alone", f"{result['sock_diag_dump_ms']:.2f} ms"),
@@ -185,7 +205,11 @@ def table(result: dict[str, Any]) -> str:
             f"{result['cpu_share_at_default_interval']:.3%}",
         ),
         (
-            f"CPU share at {result['default_interval_s']:g} s, counting TIME_WAIT",
+            f"CPU share at {result['default_interval_s']:g} s, churning",
+            f"{result['cpu_share_churning']:.3%}",
+        ),
+        (
+            f"CPU share at {result['default_interval_s']:g} s, namespace scope",
             f"{result['cpu_share_with_time_wait']:.3%}",
         ),
         ("connect, untracked", f"{hook['untracked_us']:.2f} us"),

@@ -3,10 +3,15 @@
 A pool is anything with ``get_stats()`` (psycopg_pool style, a mapping of numbers) or
 ``stats()``/``stats`` (sockwise's urllib3 pools: a ``PoolStats`` with ``as_dict()``). Pools are
 held by weak reference where possible, so registering one never keeps it alive.
+
+sockwise's own pools need no registration: the live pools of :mod:`sockwise.urllib3` (labelled
+``scheme://host:port``) and :mod:`sockwise.psycopg` (labelled with the pool's ``name``) are
+published automatically, when those modules are in use.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -71,6 +76,20 @@ def _as_numbers(raw: object) -> dict[str, float]:
     }
 
 
+def _discovered() -> list[tuple[str, object]]:
+    """sockwise's own live pools, from the integrations already imported (never imports one)."""
+    found: list[tuple[str, object]] = []
+    http = sys.modules.get("sockwise.urllib3")
+    if http is not None:
+        for pool in http.live_pools():
+            found.append((f"{pool.scheme}://{pool.host}:{pool.port}", pool))
+    pg = sys.modules.get("sockwise.psycopg")
+    if pg is not None:
+        for pool in pg.live_pools():
+            found.append((str(pool.name), pool))
+    return found
+
+
 def pool_stats() -> dict[str, tuple[str, dict[str, float]]]:
     """``{name: (kind, {stat: value})}`` for every live registered pool; dead ones are dropped.
 
@@ -78,12 +97,27 @@ def pool_stats() -> dict[str, tuple[str, dict[str, float]]]:
     """
     with _lock:
         items = list(_pools.items())
-    out: dict[str, tuple[str, dict[str, float]]] = {}
+    pools: list[tuple[str, object]] = []
     for name, ref in items:
         pool = ref()
         if pool is None:
             unregister_pool(name)
             continue
+        pools.append((name, pool))
+    registered = {id(pool) for _, pool in pools}
+    for _, pool in pools:  # a registered manager already publishes its pools (summed)
+        members = getattr(pool, "live_pools", None)
+        if callable(members):
+            registered.update(id(member) for member in members())
+    taken = {name for name, _ in pools}
+    for name, pool in _discovered():
+        if id(pool) in registered:
+            continue
+        label = name if name not in taken else f"{name}#{id(pool):x}"
+        taken.add(label)
+        pools.append((label, pool))
+    out: dict[str, tuple[str, dict[str, float]]] = {}
+    for name, pool in pools:
         getter: Any = getattr(pool, "get_stats", None) or getattr(pool, "stats", None)
         try:
             stats = _as_numbers(getter)

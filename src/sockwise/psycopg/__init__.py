@@ -5,6 +5,14 @@ plus ``policy=``; switching is a one-line import change. Needs the ``psycopg`` e
 (``psycopg`` and ``psycopg-pool``).
 """
 
+try:
+    import psycopg as _psycopg  # noqa: F401
+    import psycopg_pool as _psycopg_pool  # noqa: F401
+except ModuleNotFoundError as _exc:  # pragma: no cover - exercised in a subprocess test
+    raise ModuleNotFoundError(
+        f"sockwise.psycopg needs {_exc.name}: pip install sockwise[psycopg]", name=_exc.name
+    ) from _exc
+
 from sockwise.psycopg._common import (
     ALIVE_BYPASS,
     DEFAULT_MAX_IDLE,
@@ -12,6 +20,7 @@ from sockwise.psycopg._common import (
     MIDDLEBOX_MIN,
     PING_TIMEOUT,
     SWEEP_INTERVAL,
+    live_pools,
 )
 from sockwise.psycopg._errors import PoolTimeout
 from sockwise.psycopg._pool import ConnectionPool
@@ -27,4 +36,5 @@ __all__ = [
     "AsyncConnectionPool",
     "ConnectionPool",
     "PoolTimeout",
+    "live_pools",
 ]

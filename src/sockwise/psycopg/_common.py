@@ -22,6 +22,8 @@ without psycopg_pool's backoff sleeps.
 
 from __future__ import annotations
 
+import weakref
+
 import logging
 import sys
 import warnings
@@ -147,6 +149,14 @@ def incoherences(pool: SockwiseMixin) -> list[str]:
     return out
 
 
+_LIVE: weakref.WeakSet[BasePool] = weakref.WeakSet()
+
+
+def live_pools() -> list[BasePool]:
+    """Every sockwise psycopg pool (sync or async) of this process that is alive and open."""
+    return [p for p in list(_LIVE) if not p.closed]
+
+
 class SockwiseMixin(BasePool):
     """Shared state and decisions of :class:`ConnectionPool` and :class:`AsyncConnectionPool`."""
 
@@ -175,6 +185,7 @@ class SockwiseMixin(BasePool):
         if isinstance(conninfo, str):
             conninfo_to_dict(conninfo)  # a malformed string fails here, not in every reconnect
         self.policy = policy
+        _LIVE.add(self)
         self._sw_auto_check = check == "auto"
         self._sw_params = policy.libpq_params()
         self._sw_conninfo_cache: tuple[str, str] | None = None

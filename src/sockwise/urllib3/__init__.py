@@ -23,6 +23,7 @@ from sockwise.urllib3._pool import (
     HTTPConnectionPool,
     HTTPSConnectionPool,
     default_timeout,
+    live_pools,
 )
 from sockwise.urllib3._reaper import REAP_INTERVAL
 from sockwise.urllib3._stats import PoolStats
@@ -41,4 +42,5 @@ __all__ = [
     "PoolStats",
     "ProxyManager",
     "default_timeout",
+    "live_pools",
 ]

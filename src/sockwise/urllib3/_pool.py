@@ -364,3 +364,8 @@ class HTTPSConnectionPool(HTTPConnectionPool, urllib3.HTTPSConnectionPool):
     .. versionadded:: 0.1.0
 
     """
+
+
+def live_pools() -> list[HTTPConnectionPool]:
+    """Every sockwise HTTP(S) pool of this process that is alive and open (for metrics)."""
+    return [p for p in REAPER.pools() if isinstance(p, HTTPConnectionPool) and p.pool is not None]

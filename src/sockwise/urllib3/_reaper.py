@@ -52,6 +52,11 @@ class _Reaper:
             self._pools.add(pool)
             self._start_locked()
 
+    def pools(self) -> list[Sweepable]:
+        """The pools registered and still alive (for metrics)."""
+        with self._lock:
+            return list(self._pools)
+
     def ensure_running(self) -> None:
         """Restart the thread if it ended (no pools for a while) or vanished in a fork."""
         with self._lock:
