@@ -28,7 +28,6 @@ from sockwise.testing import (
     require_or_skip,
 )
 
-
 # The pytest-plugin tests (tests/plugin) run inner pytest sessions with pytester; pytest only
 # accepts ``pytest_plugins`` in the top-level conftest.
 pytest_plugins = ["pytester"]

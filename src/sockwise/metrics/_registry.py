@@ -77,7 +77,7 @@ def _as_numbers(raw: object) -> dict[str, float]:
 
 
 def _discovered() -> list[tuple[str, object]]:
-    """sockwise's own live pools, from the integrations already imported (never imports one)."""
+    """The live pools of sockwise's integrations already imported (never imports one)."""
     found: list[tuple[str, object]] = []
     http = sys.modules.get("sockwise.urllib3")
     if http is not None:

@@ -22,11 +22,10 @@ without psycopg_pool's backoff sleeps.
 
 from __future__ import annotations
 
-import weakref
-
 import logging
 import sys
 import warnings
+import weakref
 from collections import Counter, deque
 from enum import IntEnum
 from typing import Any, Final, Literal
