@@ -77,29 +77,33 @@ def run(quick: bool = False) -> dict[str, Any]:
     def by_hand() -> float:
         return _loop(addr, batch, options)
 
-    def hardened() -> float:
-        with sockwise.harden(policy, guard=False):
-            return _loop(addr, batch, None)
+    def hardened(guard: bool) -> Callable[[], float]:
+        def variant() -> float:
+            with sockwise.harden(policy, guard=guard):
+                time.sleep(0.05)  # let a new guard take its first sample outside the timing
+                return _loop(addr, batch, None)
 
-    def hardened_guard() -> float:
-        with sockwise.harden(policy, guard=True):
-            return _loop(addr, batch, None)
+        return variant
 
     variants: dict[str, Callable[[], float]] = {
         "bare": bare,
         "setsockopt x6": by_hand,
-        "harden(guard=False)": hardened,
+        "harden(guard=False)": hardened(False),
     }
     if guard_available:
-        variants["harden()"] = hardened_guard
+        variants["harden()"] = hardened(True)
     samples: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
     try:
         for fn in variants.values():  # warm-up
             fn()
             _drain(listener)
-        for _ in range(rounds):
-            for name, fn in variants.items():
-                samples[name].append(fn() / batch * 1e6)
+        for round_no in range(rounds):
+            # Rotate the order each round: TIME_WAIT rows pile up toward the listener within a
+            # round, and no variant should always run last.
+            shift = round_no % len(names)
+            for name in names[shift:] + names[:shift]:
+                samples[name].append(variants[name]() / batch * 1e6)
                 _drain(listener)
     finally:
         listener.close()
