@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -133,3 +134,40 @@ def test_bench_progress_line_on_terminal() -> None:
     assert "\r\x1b[2K[1/2] nodelay | 0 s" in text
     assert text.endswith("\r\x1b[2K[1/2] nodelay: ok in 1.5 s - fine\n")
     assert progress._thread is None
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.netns
+def test_bench_quick_runs_every_benchmark(run_cli: RunCli, tmp_path: Path) -> None:
+    """The README's main job, `sockwise bench --quick`, runs every benchmark here, side by side.
+
+    Each one must finish "ok" (none missing, none skipped, none failed), print its own table,
+    and land in the JSON and the plot.
+    """
+    from sockwise.testing import pg_unavailable_reason
+
+    require_or_skip(pg_unavailable_reason())
+    require_or_skip(netns_unavailable_reason())
+    result = run_cli(
+        "bench",
+        "--quick",
+        "--json",
+        "all.json",
+        "--plot",
+        "all.png",
+        cwd=str(tmp_path),
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    data = json.loads((tmp_path / "all.json").read_text())
+    statuses = {b["name"]: (b["status"], b["note"]) for b in data["benchmarks"]}
+    expected = {n for n in BENCHMARKS if n != "https"}
+    assert set(statuses) == expected
+    assert {n: s for n, (s, _) in statuses.items() if s != "ok"} == {}, statuses
+    for name in expected:
+        assert f"== {name} ==" in result.stdout
+    assert "vs urllib3" in result.stdout  # the HTTP table's ratio column
+    assert "x bare" in result.stdout  # the harden() table's ratio column
+    assert (tmp_path / "all.png").read_bytes().startswith(PNG_MAGIC)
+    assert data["cpus"] == os.cpu_count()

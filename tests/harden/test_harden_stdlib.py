@@ -153,7 +153,7 @@ def test_http_server_accepted_connections_get_nodelay(http_server):
     import http.client
 
     sockwise.harden(guard=False)
-    host, port = http_server.server_address[:2]
+    host, port = http_server.host, http_server.port
     client = http.client.HTTPConnection(str(host), port, timeout=5)
     try:
         for _ in range(2):
@@ -161,7 +161,7 @@ def test_http_server_accepted_connections_get_nodelay(http_server):
             assert client.getresponse().read() == b"ok"
     finally:
         client.close()
-    assert http_server.RequestHandlerClass.seen_nodelay == [1, 1]
+    assert [r.socket_options["TCP_NODELAY"] for r in http_server.requests] == [1, 1]
 
 
 def ss_backlog(port: int) -> int:

@@ -25,7 +25,7 @@ def pooled_socket(pool: urllib3.HTTPConnectionPool) -> socket.socket:
 
 def test_urllib3_imported_before_harden(http_server):
     """urllib3 was imported first: its new connections carry the policy, then not after unharden."""
-    host, port = http_server.server_address[:2]
+    host, port = http_server.host, http_server.port
     sockwise.harden(POLICY, guard=False)
     with urllib3.HTTPConnectionPool(str(host), port, maxsize=1) as pool:
         assert pool.request("GET", "/").data == b"ok"
@@ -45,7 +45,7 @@ def test_urllib3_imported_before_harden(http_server):
 
 def test_explicit_socket_options_win(http_server):
     """socket_options passed to urllib3 explicitly are kept (keepalive off stays off)."""
-    host, port = http_server.server_address[:2]
+    host, port = http_server.host, http_server.port
     sockwise.harden(POLICY, guard=False)
     explicit = [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 0), (TCP, socket.TCP_KEEPIDLE, 555)]
     with urllib3.HTTPConnectionPool(str(host), port, maxsize=1, socket_options=explicit) as pool:
@@ -57,7 +57,7 @@ def test_explicit_socket_options_win(http_server):
 
 def test_urllib3_imported_after_harden(http_server):
     """In a fresh interpreter, harden() first and urllib3 later: the import is patched."""
-    host, port = http_server.server_address[:2]
+    host, port = http_server.host, http_server.port
     code = textwrap.dedent(
         f"""
         import socket, sys
@@ -86,7 +86,7 @@ def test_requests_session_follows_policy(http_server):
     """requests (through urllib3) opens hardened sockets."""
     import requests
 
-    host, port = http_server.server_address[:2]
+    host, port = http_server.host, http_server.port
     sockwise.harden(POLICY, guard=False)
     with requests.Session() as session:
         assert session.get(f"http://{host}:{port}/", timeout=5).text == "ok"

@@ -137,7 +137,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
 
 
-def format_table(result: dict[str, Any]) -> str:
+def table(result: dict[str, Any]) -> str:
     """The result as a plain-text table."""
     lines = [
         f"{'variant':<22} {'us/conn':>9} {'added us':>9} {'x bare':>7}",

@@ -226,7 +226,7 @@ def _run_all(
     return out
 
 
-def format_table(data: dict[str, Any]) -> str:
+def table(data: dict[str, Any]) -> str:
     """The results as a fixed-width table."""
     head = (
         f"{'scheme':<6} {'variant':<17} {'req/s':>9} {'vs urllib3':>10} {'p50 us':>8} "

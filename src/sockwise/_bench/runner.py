@@ -6,6 +6,9 @@ Theory of operation: every benchmark is a module of :mod:`sockwise._bench` with
 (``harden()``, the guard) or leaks a thread cannot affect the next one, and a hung one is killed
 after its time limit. The child writes its result as JSON to a temporary file.
 
+A module may also have ``table(result: dict) -> str``, its own side-by-side table (with the
+ratios), which ``sockwise bench`` prints and ``benchmarks/bench_NAME.py`` (:func:`script`) uses.
+
 A result dict is rendered best when it has ``"rows"`` (a list of dicts, each with a ``"case"``
 and numbers), ``"metric"`` (the key of the row number to plot, e.g. ``"median_ms"``),
 ``"summary"`` (one sentence) and ``"notes"``; ``{"skipped": "reason"}`` marks a benchmark that
@@ -179,6 +182,65 @@ def result_rows(outcome: Outcome) -> list[tuple[str, str, str]]:
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 out.append((outcome.name, key, _num(value)))
     return out or [(outcome.name, "ok", outcome.note)]
+
+
+def detail_table(outcome: Outcome) -> str | None:
+    """The benchmark module's own table of *outcome*, if it has one (``None`` otherwise)."""
+    if outcome.status != "ok":
+        return None
+    module_name, _ = BENCHMARKS[outcome.name]
+    try:
+        render = getattr(importlib.import_module(module_name), "table", None)
+        if callable(render):
+            return str(render(outcome.result))
+        return rows_table(outcome.result)
+    except Exception as exc:  # a table that cannot be drawn never hides the results
+        return f"({outcome.name}: table not drawn: {type(exc).__name__}: {exc})"
+
+
+def rows_table(result: dict[str, Any]) -> str | None:
+    """Every column of a result's ``rows`` as a plain table (for modules without ``table``)."""
+    rows = [r for r in result.get("rows", []) if isinstance(r, dict)]
+    if not rows:
+        return None
+    keys = [k for k in rows[0] if k != "case"]
+    header = ["case", *keys]
+    body = [[str(r.get("case", "?")), *(_num(r.get(k, "")) for k in keys)] for r in rows]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    lines = [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in [header, *body]
+    ]
+    lines.insert(1, "-" * len(lines[0]))
+    if result.get("summary"):
+        lines.append(str(result["summary"]))
+    return "\n".join(lines)
+
+
+def script(name: str, description: str | None = None) -> None:
+    """Entry point of ``benchmarks/bench_NAME.py``: run one benchmark here, print, save JSON.
+
+    ``--quick`` for a short run. The JSON goes to ``benchmarks/results/NAME.json`` of the
+    checkout (see :func:`repo_results_dir`).
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="a short run")
+    args = parser.parse_args()
+    func = locate(name)
+    if func is None:
+        raise SystemExit(f"benchmark {name!r} is not installed in this version of sockwise")
+    result = normalize(func(args.quick))
+    outcome = Outcome(name, "skipped" if "skipped" in result else "ok", result=result)
+    print(detail_table(outcome) or "\n".join(" ".join(r) for r in result_rows(outcome)))
+    path = os.path.join(repo_results_dir(), f"{name}.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=2, default=str)
+        f.write("\n")
+    print(f"saved {path}")
 
 
 def _first_number_key(row: dict[str, Any]) -> str | None:

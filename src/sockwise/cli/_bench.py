@@ -12,6 +12,7 @@ from typing import TextIO
 from sockwise._bench.runner import (
     BENCHMARKS,
     Outcome,
+    detail_table,
     repo_results_dir,
     result_rows,
     run_all,
@@ -106,6 +107,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     rows = [row for o in outcomes for row in result_rows(o)]
     print()
     print(table(("benchmark", "case", "result"), rows))
+    for outcome in outcomes:
+        detail = detail_table(outcome)
+        if detail:
+            print()
+            print(f"== {outcome.name} ==")
+            print(detail)
     summaries = [o for o in outcomes if o.status == "ok" and o.result.get("summary")]
     if summaries:
         print()

@@ -18,7 +18,6 @@ thread (and the threads it starts) moves; the rest of the process stays where it
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import ctypes
 import ctypes.util
@@ -31,8 +30,9 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
+
+from sockwise.testing._proc import Closing, LiveSet, run_command
 
 if TYPE_CHECKING:
     from typing import Self
@@ -50,9 +50,7 @@ _IP_TIMEOUT: Final = 20.0
 _NAME_RE: Final = re.compile(r"^(?P<prefix>[A-Za-z0-9_]+)-(?P<pid>\d+)-(?P<n>\d+)-[cs]$")
 
 _counter = itertools.count(1)
-_live: set[NetnsPair] = set()
-_live_lock = threading.Lock()
-_atexit_registered = False
+_LIVE: LiveSet[NetnsPair] = LiveSet()
 
 
 class NetnsError(RuntimeError):
@@ -62,21 +60,7 @@ class NetnsError(RuntimeError):
 
 
 def _ip(*args: str, check: bool = True) -> str:
-    argv = ["ip", *args]
-    try:
-        proc = subprocess.run(
-            argv,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=_IP_TIMEOUT,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise NetnsError(f"{' '.join(argv)} failed: {exc}") from exc
-    if check and proc.returncode != 0:
-        raise NetnsError(f"{' '.join(argv)} exited {proc.returncode}: {proc.stderr.strip()}")
-    return proc.stdout
+    return run_command(["ip", *args], error=NetnsError, timeout=_IP_TIMEOUT, check=check)
 
 
 @functools.cache
@@ -150,22 +134,9 @@ def netns_unavailable_reason() -> str | None:
     return _probe()
 
 
-def _register(pair: NetnsPair) -> None:
-    global _atexit_registered
-    with _live_lock:
-        _live.add(pair)
-        if not _atexit_registered:
-            atexit.register(close_all_pairs)
-            _atexit_registered = True
-
-
 def close_all_pairs() -> None:
     """Close every :class:`NetnsPair` this process created and has not closed yet."""
-    with _live_lock:
-        pairs = list(_live)
-    for pair in pairs:
-        with contextlib.suppress(Exception):
-            pair.close()
+    _LIVE.close_all()
 
 
 def remove_stale_namespaces(prefix: str = "sw") -> list[str]:
@@ -190,7 +161,7 @@ def remove_stale_namespaces(prefix: str = "sw") -> list[str]:
     return removed
 
 
-class NetnsPair:
+class NetnsPair(Closing):
     """Two network namespaces (client side, server side) joined by a veth pair.
 
     Use :meth:`create` (also a context manager). Every name is unique per instance, so
@@ -238,7 +209,7 @@ class NetnsPair:
             raise NetnsError(reason)
         base = f"{prefix}-{os.getpid()}-{next(_counter)}"
         pair = cls(f"{base}-c", f"{base}-s")
-        _register(pair)
+        _LIVE.add(pair)
         try:
             pair._setup()
         except BaseException:
@@ -369,8 +340,7 @@ class NetnsPair:
                 return
             self._closed = True
             procs, self._procs = self._procs, []
-        with _live_lock:
-            _live.discard(self)
+        _LIVE.discard(self)
         for proc in procs:
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -380,17 +350,6 @@ class NetnsPair:
         for ns in (self.client_ns, self.server_ns):
             if os.path.exists(os.path.join(_NETNS_DIR, ns)):
                 _ip("netns", "del", ns, check=False)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ("blackholed" if self._blackholed else "up")

@@ -11,7 +11,6 @@ from anywhere on the host.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import glob
 import os
@@ -19,13 +18,12 @@ import pwd
 import shutil
 import signal
 import socket
-import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Final
+
+from sockwise.testing._proc import Closing, LiveSet, run_command
 
 if TYPE_CHECKING:
     from typing import Self
@@ -44,9 +42,7 @@ _FAST_SETTINGS: Final[Mapping[str, str]] = {
 }
 _COMMAND_TIMEOUT: Final = 60.0
 
-_live: set[PostgresServer] = set()
-_live_lock = threading.Lock()
-_atexit_registered = False
+_LIVE: LiveSet[PostgresServer] = LiveSet()
 
 
 class PostgresUnavailableError(RuntimeError):
@@ -107,25 +103,12 @@ def _free_port(host: str) -> int:
         return port
 
 
-def _register(server: PostgresServer) -> None:
-    global _atexit_registered
-    with _live_lock:
-        _live.add(server)
-        if not _atexit_registered:
-            atexit.register(close_all_servers)
-            _atexit_registered = True
-
-
 def close_all_servers() -> None:
     """Close every :class:`PostgresServer` this process started and has not closed yet."""
-    with _live_lock:
-        servers = list(_live)
-    for server in servers:
-        with contextlib.suppress(Exception):
-            server.close()
+    _LIVE.close_all()
 
 
-class PostgresServer:
+class PostgresServer(Closing):
     """A PostgreSQL server for tests: a throwaway cluster, or an external one from a DSN.
 
     Use :meth:`start` for a cluster this object owns (it can be stopped, restarted and is
@@ -228,7 +211,7 @@ class PostgresServer:
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
-        _register(server)
+        _LIVE.add(server)
         try:
             server._start_on_port(port)
         except BaseException:
@@ -328,25 +311,13 @@ class PostgresServer:
         return argv
 
     def _run(self, tool: str, *args: str) -> str:
-        argv = self._argv(tool, *args)
-        try:
-            proc = subprocess.run(
-                argv,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                text=True,
-                timeout=_COMMAND_TIMEOUT,
-                check=False,
-                cwd="/",
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise PostgresUnavailableError(f"{' '.join(argv)} failed: {exc}") from exc
-        if proc.returncode != 0:
-            raise PostgresUnavailableError(
-                f"{' '.join(argv)} exited {proc.returncode}: "
-                f"{(proc.stderr or proc.stdout).strip()[-2000:]}{self._log_tail()}"
-            )
-        return proc.stdout
+        return run_command(
+            self._argv(tool, *args),
+            error=PostgresUnavailableError,
+            timeout=_COMMAND_TIMEOUT,
+            cwd="/",
+            detail=self._log_tail,
+        )
 
     def _log_path(self) -> str | None:
         return os.path.join(self._root, "server.log") if self._root else None
@@ -446,8 +417,7 @@ class PostgresServer:
         if self._closed:
             return
         self._closed = True
-        with _live_lock:
-            _live.discard(self)
+        _LIVE.discard(self)
         if self.datadir is None:
             return
         if self.postmaster_pid is not None:
@@ -457,17 +427,6 @@ class PostgresServer:
                 self.kill_postmaster()
         if self._root is not None:
             shutil.rmtree(self._root, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         where = f" netns={self.netns}" if self.netns else ""
