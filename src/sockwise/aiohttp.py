@@ -22,7 +22,7 @@ import socket
 from typing import Any
 
 from sockwise.policy import Policy
-from sockwise.urllib3._pool import _UNSET, DEFAULT_IDLE_TIMEOUT, check_idle_timeout, check_policy
+from sockwise.urllib3._pool import _UNSET, check_policy, resolve_idle_timeout
 
 __all__ = ["TCPConnector", "socket_factory"]
 
@@ -77,9 +77,7 @@ class TCPConnector(_aiohttp.TCPConnector):
         self, *, policy: Policy | None = None, idle_timeout: float | None = _UNSET, **kwargs: Any
     ) -> None:
         self.policy = check_policy(policy)
-        expiry = (
-            DEFAULT_IDLE_TIMEOUT if idle_timeout is _UNSET else check_idle_timeout(idle_timeout)
-        )
+        expiry = resolve_idle_timeout(idle_timeout)
         kwargs["socket_factory"] = socket_factory(self.policy, kwargs.get("socket_factory"))
         if "keepalive_timeout" not in kwargs and not kwargs.get("force_close"):
             kwargs["keepalive_timeout"] = expiry

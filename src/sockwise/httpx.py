@@ -23,13 +23,13 @@ except ModuleNotFoundError as _exc:
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import httpcore
 
 from sockwise._log import log_once
 from sockwise.policy import Policy
-from sockwise.urllib3._pool import _UNSET, DEFAULT_IDLE_TIMEOUT, check_idle_timeout, check_policy
+from sockwise.urllib3._pool import _UNSET, check_policy, resolve_idle_timeout
 
 __all__ = ["AsyncClient", "AsyncHTTPTransport", "Client", "HTTPTransport"]
 
@@ -45,26 +45,28 @@ def _limits(idle_timeout: float | None) -> _httpx.Limits:
     )
 
 
-def _transport_kwargs(
-    policy: Policy | None,
-    idle_timeout: float | None,
-    socket_options: Iterable[_SocketOption] | None,
-    kwargs: dict[str, Any],
-) -> Policy:
-    checked = check_policy(policy)
-    expiry = DEFAULT_IDLE_TIMEOUT if idle_timeout is _UNSET else check_idle_timeout(idle_timeout)
-    kwargs["socket_options"] = [*checked.socket_options(), *(socket_options or ())]
+def _default_limits(idle_timeout: object, kwargs: dict[str, Any]) -> None:
+    """Set ``kwargs["limits"]`` from *idle_timeout* unless the caller gave ``limits``."""
+    expiry = resolve_idle_timeout(idle_timeout)
     if kwargs.get("limits") is None:
         kwargs["limits"] = _limits(expiry)
-    return checked
 
 
-class _OptionsBackend(httpcore.NetworkBackend):
-    """Adds socket options to every ``connect_tcp`` (httpcore's proxies drop them)."""
+class _BackendWrapper:
+    """What both option-adding network backends share: the inner backend, the merge."""
 
-    def __init__(self, inner: httpcore.NetworkBackend, options: list[_SocketOption]) -> None:
+    def __init__(self, inner: Any, options: list[_SocketOption]) -> None:
         self._inner = inner
         self._options = options
+
+    def _merged(self, socket_options: Iterable[_SocketOption] | None) -> list[_SocketOption]:
+        return [*self._options, *(socket_options or ())]
+
+
+class _OptionsBackend(_BackendWrapper, httpcore.NetworkBackend):
+    """Adds socket options to every ``connect_tcp`` (httpcore's proxies drop them)."""
+
+    _inner: httpcore.NetworkBackend
 
     def connect_tcp(
         self,
@@ -74,7 +76,7 @@ class _OptionsBackend(httpcore.NetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[_SocketOption] | None = None,
     ) -> httpcore.NetworkStream:
-        options = [*self._options, *(socket_options or ())]
+        options = self._merged(socket_options)
         return self._inner.connect_tcp(host, port, timeout, local_address, options)
 
     def connect_unix_socket(
@@ -89,12 +91,10 @@ class _OptionsBackend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-class _AsyncOptionsBackend(httpcore.AsyncNetworkBackend):
+class _AsyncOptionsBackend(_BackendWrapper, httpcore.AsyncNetworkBackend):
     """The async twin of :class:`_OptionsBackend`."""
 
-    def __init__(self, inner: httpcore.AsyncNetworkBackend, options: list[_SocketOption]) -> None:
-        self._inner = inner
-        self._options = options
+    _inner: httpcore.AsyncNetworkBackend
 
     async def connect_tcp(
         self,
@@ -104,7 +104,7 @@ class _AsyncOptionsBackend(httpcore.AsyncNetworkBackend):
         local_address: str | None = None,
         socket_options: Iterable[_SocketOption] | None = None,
     ) -> httpcore.AsyncNetworkStream:
-        options = [*self._options, *(socket_options or ())]
+        options = self._merged(socket_options)
         return await self._inner.connect_tcp(host, port, timeout, local_address, options)
 
     async def connect_unix_socket(
@@ -119,7 +119,9 @@ class _AsyncOptionsBackend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
-def _fix_proxy_backend(transport: Any, options: list[_SocketOption], is_async: bool) -> None:
+def _fix_proxy_backend(
+    transport: Any, options: list[_SocketOption], wrapper: type[_BackendWrapper]
+) -> None:
     """Give proxied connections the options: wrap the proxy pool's network backend.
 
     httpcore's ``HTTPProxy`` accepts ``socket_options`` but never passes them to the
@@ -134,11 +136,32 @@ def _fix_proxy_backend(transport: Any, options: list[_SocketOption], is_async: b
             "sockwise: cannot apply the policy to httpx proxied connections with this httpcore",
         )
         return
-    wrapper = _AsyncOptionsBackend if is_async else _OptionsBackend
     pool._network_backend = wrapper(backend, options)
 
 
-class HTTPTransport(_httpx.HTTPTransport):
+class _PolicyTransport:
+    """The construction both transports share (the sync or async base comes after it)."""
+
+    #: Wraps the proxy pool's network backend (sync or async).
+    _backend_wrapper: ClassVar[type[_BackendWrapper]]
+
+    def __init__(
+        self,
+        *,
+        policy: Policy | None = None,
+        idle_timeout: float | None = _UNSET,
+        socket_options: Iterable[_SocketOption] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.policy = check_policy(policy)
+        kwargs["socket_options"] = [*self.policy.socket_options(), *(socket_options or ())]
+        _default_limits(idle_timeout, kwargs)
+        super().__init__(**kwargs)
+        if kwargs.get("proxy") is not None:
+            _fix_proxy_backend(self, kwargs["socket_options"], self._backend_wrapper)
+
+
+class HTTPTransport(_PolicyTransport, _httpx.HTTPTransport):
     """httpx's ``HTTPTransport`` with the policy's socket options on every connection.
 
     Args:
@@ -152,21 +175,10 @@ class HTTPTransport(_httpx.HTTPTransport):
 
     """
 
-    def __init__(
-        self,
-        *,
-        policy: Policy | None = None,
-        idle_timeout: float | None = _UNSET,
-        socket_options: Iterable[_SocketOption] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.policy = _transport_kwargs(policy, idle_timeout, socket_options, kwargs)
-        super().__init__(**kwargs)
-        if kwargs.get("proxy") is not None:
-            _fix_proxy_backend(self, kwargs["socket_options"], is_async=False)
+    _backend_wrapper = _OptionsBackend
 
 
-class AsyncHTTPTransport(_httpx.AsyncHTTPTransport):
+class AsyncHTTPTransport(_PolicyTransport, _httpx.AsyncHTTPTransport):
     """httpx's ``AsyncHTTPTransport`` with the policy's socket options on every connection.
 
     Args:
@@ -179,21 +191,33 @@ class AsyncHTTPTransport(_httpx.AsyncHTTPTransport):
 
     """
 
+    _backend_wrapper = _AsyncOptionsBackend
+
+
+class _PolicyClient:
+    """The construction both clients share (the sync or async base comes after it)."""
+
+    #: The transport class built for direct and proxied connections.
+    _transport_class: ClassVar[type[_PolicyTransport]]
+
     def __init__(
-        self,
-        *,
-        policy: Policy | None = None,
-        idle_timeout: float | None = _UNSET,
-        socket_options: Iterable[_SocketOption] | None = None,
-        **kwargs: Any,
+        self, *, policy: Policy | None = None, idle_timeout: float | None = _UNSET, **kwargs: Any
     ) -> None:
-        self.policy = _transport_kwargs(policy, idle_timeout, socket_options, kwargs)
+        self.policy = check_policy(policy)
+        _default_limits(idle_timeout, kwargs)
         super().__init__(**kwargs)
-        if kwargs.get("proxy") is not None:
-            _fix_proxy_backend(self, kwargs["socket_options"], is_async=True)
+
+    def _init_transport(self, *args: Any, **kwargs: Any) -> Any:
+        transport = kwargs.pop("transport", None)
+        if transport is not None:
+            return transport
+        return self._transport_class(*args, policy=self.policy, **kwargs)
+
+    def _init_proxy_transport(self, proxy: _httpx.Proxy, *args: Any, **kwargs: Any) -> Any:
+        return self._transport_class(*args, proxy=proxy, policy=self.policy, **kwargs)
 
 
-class Client(_httpx.Client):
+class Client(_PolicyClient, _httpx.Client):
     """httpx's ``Client`` whose direct and proxied transports apply the policy.
 
     Args:
@@ -205,30 +229,10 @@ class Client(_httpx.Client):
 
     """
 
-    def __init__(
-        self, *, policy: Policy | None = None, idle_timeout: float | None = _UNSET, **kwargs: Any
-    ) -> None:
-        self.policy = check_policy(policy)
-        expiry = (
-            DEFAULT_IDLE_TIMEOUT if idle_timeout is _UNSET else check_idle_timeout(idle_timeout)
-        )
-        if kwargs.get("limits") is None:
-            kwargs["limits"] = _limits(expiry)
-        super().__init__(**kwargs)
-
-    def _init_transport(self, *args: Any, **kwargs: Any) -> _httpx.BaseTransport:
-        transport = kwargs.pop("transport", None)
-        if transport is not None:
-            return transport  # type: ignore[no-any-return]
-        return HTTPTransport(*args, policy=self.policy, **kwargs)
-
-    def _init_proxy_transport(
-        self, proxy: _httpx.Proxy, *args: Any, **kwargs: Any
-    ) -> _httpx.BaseTransport:
-        return HTTPTransport(*args, proxy=proxy, policy=self.policy, **kwargs)
+    _transport_class = HTTPTransport
 
 
-class AsyncClient(_httpx.AsyncClient):
+class AsyncClient(_PolicyClient, _httpx.AsyncClient):
     """httpx's ``AsyncClient`` whose direct and proxied transports apply the policy.
 
     Args:
@@ -240,24 +244,4 @@ class AsyncClient(_httpx.AsyncClient):
 
     """
 
-    def __init__(
-        self, *, policy: Policy | None = None, idle_timeout: float | None = _UNSET, **kwargs: Any
-    ) -> None:
-        self.policy = check_policy(policy)
-        expiry = (
-            DEFAULT_IDLE_TIMEOUT if idle_timeout is _UNSET else check_idle_timeout(idle_timeout)
-        )
-        if kwargs.get("limits") is None:
-            kwargs["limits"] = _limits(expiry)
-        super().__init__(**kwargs)
-
-    def _init_transport(self, *args: Any, **kwargs: Any) -> _httpx.AsyncBaseTransport:
-        transport = kwargs.pop("transport", None)
-        if transport is not None:
-            return transport  # type: ignore[no-any-return]
-        return AsyncHTTPTransport(*args, policy=self.policy, **kwargs)
-
-    def _init_proxy_transport(
-        self, proxy: _httpx.Proxy, *args: Any, **kwargs: Any
-    ) -> _httpx.AsyncBaseTransport:
-        return AsyncHTTPTransport(*args, proxy=proxy, policy=self.policy, **kwargs)
+    _transport_class = AsyncHTTPTransport

@@ -45,6 +45,22 @@ _checked_key: Final = pytest.StashKey[bool]()
 _skipped_key: Final = pytest.StashKey[list[str]]()
 
 
+def _still_open(
+    entries: list[tuple[weakref.ref[socket.socket], str]],
+) -> Iterator[tuple[int, int, str]]:
+    """``(fd, inode, origin)`` of the recorded sockets in *entries* that are not closed."""
+    for ref, where in entries:
+        sock = ref()
+        if sock is None:
+            continue
+        try:
+            fd = sock.fileno()
+            if fd >= 0:
+                yield fd, os.fstat(fd).st_ino, where
+        except (OSError, ValueError):
+            continue
+
+
 class _Recorder:
     """Remembers where each TCP socket object was created, while a checked test runs."""
 
@@ -88,18 +104,7 @@ class _Recorder:
         """Inode -> origin of the recorded sockets still open."""
         with self.lock:
             entries = list(self.seen)
-        out: dict[int, str] = {}
-        for ref, where in entries:
-            sock = ref()
-            if sock is None:
-                continue
-            try:
-                fd = sock.fileno()
-                if fd >= 0:
-                    out[os.fstat(fd).st_ino] = where
-            except (OSError, ValueError):
-                continue
-        return out
+        return {inode: where for _, inode, where in _still_open(entries)}
 
     def mark(self) -> int:
         """A position in the records: :meth:`unclosed` looks only at sockets created after it."""
@@ -110,18 +115,7 @@ class _Recorder:
         """``(fd, inode, origin)`` of the sockets created after *since* and still not closed."""
         with self.lock:
             entries = self.seen[since:]
-        out: list[tuple[int, int, str]] = []
-        for ref, where in entries:
-            sock = ref()
-            if sock is None:
-                continue
-            try:
-                fd = sock.fileno()
-                if fd >= 0:
-                    out.append((fd, os.fstat(fd).st_ino, where))
-            except (OSError, ValueError):
-                continue
-        return out
+        return list(_still_open(entries))
 
     def start(self) -> None:
         """Clear the records and start recording."""

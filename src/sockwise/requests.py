@@ -27,7 +27,7 @@ from urllib3.util.retry import Retry
 
 from sockwise.policy import Policy
 from sockwise.urllib3 import PoolManager, PoolStats, ProxyManager, default_timeout
-from sockwise.urllib3._pool import _UNSET, DEFAULT_IDLE_TIMEOUT, check_idle_timeout, check_policy
+from sockwise.urllib3._pool import _UNSET, check_policy, resolve_idle_timeout
 
 __all__ = ["HTTPAdapter", "Session"]
 
@@ -61,9 +61,7 @@ class HTTPAdapter(_requests.adapters.HTTPAdapter):
         idle_timeout: float | None = _UNSET,
     ) -> None:
         self.policy = check_policy(policy)
-        self.idle_timeout = (
-            DEFAULT_IDLE_TIMEOUT if idle_timeout is _UNSET else check_idle_timeout(idle_timeout)
-        )
+        self.idle_timeout = resolve_idle_timeout(idle_timeout)
         super().__init__(pool_connections, pool_maxsize, max_retries, pool_block)
 
     def init_poolmanager(

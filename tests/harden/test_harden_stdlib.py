@@ -13,29 +13,19 @@ import pytest
 
 import sockwise
 from sockwise import _hooks
+from sockwise.testing import read_socket_options
 
 TCP = socket.IPPROTO_TCP
 POLICY = sockwise.Policy(keepalive_idle=17, keepalive_interval=4, keepalive_count=5, backlog=77)
 
 
-def opts(sock: socket.socket) -> dict[str, int]:
-    return {
-        "keepalive": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
-        "idle": sock.getsockopt(TCP, socket.TCP_KEEPIDLE),
-        "interval": sock.getsockopt(TCP, socket.TCP_KEEPINTVL),
-        "count": sock.getsockopt(TCP, socket.TCP_KEEPCNT),
-        "user_timeout": sock.getsockopt(TCP, socket.TCP_USER_TIMEOUT),
-        "nodelay": sock.getsockopt(TCP, socket.TCP_NODELAY),
-    }
-
-
 HARDENED = {
-    "keepalive": 1,
-    "idle": 17,
-    "interval": 4,
-    "count": 5,
-    "user_timeout": 37000,
-    "nodelay": 1,
+    "SO_KEEPALIVE": 1,
+    "TCP_KEEPIDLE": 17,
+    "TCP_KEEPINTVL": 4,
+    "TCP_KEEPCNT": 5,
+    "TCP_USER_TIMEOUT": 37000,
+    "TCP_NODELAY": 1,
 }
 
 
@@ -50,13 +40,13 @@ def test_create_connection_follows_policy_until_unharden(listener):
     """socket.create_connection gets every option; after unharden a new socket gets none."""
     sockwise.harden(POLICY, guard=False)
     with socket.create_connection(listener.getsockname()) as conn:
-        assert opts(conn) == HARDENED
+        assert read_socket_options(conn) == HARDENED
     sockwise.unharden()
     with socket.create_connection(listener.getsockname()) as conn:
-        got = opts(conn)
-    assert got["keepalive"] == 0
-    assert got["user_timeout"] == 0
-    assert got["nodelay"] == 0
+        got = read_socket_options(conn)
+    assert got["SO_KEEPALIVE"] == 0
+    assert got["TCP_USER_TIMEOUT"] == 0
+    assert got["TCP_NODELAY"] == 0
 
 
 def test_plain_connect_and_connect_ex(listener):
@@ -64,10 +54,10 @@ def test_plain_connect_and_connect_ex(listener):
     with sockwise.harden(POLICY, guard=False):
         with socket.socket() as a:
             a.connect(listener.getsockname())
-            assert opts(a) == HARDENED
+            assert read_socket_options(a) == HARDENED
         with socket.socket() as b:
             assert b.connect_ex(listener.getsockname()) == 0
-            assert opts(b) == HARDENED
+            assert read_socket_options(b) == HARDENED
     assert not sockwise.is_hardened()
 
 
@@ -79,7 +69,7 @@ def test_ipv6_connect(listener):
         pytest.skip(f"no IPv6 loopback here: {exc}")
     with srv6, sockwise.harden(POLICY, guard=False):
         with socket.create_connection(srv6.getsockname()[:2]) as conn:
-            assert opts(conn) == HARDENED
+            assert read_socket_options(conn) == HARDENED
 
 
 def test_explicit_options_win(listener):
@@ -89,11 +79,11 @@ def test_explicit_options_win(listener):
         sock.setsockopt(TCP, socket.TCP_KEEPIDLE, 333)
         sock.setsockopt(TCP, socket.TCP_NODELAY, 0)
         sock.connect(listener.getsockname())
-        got = opts(sock)
-    assert got["idle"] == 333
-    assert got["nodelay"] == 0
-    assert got["interval"] == 4
-    assert got["user_timeout"] == 37000
+        got = read_socket_options(sock)
+    assert got["TCP_KEEPIDLE"] == 333
+    assert got["TCP_NODELAY"] == 0
+    assert got["TCP_KEEPINTVL"] == 4
+    assert got["TCP_USER_TIMEOUT"] == 37000
 
 
 def test_asyncio_connections_follow_policy(listener):
@@ -102,7 +92,7 @@ def test_asyncio_connections_follow_policy(listener):
     async def main() -> dict[str, int]:
         reader, writer = await asyncio.open_connection(*listener.getsockname())
         try:
-            return opts(writer.get_extra_info("socket")._sock)
+            return read_socket_options(writer.get_extra_info("socket")._sock)
         finally:
             writer.close()
             await writer.wait_closed()
@@ -110,7 +100,7 @@ def test_asyncio_connections_follow_policy(listener):
     sockwise.harden(POLICY, guard=False)
     assert asyncio.run(main()) == HARDENED
     sockwise.unharden()
-    assert asyncio.run(main())["keepalive"] == 0
+    assert asyncio.run(main())["SO_KEEPALIVE"] == 0
 
 
 def test_accepted_sockets_follow_policy(listener):
@@ -119,7 +109,7 @@ def test_accepted_sockets_follow_policy(listener):
     with socket.create_connection(listener.getsockname()):
         conn, _ = listener.accept()
         with conn:
-            assert opts(conn) == HARDENED
+            assert read_socket_options(conn) == HARDENED
 
 
 def test_asyncio_server_accepts_follow_policy():
@@ -128,7 +118,7 @@ def test_asyncio_server_accepts_follow_policy():
 
     async def main() -> None:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-            seen.append(opts(writer.get_extra_info("socket")._sock))
+            seen.append(read_socket_options(writer.get_extra_info("socket")._sock))
             writer.close()
 
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
@@ -323,10 +313,10 @@ def test_unharden_as_context_manager_rehardens(listener):
     sockwise.harden(POLICY, guard=False)
     with sockwise.unharden():
         with socket.create_connection(listener.getsockname()) as conn:
-            assert opts(conn)["keepalive"] == 0
+            assert read_socket_options(conn)["SO_KEEPALIVE"] == 0
     assert sockwise.current_policy() == POLICY
     with socket.create_connection(listener.getsockname()) as conn:
-        assert opts(conn) == HARDENED
+        assert read_socket_options(conn) == HARDENED
 
 
 def test_concurrent_harden_patches_once():

@@ -25,22 +25,13 @@ def always_ok(conn_index: int, request_index: int, method: str, path: str) -> st
     return "ok"
 
 
-class ScriptedServer:
-    """A threaded raw-socket HTTP/1.1 keep-alive server on 127.0.0.1 following a script."""
+class _Listener:
+    """A listening socket on 127.0.0.1 whose connections are each handled in a thread."""
 
-    def __init__(
-        self,
-        script: Script = always_ok,
-        *,
-        ssl_context: ssl.SSLContext | None = None,
-        rcvbuf: int | None = None,
-    ) -> None:
-        self.script = script
-        self.ssl_context = ssl_context
-        self.requests: list[tuple[int, str, str, int]] = []
+    def __init__(self, *, rcvbuf: int | None = None) -> None:
         self._stop = threading.Event()
         self._lock = threading.Lock()
-        self._conns: list[socket.socket] = []
+        self._socks: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -55,14 +46,17 @@ class ScriptedServer:
 
     @property
     def url(self) -> str:
-        scheme = "https" if self.ssl_context else "http"
-        return f"{scheme}://127.0.0.1:{self.port}"
+        return f"http://127.0.0.1:{self.port}"
 
     def _spawn(self, fn: Callable[..., None], *args: Any) -> None:
         t = threading.Thread(target=fn, args=args, daemon=True)
         with self._lock:
             self._threads.append(t)
         t.start()
+
+    def _track(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socks.append(sock)
 
     def _accept_loop(self) -> None:
         while not self._stop.is_set():
@@ -75,8 +69,43 @@ class ScriptedServer:
             with self._lock:
                 index = self.accepted
                 self.accepted += 1
-                self._conns.append(conn)
-            self._spawn(self._serve, conn, index)
+                self._socks.append(conn)
+            self._spawn(self._handle, conn, index)
+
+    def _handle(self, conn: socket.socket, index: int) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.listener.close()
+        with self._lock:
+            socks, threads = list(self._socks), list(self._threads)
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.close()
+        for t in threads:
+            t.join(5)
+
+
+class ScriptedServer(_Listener):
+    """A threaded raw-socket HTTP/1.1 keep-alive server on 127.0.0.1 following a script."""
+
+    def __init__(
+        self,
+        script: Script = always_ok,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        rcvbuf: int | None = None,
+    ) -> None:
+        self.script = script
+        self.ssl_context = ssl_context
+        self.requests: list[tuple[int, str, str, int]] = []
+        super().__init__(rcvbuf=rcvbuf)
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.ssl_context else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def _recv(self, conn: socket.socket) -> bytes:
         while not self._stop.is_set():
@@ -90,7 +119,7 @@ class ScriptedServer:
                 return b""
         return b""
 
-    def _serve(self, raw: socket.socket, index: int) -> None:
+    def _handle(self, raw: socket.socket, index: int) -> None:
         conn = raw
         conn.settimeout(0.1)
         try:
@@ -98,8 +127,7 @@ class ScriptedServer:
                 raw.settimeout(5)
                 conn = self.ssl_context.wrap_socket(raw, server_side=True)
                 conn.settimeout(0.1)
-                with self._lock:
-                    self._conns.append(conn)
+                self._track(conn)
             buf = b""
             request_index = 0
             while not self._stop.is_set():
@@ -144,7 +172,7 @@ class ScriptedServer:
         """Close the server side of connections whose client port matches; return how many."""
         closed = 0
         with self._lock:
-            conns = list(self._conns)
+            conns = list(self._socks)
         for c in conns:
             try:
                 port = c.getpeername()[1]
@@ -156,57 +184,15 @@ class ScriptedServer:
                 closed += 1
         return closed
 
-    def stop(self) -> None:
-        self._stop.set()
-        self.listener.close()
-        with self._lock:
-            conns, threads = list(self._conns), list(self._threads)
-        for c in conns:
-            with contextlib.suppress(OSError):
-                c.close()
-        for t in threads:
-            t.join(5)
 
-
-class TinyProxy:
+class TinyProxy(_Listener):
     """A forward (absolute-form) and CONNECT proxy relaying to loopback upstreams."""
 
     def __init__(self) -> None:
-        self._stop = threading.Event()
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.listener.settimeout(0.1)
-        self.port: int = self.listener.getsockname()[1]
         self.methods: list[str] = []
-        self._threads: list[threading.Thread] = []
-        self._socks: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._spawn(self._accept_loop)
+        super().__init__()
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _spawn(self, fn: Callable[..., None], *args: Any) -> None:
-        t = threading.Thread(target=fn, args=args, daemon=True)
-        with self._lock:
-            self._threads.append(t)
-        t.start()
-
-    def _accept_loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self._lock:
-                self._socks.append(conn)
-            self._spawn(self._handle, conn)
-
-    def _handle(self, client: socket.socket) -> None:
+    def _handle(self, client: socket.socket, index: int) -> None:
         client.settimeout(5)
         buf = b""
         with contextlib.suppress(OSError):
@@ -230,8 +216,7 @@ class TinyProxy:
                 upstream.sendall(f"{method} /{path} {version}\r\n".encode() + headers + b"\r\n\r\n")
             if rest:
                 upstream.sendall(rest)
-            with self._lock:
-                self._socks.append(upstream)
+            self._track(upstream)
             self._relay(client, upstream)
 
     def _relay(self, a: socket.socket, b: socket.socket) -> None:
@@ -245,30 +230,6 @@ class TinyProxy:
                     b.close()
                     return
                 pair[s].sendall(data)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self.listener.close()
-        with self._lock:
-            socks, threads = list(self._socks), list(self._threads)
-        for s in socks:
-            with contextlib.suppress(OSError):
-                s.close()
-        for t in threads:
-            t.join(5)
-
-
-def sockopts(sock: socket.socket) -> dict[str, int]:
-    """The policy-relevant options of a live socket, read back with getsockopt."""
-    tcp = socket.IPPROTO_TCP
-    return {
-        "SO_KEEPALIVE": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
-        "TCP_KEEPIDLE": sock.getsockopt(tcp, socket.TCP_KEEPIDLE),
-        "TCP_KEEPINTVL": sock.getsockopt(tcp, socket.TCP_KEEPINTVL),
-        "TCP_KEEPCNT": sock.getsockopt(tcp, socket.TCP_KEEPCNT),
-        "TCP_USER_TIMEOUT": sock.getsockopt(tcp, socket.TCP_USER_TIMEOUT),
-        "TCP_NODELAY": sock.getsockopt(tcp, socket.TCP_NODELAY),
-    }
 
 
 def idle_conns(pool: Any) -> list[Any]:

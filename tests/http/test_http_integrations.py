@@ -6,13 +6,14 @@ import subprocess
 import sys
 
 import pytest
-from http_support import idle_conns, sockopts
+from http_support import idle_conns
 
 import sockwise.aiohttp as swaio
 import sockwise.httpx as swhttpx
 import sockwise.requests as swreq
 import sockwise.urllib3 as swu
 from sockwise import Policy
+from sockwise.testing import read_socket_options
 
 POLICY = Policy(keepalive_idle=9, keepalive_interval=2, keepalive_count=5, user_timeout=7.0)
 EXPECTED = {
@@ -30,7 +31,7 @@ def test_requests_session(server):
         for _ in range(3):
             assert session.get(server.url + "/").text == "ok"
         (pool,) = session.adapter.poolmanager.live_pools()
-        assert sockopts(idle_conns(pool)[0].sock) == EXPECTED
+        assert read_socket_options(idle_conns(pool)[0].sock) == EXPECTED
         stats = session.stats()
         assert (stats.created, stats.reused) == (1, 2)
         assert "created=1 reused=2" in repr(session)
@@ -64,7 +65,7 @@ def test_requests_through_proxy(server, proxy):
         manager = session.adapter.proxy_manager[proxy.url]
         assert isinstance(manager, swu.ProxyManager)
         (pool,) = manager.live_pools()
-        assert sockopts(idle_conns(pool)[0].sock) == EXPECTED
+        assert read_socket_options(idle_conns(pool)[0].sock) == EXPECTED
     assert proxy.methods == ["GET"]
 
 
@@ -84,7 +85,7 @@ def test_httpx_client(server):
         r = client.get(server.url + "/")
         assert r.text == "ok"
         sock = r.extensions["network_stream"].get_extra_info("socket")
-        assert sockopts(sock) == EXPECTED
+        assert read_socket_options(sock) == EXPECTED
         assert client._transport._pool._keepalive_expiry == swu.DEFAULT_IDLE_TIMEOUT
 
 
@@ -98,7 +99,7 @@ def test_httpx_transport_merges_options(server):
 
     with httpx.Client(transport=transport) as client:
         r = client.get(server.url + "/")
-        opts = sockopts(r.extensions["network_stream"].get_extra_info("socket"))
+        opts = read_socket_options(r.extensions["network_stream"].get_extra_info("socket"))
     assert opts["TCP_KEEPCNT"] == 8
     assert opts["TCP_KEEPIDLE"] == 9
 
@@ -108,7 +109,7 @@ def test_httpx_client_through_proxy(server, proxy):
         r = client.get(server.url + "/p")
         assert r.text == "ok"
         sock = r.extensions["network_stream"].get_extra_info("socket")
-        assert sockopts(sock) == EXPECTED
+        assert read_socket_options(sock) == EXPECTED
     assert proxy.methods == ["GET"]
 
 
@@ -118,7 +119,7 @@ async def test_httpx_async_client_through_proxy(server, proxy):
         r = await client.get(server.url + "/p")
         assert r.text == "ok"
         sock = r.extensions["network_stream"].get_extra_info("socket")
-        assert sockopts(sock) == EXPECTED
+        assert read_socket_options(sock) == EXPECTED
     assert proxy.methods == ["GET"]
 
 
@@ -128,7 +129,7 @@ async def test_httpx_async_client(server):
         r = await client.get(server.url + "/")
         assert r.text == "ok"
         sock = r.extensions["network_stream"].get_extra_info("socket")
-        assert sockopts(sock) == EXPECTED
+        assert read_socket_options(sock) == EXPECTED
 
 
 def _aiohttp_idle_socket(connector):
@@ -147,7 +148,7 @@ async def test_aiohttp_connector(server):
     async with aiohttp.ClientSession(connector=connector) as session:
         async with session.get(server.url + "/") as resp:
             assert await resp.text() == "ok"
-        assert sockopts(_aiohttp_idle_socket(connector)) == EXPECTED
+        assert read_socket_options(_aiohttp_idle_socket(connector)) == EXPECTED
 
 
 @pytest.mark.asyncio
@@ -158,7 +159,7 @@ async def test_aiohttp_socket_factory_on_plain_connector(server):
     async with aiohttp.ClientSession(connector=connector) as session:
         async with session.get(server.url + "/") as resp:
             await resp.read()
-        assert sockopts(_aiohttp_idle_socket(connector)) == EXPECTED
+        assert read_socket_options(_aiohttp_idle_socket(connector)) == EXPECTED
 
 
 @pytest.mark.parametrize(

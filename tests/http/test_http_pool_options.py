@@ -6,11 +6,12 @@ import socket
 
 import pytest
 import urllib3
-from http_support import idle_conns, sockopts
+from http_support import idle_conns
 from urllib3.util.timeout import Timeout
 
 import sockwise.urllib3 as swu
 from sockwise import Policy
+from sockwise.testing import read_socket_options
 
 POLICY = Policy(keepalive_idle=7, keepalive_interval=3, keepalive_count=4, user_timeout=13.5)
 EXPECTED = {
@@ -32,7 +33,7 @@ def _only_sock(pool):
 def test_http_pool_sets_policy_options(server):
     with swu.HTTPConnectionPool("127.0.0.1", server.port, policy=POLICY) as pool:
         assert pool.request("GET", "/").data == b"ok"
-        assert sockopts(_only_sock(pool)) == EXPECTED
+        assert read_socket_options(_only_sock(pool)) == EXPECTED
 
 
 def test_https_pool_sets_policy_options(make_server, server_ssl_context, client_ssl_context):
@@ -41,7 +42,7 @@ def test_https_pool_sets_policy_options(make_server, server_ssl_context, client_
         "127.0.0.1", server.port, policy=POLICY, ssl_context=client_ssl_context
     ) as pool:
         assert pool.request("GET", "/").data == b"ok"
-        assert sockopts(_only_sock(pool)) == EXPECTED
+        assert read_socket_options(_only_sock(pool)) == EXPECTED
 
 
 def test_pool_manager_builds_sockwise_pools(server):
@@ -49,13 +50,13 @@ def test_pool_manager_builds_sockwise_pools(server):
         assert pm.request("GET", server.url + "/").status == 200
         pool = pm.connection_from_url(server.url)
         assert isinstance(pool, swu.HTTPConnectionPool)
-        assert sockopts(_only_sock(pool)) == EXPECTED
+        assert read_socket_options(_only_sock(pool)) == EXPECTED
 
 
 def test_default_policy_when_none(server):
     with swu.HTTPConnectionPool("127.0.0.1", server.port) as pool:
         pool.request("GET", "/")
-        opts = sockopts(_only_sock(pool))
+        opts = read_socket_options(_only_sock(pool))
     assert opts["TCP_KEEPIDLE"] == Policy().keepalive_idle
     assert opts["TCP_USER_TIMEOUT"] == 90_000
 
@@ -66,7 +67,7 @@ def test_caller_socket_options_win(server):
         "127.0.0.1", server.port, policy=POLICY, socket_options=extra
     ) as pool:
         pool.request("GET", "/")
-        opts = sockopts(_only_sock(pool))
+        opts = read_socket_options(_only_sock(pool))
     assert opts["TCP_KEEPIDLE"] == 42
     assert opts["TCP_KEEPCNT"] == 4
 
@@ -76,7 +77,7 @@ def test_proxied_http_connections_get_options(server, proxy):
         assert pm.request("GET", server.url + "/x").data == b"ok"
         pool = pm.connection_from_url(server.url)
         assert isinstance(pool, swu.HTTPConnectionPool)
-        assert sockopts(_only_sock(pool)) == EXPECTED
+        assert read_socket_options(_only_sock(pool)) == EXPECTED
     assert proxy.methods == ["GET"]
 
 
@@ -88,7 +89,7 @@ def test_proxied_https_tunnel_gets_options(
         assert pm.request("GET", server.url + "/t").data == b"ok"
         pool = pm.connection_from_url(server.url)
         assert isinstance(pool, swu.HTTPSConnectionPool)
-        assert sockopts(_only_sock(pool)) == EXPECTED
+        assert read_socket_options(_only_sock(pool)) == EXPECTED
     assert proxy.methods == ["CONNECT"]
 
 
@@ -96,7 +97,7 @@ def test_bare_urllib3_proxy_sets_no_options(server, proxy):
     """The gap sockwise closes: urllib3's own ProxyManager leaves keepalive off."""
     with urllib3.ProxyManager(proxy.url) as pm:
         pm.request("GET", server.url + "/")
-        opts = sockopts(_only_sock(pm.connection_from_url(server.url)))
+        opts = read_socket_options(_only_sock(pm.connection_from_url(server.url)))
     assert opts["SO_KEEPALIVE"] == 0
     assert opts["TCP_NODELAY"] == 0
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from sockwise import Policy
-from sockwise.testing import PostgresServer
+from sockwise.testing import PostgresServer, read_socket_options
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux options")
 
@@ -31,31 +31,19 @@ EXPECTED = {
 }
 
 
-def read_options(sock: socket.socket) -> dict[str, int]:
-    tcp = socket.IPPROTO_TCP
-    return {
-        "SO_KEEPALIVE": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
-        "TCP_KEEPIDLE": sock.getsockopt(tcp, socket.TCP_KEEPIDLE),
-        "TCP_KEEPINTVL": sock.getsockopt(tcp, socket.TCP_KEEPINTVL),
-        "TCP_KEEPCNT": sock.getsockopt(tcp, socket.TCP_KEEPCNT),
-        "TCP_USER_TIMEOUT": sock.getsockopt(tcp, socket.TCP_USER_TIMEOUT),
-        "TCP_NODELAY": int(bool(sock.getsockopt(tcp, socket.TCP_NODELAY))),
-    }
-
-
 def test_apply_sets_every_option_on_a_live_tcp_socket(tcp_pair) -> None:
     client, _ = tcp_pair
-    before = read_options(client)
+    before = read_socket_options(client)
     assert before != EXPECTED
     assert POLICY.apply(client) == tuple(EXPECTED)
-    assert read_options(client) == EXPECTED
+    assert read_socket_options(client) == EXPECTED
 
 
 def test_apply_of_kernel_defaults_changes_nothing(tcp_pair) -> None:
     client, _ = tcp_pair
-    before = read_options(client)
+    before = read_socket_options(client)
     assert Policy.kernel_defaults().apply(client) == ()
-    assert read_options(client) == before
+    assert read_socket_options(client) == before
 
 
 def test_apply_on_ipv6(tcp_pair) -> None:
@@ -63,7 +51,7 @@ def test_apply_on_ipv6(tcp_pair) -> None:
         pytest.skip("no IPv6 in this Python")
     with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
         assert POLICY.apply(sock) == tuple(EXPECTED)
-        assert read_options(sock) == EXPECTED
+        assert read_socket_options(sock) == EXPECTED
 
 
 def test_apply_leaves_udp_and_unix_sockets_alone() -> None:
@@ -99,7 +87,7 @@ def test_socket_options_with_real_urllib3_pool(http_server: str) -> None:
         try:
             conn = resp.connection
             assert conn is not None and conn.sock is not None
-            assert read_options(conn.sock) == EXPECTED
+            assert read_socket_options(conn.sock) == EXPECTED
             assert resp.read() == b"ok"
         finally:
             resp.release_conn()
@@ -112,7 +100,7 @@ def test_socket_options_with_real_httpx_transport(http_server: str) -> None:
     with httpx.Client(transport=transport) as client, client.stream("GET", http_server) as resp:
         sock = resp.extensions["network_stream"].get_extra_info("socket")
         assert isinstance(sock, socket.socket)
-        assert read_options(sock) == EXPECTED
+        assert read_socket_options(sock) == EXPECTED
         assert resp.read() == b"ok"
 
 
@@ -141,7 +129,7 @@ def test_libpq_params_reach_the_real_client_socket(postgres: PostgresServer) -> 
         assert params["keepalives_idle"] == "17"
         assert params["tcp_user_timeout"] == "45500"
         with socket.socket(fileno=os.dup(conn.pgconn.socket)) as dup:
-            got = read_options(dup)
+            got = read_socket_options(dup)
     # libpq sets NODELAY itself; everything else came from the policy.
     assert got == EXPECTED
 

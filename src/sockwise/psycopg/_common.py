@@ -28,7 +28,8 @@ import warnings
 import weakref
 from collections import Counter, deque
 from enum import IntEnum
-from typing import Any, Final, Literal
+from time import monotonic
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -174,6 +175,10 @@ class SockwiseMixin(BasePool):
     _pool: deque[Any]
     _stats: Counter[str]
 
+    if TYPE_CHECKING:  # both psycopg_pool pools have it; BasePool does not
+
+        def _open(self) -> None: ...
+
     def _sw_init(
         self, policy: Policy, check: object, max_idle: float, max_lifetime: float, conninfo: object
     ) -> None:
@@ -192,9 +197,46 @@ class SockwiseMixin(BasePool):
         self._sw_suspect_at = -1.0  # ... unless returned (proven alive) after this
         self._sw_last_failure = None
 
+    def _sw_construct(
+        self,
+        conninfo: object,
+        *,
+        policy: Policy | None,
+        check: object,
+        open: bool | None,
+        max_idle: float,
+        max_lifetime: float,
+        **pool_kwargs: Any,
+    ) -> None:
+        """The whole ``__init__`` of both pools: vet, build the psycopg_pool base, warn, open.
+
+        The psycopg_pool base is built closed (and without ``check="auto"``, which only
+        sockwise understands); it is opened afterwards, once the settings were checked and the
+        warnings given, as psycopg_pool would (the asyncio one warns about opening here).
+        """
+        self._sw_init(resolve_policy(policy), check, max_idle, max_lifetime, conninfo)
+        base_kwargs: dict[str, Any] = {
+            "conninfo": conninfo,
+            "open": False,
+            "check": None if check == "auto" else check,
+            "max_idle": max_idle,
+            "max_lifetime": max_lifetime,
+            **pool_kwargs,
+        }
+        super().__init__(**base_kwargs)
+        self._sw_warn()
+        warn_open = getattr(self, "_warn_open_async", None)  # psycopg_pool's asyncio pool only
+        if open and warn_open is not None:
+            warn_open()
+        if open is None:
+            open = self._open_implicit = True
+        if open:
+            self._open()
+
     def _sw_warn(self) -> None:
+        # stacklevel=4 skips _sw_warn, _sw_construct and __init__: it names the caller's line.
         for problem in incoherences(self):
-            warnings.warn(f"pool {self.name!r}: {problem}", ConfigurationWarning, stacklevel=3)
+            warnings.warn(f"pool {self.name!r}: {problem}", ConfigurationWarning, stacklevel=4)
 
     def _sw_conninfo(self, conninfo: str) -> str:
         cached = self._sw_conninfo_cache
@@ -226,6 +268,70 @@ class SockwiseMixin(BasePool):
         if self._sw_auto_check and now - used > self.alive_bypass:
             return Verdict.PING, "idle"
         return Verdict.OK, ""
+
+    def _sw_checkout_start(self, timeout: float | None) -> tuple[float, float]:
+        """Count a checkout request and return its ``(timeout, deadline)``; raises if closed."""
+        if timeout is None:
+            timeout = self.timeout
+        deadline = monotonic() + timeout
+        self._stats[self._REQUESTS_NUM] += 1
+        self._check_open_getconn()
+        return timeout, deadline
+
+    def _sw_vet_free(
+        self, conn: Any, now: float, deadline: float
+    ) -> tuple[tuple[str, bool] | None, float | None]:
+        """The round-trip-free half of vetting *conn*.
+
+        Returns:
+            ``(failure, None)`` to discard it (``failure`` is ``(reason, found_dead)``),
+            ``(None, budget)`` to ping it within *budget* seconds first, ``(None, None)`` when
+            it passed on the socket poll alone.
+
+        """
+        verdict, reason = self._sw_verdict(conn, now)
+        if verdict is Verdict.DISCARD:
+            return (reason, reason not in ("max_idle", "max_lifetime")), None
+        if verdict is Verdict.PING:
+            return None, min(self.ping_timeout, max(deadline - now, 0.05))
+        self._stats[CHECKOUTS_FAST] += 1
+        return None, None
+
+    def _sw_pinged(self, conn: Any, failure: str | None, now: float) -> tuple[str, bool] | None:
+        """Account for the health-check round trip of *conn* (started at *now*)."""
+        if failure is not None:
+            self._stats[DEAD_PING] += 1
+            self._sw_found_dead(conn, failure, now)
+            return failure, True
+        self._stats[CHECKOUTS_PINGED] += 1
+        return None
+
+    @staticmethod
+    def _sw_check_failed(ex: Exception) -> tuple[str, bool]:
+        """The discard reason for a connection the caller's ``check`` callback rejected."""
+        return f"the check callback failed: {ex}", False
+
+    def _sw_shrink(self) -> bool:
+        """Drop an expired idle connection's slot above ``min_size`` (call under the lock).
+
+        Returns:
+            ``True`` when the pool shrank, ``False`` when the connection must be replaced.
+
+        """
+        if self._nconns > self._min_size:
+            self._nconns -= 1
+            return True
+        return False
+
+    def _sw_count_usage(self, since: float) -> None:
+        """Add the time a borrowed connection was used (since *since*) to the usage stats."""
+        self._stats[self._USAGE_MS] += int(1000.0 * (monotonic() - since))
+
+    @staticmethod
+    def _sw_went_idle(conn: Any) -> None:
+        """Stamp *conn* as used now and tell the guard it is an idle pool member."""
+        conn._sw_used_at = monotonic()
+        guard_mark(conn, idle=True)
 
     def _sw_found_dead(self, conn: Any, reason: str, now: float) -> None:
         """Record a dead connection: the ones created before it become suspect."""

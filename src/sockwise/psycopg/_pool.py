@@ -15,16 +15,11 @@ from psycopg_pool.pool import AddConnection, MaintenanceTask, Schedule
 
 from sockwise.policy import Policy
 from sockwise.psycopg._common import (
-    CHECKOUTS_FAST,
-    CHECKOUTS_PINGED,
-    DEAD_PING,
     DEFAULT_MAX_IDLE,
     DEFAULT_MAX_LIFETIME,
     SockwiseMixin,
-    Verdict,
     adopt,
     guard_mark,
-    resolve_policy,
 )
 from sockwise.psycopg._probe import ping
 
@@ -101,32 +96,27 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
         num_workers: int = 3,
         policy: Policy | None = None,
     ) -> None:
-        self._sw_init(resolve_policy(policy), check, max_idle, max_lifetime, conninfo)
-        super().__init__(
+        self._sw_construct(
             conninfo,
+            policy=policy,
+            check=check,
+            open=open,
+            max_idle=max_idle,
+            max_lifetime=max_lifetime,
             connection_class=connection_class,
             kwargs=kwargs,
             min_size=min_size,
             max_size=max_size,
-            open=False,
             configure=configure,
-            check=None if check == "auto" else check,
             reset=reset,
             name=name,
             close_returns=close_returns,
             timeout=timeout,
             max_waiting=max_waiting,
-            max_lifetime=max_lifetime,
-            max_idle=max_idle,
             reconnect_timeout=reconnect_timeout,
             reconnect_failed=reconnect_failed,
             num_workers=num_workers,
         )
-        self._sw_warn()
-        if open is None:
-            open = self._open_implicit = True
-        if open:
-            self._open()
 
     # -- checkout ----------------------------------------------------------------------------
 
@@ -138,11 +128,7 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
                 ``self.timeout``); the message names the pool and its size.
 
         """
-        if timeout is None:
-            timeout = self.timeout
-        deadline = monotonic() + timeout
-        self._stats[self._REQUESTS_NUM] += 1
-        self._check_open_getconn()
+        timeout, deadline = self._sw_checkout_start(timeout)
         try:
             return self._getconn_with_check_loop(deadline)
         except psycopg_pool.PoolTimeout:
@@ -164,24 +150,15 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
     def _sw_vet(self, conn: CT, deadline: float) -> tuple[str, bool] | None:
         """Return ``None`` when *conn* may be handed out, else ``(reason, found_dead)``."""
         now = monotonic()
-        verdict, reason = self._sw_verdict(conn, now)
-        if verdict is Verdict.DISCARD:
-            return reason, reason not in ("max_idle", "max_lifetime")
-        if verdict is Verdict.PING:
-            failure = ping(conn.pgconn, min(self.ping_timeout, max(deadline - now, 0.05)))
-            if failure is not None:
-                self._stats[DEAD_PING] += 1
-                self._sw_found_dead(conn, failure, now)
-                return failure, True
-            self._stats[CHECKOUTS_PINGED] += 1
-        else:
-            self._stats[CHECKOUTS_FAST] += 1
-        if self._check is not None:
+        failure, budget = self._sw_vet_free(conn, now, deadline)
+        if budget is not None:
+            failure = self._sw_pinged(conn, ping(conn.pgconn, budget), now)
+        if failure is None and self._check is not None:
             try:
                 self._check(conn)
             except Exception as ex:
-                return f"the check callback failed: {ex}", False
-        return None
+                failure = self._sw_check_failed(ex)
+        return failure
 
     def _sw_discard(self, conn: CT, failure: tuple[str, bool]) -> None:
         self._sw_close_replace(conn, failure[0])
@@ -194,8 +171,7 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
             conn.close()
         if reason == "max_idle":
             with self._lock:
-                if self._nconns > self._min_size:  # above min_size: shrink instead
-                    self._nconns -= 1
+                if self._sw_shrink():  # above min_size: shrink instead
                     return
         self.run_task(AddConnection(self))
 
@@ -223,13 +199,12 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
             raise
         finally:
             self.putconn(conn)
-            self._stats[self._USAGE_MS] += int(1000.0 * (monotonic() - t0))
+            self._sw_count_usage(t0)
 
     # -- pool maintenance --------------------------------------------------------------------
 
     def _add_to_pool(self, conn: CT) -> None:
-        conn._sw_used_at = monotonic()  # type: ignore[attr-defined]
-        guard_mark(conn, idle=True)
+        self._sw_went_idle(conn)
         super()._add_to_pool(conn)
 
     def _connect(self, timeout: float | None = None) -> CT:

@@ -21,16 +21,11 @@ from psycopg_pool.pool_async import AddConnection, MaintenanceTask, Schedule
 
 from sockwise.policy import Policy
 from sockwise.psycopg._common import (
-    CHECKOUTS_FAST,
-    CHECKOUTS_PINGED,
-    DEAD_PING,
     DEFAULT_MAX_IDLE,
     DEFAULT_MAX_LIFETIME,
     SockwiseMixin,
-    Verdict,
     adopt,
     guard_mark,
-    resolve_policy,
 )
 from sockwise.psycopg._probe import aping
 
@@ -109,34 +104,27 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
         num_workers: int = 3,
         policy: Policy | None = None,
     ) -> None:
-        self._sw_init(resolve_policy(policy), check, max_idle, max_lifetime, conninfo)
-        super().__init__(
+        self._sw_construct(
             conninfo,
+            policy=policy,
+            check=check,
+            open=open,
+            max_idle=max_idle,
+            max_lifetime=max_lifetime,
             connection_class=connection_class,
             kwargs=kwargs,
             min_size=min_size,
             max_size=max_size,
-            open=False,
             configure=configure,
-            check=None if check == "auto" else check,
             reset=reset,
             name=name,
             close_returns=close_returns,
             timeout=timeout,
             max_waiting=max_waiting,
-            max_lifetime=max_lifetime,
-            max_idle=max_idle,
             reconnect_timeout=reconnect_timeout,
             reconnect_failed=reconnect_failed,
             num_workers=num_workers,
         )
-        self._sw_warn()
-        if open:
-            self._warn_open_async()
-        if open is None:
-            open = self._open_implicit = True
-        if open:
-            self._open()
 
     # -- checkout ----------------------------------------------------------------------------
 
@@ -148,11 +136,7 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
                 ``self.timeout``); the message names the pool and its size.
 
         """
-        if timeout is None:
-            timeout = self.timeout
-        deadline = monotonic() + timeout
-        self._stats[self._REQUESTS_NUM] += 1
-        self._check_open_getconn()
+        timeout, deadline = self._sw_checkout_start(timeout)
         try:
             return await self._getconn_with_check_loop(deadline)
         except psycopg_pool.PoolTimeout:
@@ -174,25 +158,15 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
     async def _sw_vet(self, conn: ACT, deadline: float) -> tuple[str, bool] | None:
         """Return ``None`` when *conn* may be handed out, else ``(reason, found_dead)``."""
         now = monotonic()
-        verdict, reason = self._sw_verdict(conn, now)
-        if verdict is Verdict.DISCARD:
-            return reason, reason not in ("max_idle", "max_lifetime")
-        if verdict is Verdict.PING:
-            budget = min(self.ping_timeout, max(deadline - now, 0.05))
-            failure = await aping(conn.pgconn, budget)
-            if failure is not None:
-                self._stats[DEAD_PING] += 1
-                self._sw_found_dead(conn, failure, now)
-                return failure, True
-            self._stats[CHECKOUTS_PINGED] += 1
-        else:
-            self._stats[CHECKOUTS_FAST] += 1
-        if self._check is not None:
+        failure, budget = self._sw_vet_free(conn, now, deadline)
+        if budget is not None:
+            failure = self._sw_pinged(conn, await aping(conn.pgconn, budget), now)
+        if failure is None and self._check is not None:
             try:
                 await self._check(conn)
             except Exception as ex:
-                return f"the check callback failed: {ex}", False
-        return None
+                failure = self._sw_check_failed(ex)
+        return failure
 
     async def _sw_discard(self, conn: ACT, failure: tuple[str, bool]) -> None:
         await self._sw_close_replace(conn, failure[0])
@@ -205,8 +179,7 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
             await conn.close()
         if reason == "max_idle":
             async with self._lock:
-                if self._nconns > self._min_size:  # above min_size: shrink instead
-                    self._nconns -= 1
+                if self._sw_shrink():  # above min_size: shrink instead
                     return
         self.run_task(AddConnection(self))
 
@@ -234,13 +207,12 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
             raise
         finally:
             await self.putconn(conn)
-            self._stats[self._USAGE_MS] += int(1000.0 * (monotonic() - t0))
+            self._sw_count_usage(t0)
 
     # -- pool maintenance --------------------------------------------------------------------
 
     async def _add_to_pool(self, conn: ACT) -> None:
-        conn._sw_used_at = monotonic()  # type: ignore[attr-defined]
-        guard_mark(conn, idle=True)
+        self._sw_went_idle(conn)
         await super()._add_to_pool(conn)
 
     async def _connect(self, timeout: float | None = None) -> ACT:

@@ -16,7 +16,6 @@ server binaries for clusters.
 
 from sockwise.testing._ci import is_ci, require_or_skip
 from sockwise.testing._http import (
-    Handler,
     LocalHTTPServer,
     RecordedRequest,
     Reply,
@@ -40,7 +39,6 @@ from sockwise.testing._postgres import (
 )
 
 __all__ = [
-    "Handler",
     "LocalHTTPServer",
     "NetnsError",
     "NetnsPair",

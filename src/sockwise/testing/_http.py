@@ -25,7 +25,6 @@ from typing import Any, Final
 from sockwise.testing._proc import Closing
 
 __all__ = [
-    "Handler",
     "LocalHTTPServer",
     "RecordedRequest",
     "Reply",
@@ -148,15 +147,18 @@ class _RequestHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # the test's handler failed: say so to the client
             owner._failed(exc)
             reply = Reply(500, f"handler failed: {exc!r}".encode(), close=True)
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
+        reason = self.responses.get(reply.status, ("",))[0]
+        head = [f"{self.protocol_version} {reply.status} {reason}"]
+        head += [f"{name}: {value}" for name, value in reply.headers.items()]
+        head.append(f"Date: {self.date_time_string()}")
+        head.append(f"Content-Length: {len(reply.body)}")
         if reply.close:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(reply.body)
+            head.append("Connection: close")
+            self.close_connection = True
+        body = b"" if self.command == "HEAD" else reply.body
+        # One write for head and body: two small writes can be held up 40 ms by Nagle's
+        # algorithm meeting the client's delayed ACK.
+        self.wfile.write("\r\n".join(head).encode("latin-1") + b"\r\n\r\n" + body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _answer
 

@@ -16,11 +16,10 @@ import urllib3
 from sockwise.policy import Policy
 from sockwise.urllib3._pool import (
     _UNSET,
-    DEFAULT_IDLE_TIMEOUT,
     HTTPConnectionPool,
     HTTPSConnectionPool,
-    check_idle_timeout,
     check_policy,
+    resolve_idle_timeout,
 )
 from sockwise.urllib3._stats import PoolStats
 
@@ -57,9 +56,7 @@ class _SockwiseManager(urllib3.PoolManager):
         **kwargs: Any,
     ) -> None:
         self.policy: Policy = check_policy(policy)
-        self.idle_timeout: float | None = (
-            DEFAULT_IDLE_TIMEOUT if idle_timeout is _UNSET else check_idle_timeout(idle_timeout)
-        )
+        self.idle_timeout: float | None = resolve_idle_timeout(idle_timeout)
         super().__init__(*args, **kwargs)
         self.pool_classes_by_scheme = {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}
         self._retired = _Retired()

@@ -110,6 +110,11 @@ def check_idle_timeout(value: object) -> float | None:
     return float(value)
 
 
+def resolve_idle_timeout(value: object) -> float | None:
+    """An ``idle_timeout`` argument as seconds: left out means :data:`DEFAULT_IDLE_TIMEOUT`."""
+    return DEFAULT_IDLE_TIMEOUT if value is _UNSET else check_idle_timeout(value)
+
+
 def check_policy(value: object) -> Policy:
     """Validate a ``policy`` argument (``None`` means ``Policy()``)."""
     if value is None:
@@ -159,9 +164,7 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         **kwargs: Any,
     ) -> None:
         self.policy: Policy = check_policy(policy)
-        self.idle_timeout: float | None = (
-            DEFAULT_IDLE_TIMEOUT if idle_timeout is _UNSET else check_idle_timeout(idle_timeout)
-        )
+        self.idle_timeout: float | None = resolve_idle_timeout(idle_timeout)
         self._sw = Counters()
         user_options = kwargs.get("socket_options") or []
         kwargs["socket_options"] = [*self.policy.socket_options(), *user_options]
