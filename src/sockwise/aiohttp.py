@@ -21,8 +21,8 @@ except ModuleNotFoundError as _exc:
 import socket
 from typing import Any
 
-from sockwise.policy import Policy
-from sockwise.urllib3._pool import _UNSET, check_policy, resolve_idle_timeout
+from sockwise.policy import Policy, resolve_policy
+from sockwise.urllib3._pool import _UNSET, resolve_idle_timeout
 
 __all__ = ["TCPConnector", "socket_factory"]
 
@@ -33,14 +33,15 @@ def socket_factory(
     """A ``socket_factory`` for aiohttp's ``TCPConnector`` that applies *policy*.
 
     Args:
-        policy: The socket policy (``None``: ``Policy()``).
+        policy: The socket policy (``None``: the policy in force, see
+            :func:`~sockwise.policy.resolve_policy`).
         base: A factory creating the socket (default: ``socket.socket(family, type, proto)``);
             the policy is applied to what it returns.
 
     .. versionadded:: 0.1.0
 
     """
-    checked = check_policy(policy)
+    checked = resolve_policy(policy)
 
     def factory(addr_info: AddrInfoType) -> socket.socket:
         if base is not None:
@@ -63,7 +64,8 @@ class TCPConnector(_aiohttp.TCPConnector):
     """aiohttp's ``TCPConnector`` applying the policy to every socket it opens.
 
     Args:
-        policy: The socket policy (``None``: ``Policy()``).
+        policy: The socket policy (``None``: the policy in force, see
+            :func:`~sockwise.policy.resolve_policy`).
         idle_timeout: ``keepalive_timeout`` unless given (default
             :data:`sockwise.urllib3.DEFAULT_IDLE_TIMEOUT`; ignored with ``force_close``).
         **kwargs: aiohttp's ``TCPConnector`` arguments; a ``socket_factory`` you pass creates
@@ -76,7 +78,7 @@ class TCPConnector(_aiohttp.TCPConnector):
     def __init__(
         self, *, policy: Policy | None = None, idle_timeout: float | None = _UNSET, **kwargs: Any
     ) -> None:
-        self.policy = check_policy(policy)
+        self.policy = resolve_policy(policy)
         expiry = resolve_idle_timeout(idle_timeout)
         kwargs["socket_factory"] = socket_factory(self.policy, kwargs.get("socket_factory"))
         if "keepalive_timeout" not in kwargs and not kwargs.get("force_close"):

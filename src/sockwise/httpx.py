@@ -28,8 +28,8 @@ from typing import Any, ClassVar
 import httpcore
 
 from sockwise._log import log_once
-from sockwise.policy import Policy
-from sockwise.urllib3._pool import _UNSET, check_policy, resolve_idle_timeout
+from sockwise.policy import Policy, resolve_policy
+from sockwise.urllib3._pool import _UNSET, resolve_idle_timeout
 
 __all__ = ["AsyncClient", "AsyncHTTPTransport", "Client", "HTTPTransport"]
 
@@ -153,7 +153,7 @@ class _PolicyTransport:
         socket_options: Iterable[_SocketOption] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.policy = check_policy(policy)
+        self.policy = resolve_policy(policy)
         kwargs["socket_options"] = [*self.policy.socket_options(), *(socket_options or ())]
         _default_limits(idle_timeout, kwargs)
         super().__init__(**kwargs)
@@ -165,7 +165,8 @@ class HTTPTransport(_PolicyTransport, _httpx.HTTPTransport):
     """httpx's ``HTTPTransport`` with the policy's socket options on every connection.
 
     Args:
-        policy: The socket policy (``None``: ``Policy()``).
+        policy: The socket policy (``None``: the policy in force, see
+            :func:`~sockwise.policy.resolve_policy`).
         idle_timeout: ``keepalive_expiry`` when ``limits`` is not given (default
             :data:`sockwise.urllib3.DEFAULT_IDLE_TIMEOUT`).
         socket_options: Extra options, applied after the policy's.
@@ -182,7 +183,8 @@ class AsyncHTTPTransport(_PolicyTransport, _httpx.AsyncHTTPTransport):
     """httpx's ``AsyncHTTPTransport`` with the policy's socket options on every connection.
 
     Args:
-        policy: The socket policy (``None``: ``Policy()``).
+        policy: The socket policy (``None``: the policy in force, see
+            :func:`~sockwise.policy.resolve_policy`).
         idle_timeout: ``keepalive_expiry`` when ``limits`` is not given.
         socket_options: Extra options, applied after the policy's.
         **kwargs: httpx's ``AsyncHTTPTransport`` arguments.
@@ -203,7 +205,7 @@ class _PolicyClient:
     def __init__(
         self, *, policy: Policy | None = None, idle_timeout: float | None = _UNSET, **kwargs: Any
     ) -> None:
-        self.policy = check_policy(policy)
+        self.policy = resolve_policy(policy)
         _default_limits(idle_timeout, kwargs)
         super().__init__(**kwargs)
 
@@ -221,7 +223,8 @@ class Client(_PolicyClient, _httpx.Client):
     """httpx's ``Client`` whose direct and proxied transports apply the policy.
 
     Args:
-        policy: The socket policy (``None``: ``Policy()``).
+        policy: The socket policy (``None``: the policy in force, see
+            :func:`~sockwise.policy.resolve_policy`).
         idle_timeout: ``keepalive_expiry`` when ``limits`` is not given.
         **kwargs: httpx's ``Client`` arguments. A ``transport=`` you pass is used as is.
 
@@ -236,7 +239,8 @@ class AsyncClient(_PolicyClient, _httpx.AsyncClient):
     """httpx's ``AsyncClient`` whose direct and proxied transports apply the policy.
 
     Args:
-        policy: The socket policy (``None``: ``Policy()``).
+        policy: The socket policy (``None``: the policy in force, see
+            :func:`~sockwise.policy.resolve_policy`).
         idle_timeout: ``keepalive_expiry`` when ``limits`` is not given.
         **kwargs: httpx's ``AsyncClient`` arguments. A ``transport=`` you pass is used as is.
 

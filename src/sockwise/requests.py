@@ -25,9 +25,9 @@ from typing import Any
 
 from urllib3.util.retry import Retry
 
-from sockwise.policy import Policy
+from sockwise.policy import Policy, resolve_policy
 from sockwise.urllib3 import PoolManager, PoolStats, ProxyManager, default_timeout
-from sockwise.urllib3._pool import _UNSET, check_policy, resolve_idle_timeout
+from sockwise.urllib3._pool import _UNSET, resolve_idle_timeout
 
 __all__ = ["HTTPAdapter", "Session"]
 
@@ -40,7 +40,8 @@ class HTTPAdapter(_requests.adapters.HTTPAdapter):
         pool_maxsize: Connections kept per pool (as requests).
         max_retries: requests' retry setting (as requests).
         pool_block: Block when a pool is exhausted (as requests).
-        policy: The socket policy for every connection (``None``: ``Policy()``).
+        policy: The socket policy for every connection (``None``: the policy in force, see
+            :func:`~sockwise.policy.resolve_policy`).
         idle_timeout: Seconds a connection may sit idle before it is closed instead of reused
             (default :data:`sockwise.urllib3.DEFAULT_IDLE_TIMEOUT`; ``None``: never).
 
@@ -60,7 +61,7 @@ class HTTPAdapter(_requests.adapters.HTTPAdapter):
         policy: Policy | None = None,
         idle_timeout: float | None = _UNSET,
     ) -> None:
-        self.policy = check_policy(policy)
+        self.policy = resolve_policy(policy)
         self.idle_timeout = resolve_idle_timeout(idle_timeout)
         super().__init__(pool_connections, pool_maxsize, max_retries, pool_block)
 
@@ -126,7 +127,8 @@ class Session(_requests.Session):
     """A ``requests.Session`` with :class:`HTTPAdapter` mounted for ``http://`` and ``https://``.
 
     Args:
-        policy: The socket policy for every connection (``None``: ``Policy()``).
+        policy: The socket policy for every connection (``None``: the policy in force, see
+            :func:`~sockwise.policy.resolve_policy`).
         idle_timeout: Seconds a connection may sit idle before it is closed instead of reused.
 
     .. versionadded:: 0.1.0

@@ -36,7 +36,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool.base import BasePool
 
 from sockwise._errors import ConfigurationWarning
-from sockwise.policy import MIDDLEBOX_IDLE_TIMEOUTS, Policy
+from sockwise.policy import MIDDLEBOX_IDLE_TIMEOUTS, Policy, resolve_policy
 from sockwise.psycopg._errors import PoolTimeout
 from sockwise.psycopg._probe import make_poller, poll_dead
 
@@ -96,15 +96,6 @@ def _check_seconds(name: str, value: object, *, zero_ok: bool = False) -> None:
     if not (value >= 0 if zero_ok else value > 0):
         allowed = ">= 0" if zero_ok else "> 0"
         raise ValueError(f"{name}={value!r} is out of range: allowed {allowed} seconds")
-
-
-def resolve_policy(policy: object) -> Policy:
-    """Validate the ``policy=`` argument (``None`` means ``Policy()``)."""
-    if policy is None:
-        return Policy()
-    if not isinstance(policy, Policy):
-        raise TypeError(f"policy must be a sockwise.Policy or None, got {policy!r}")
-    return policy
 
 
 def incoherences(pool: SockwiseMixin) -> list[str]:

@@ -65,7 +65,8 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
         reconnect_timeout: Seconds the pool keeps trying to reconnect before giving up.
         reconnect_failed: Called when reconnecting has failed for ``reconnect_timeout``.
         num_workers: Background worker threads.
-        policy: The socket policy for every connection (``None``: ``Policy()``).
+        policy: The socket policy for every connection (``None``: the policy in force, see
+            :func:`~sockwise.policy.resolve_policy`).
 
     .. versionadded:: 0.1.0
 

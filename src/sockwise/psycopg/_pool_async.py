@@ -73,7 +73,8 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
         reconnect_timeout: Seconds the pool keeps trying to reconnect before giving up.
         reconnect_failed: Called when reconnecting has failed for ``reconnect_timeout``.
         num_workers: Background worker tasks.
-        policy: The socket policy for every connection (``None``: ``Policy()``).
+        policy: The socket policy for every connection (``None``: the policy in force, see
+            :func:`~sockwise.policy.resolve_policy`).
 
     .. versionadded:: 0.1.0
 

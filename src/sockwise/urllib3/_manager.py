@@ -13,12 +13,11 @@ from typing import Any
 
 import urllib3
 
-from sockwise.policy import Policy
+from sockwise.policy import Policy, resolve_policy
 from sockwise.urllib3._pool import (
     _UNSET,
     HTTPConnectionPool,
     HTTPSConnectionPool,
-    check_policy,
     resolve_idle_timeout,
 )
 from sockwise.urllib3._stats import PoolStats
@@ -55,7 +54,7 @@ class _SockwiseManager(urllib3.PoolManager):
         idle_timeout: float | None = _UNSET,
         **kwargs: Any,
     ) -> None:
-        self.policy: Policy = check_policy(policy)
+        self.policy: Policy = resolve_policy(policy)
         self.idle_timeout: float | None = resolve_idle_timeout(idle_timeout)
         super().__init__(*args, **kwargs)
         self.pool_classes_by_scheme = {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}
@@ -101,7 +100,8 @@ class PoolManager(_SockwiseManager):
 
     Args:
         *args: urllib3's positional arguments (``num_pools``, ``headers``).
-        policy: The socket policy for every connection (``None``: ``Policy()``).
+        policy: The socket policy for every connection (``None``: the policy in force, see
+            :func:`~sockwise.policy.resolve_policy`).
         idle_timeout: Seconds a connection may sit idle before it is closed instead of reused
             (default :data:`DEFAULT_IDLE_TIMEOUT`; ``None``: never expire).
         **kwargs: urllib3's keyword arguments, passed to every pool.
@@ -119,7 +119,8 @@ class ProxyManager(_SockwiseManager, urllib3.ProxyManager):
 
     Args:
         *args: urllib3's positional arguments (``proxy_url``, ``num_pools``, ``headers``, ...).
-        policy: The socket policy for every connection (``None``: ``Policy()``).
+        policy: The socket policy for every connection (``None``: the policy in force, see
+            :func:`~sockwise.policy.resolve_policy`).
         idle_timeout: Seconds a connection may sit idle before it is closed instead of reused.
         **kwargs: urllib3's keyword arguments (``proxy_headers``, ``proxy_ssl_context``, ...).
 

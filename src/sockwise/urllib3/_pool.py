@@ -38,7 +38,7 @@ from urllib3.exceptions import ClosedPoolError, EmptyPoolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 from urllib3.util.timeout import _DEFAULT_TIMEOUT, Timeout
 
-from sockwise.policy import Policy
+from sockwise.policy import Policy, resolve_policy
 from sockwise.urllib3 import _guardlink
 from sockwise.urllib3._dead import explain, kernel_timeout
 from sockwise.urllib3._reaper import REAPER
@@ -115,15 +115,6 @@ def resolve_idle_timeout(value: object) -> float | None:
     return DEFAULT_IDLE_TIMEOUT if value is _UNSET else check_idle_timeout(value)
 
 
-def check_policy(value: object) -> Policy:
-    """Validate a ``policy`` argument (``None`` means ``Policy()``)."""
-    if value is None:
-        return Policy()
-    if not isinstance(value, Policy):
-        raise TypeError(f"policy must be a sockwise.Policy or None, got {value!r}")
-    return value
-
-
 def _peer_gone(sock: Any) -> bool:
     """Whether an idle socket is readable: FIN, RST or unsolicited data (one ``poll()``)."""
     try:
@@ -142,7 +133,8 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
 
     Args:
         *args: urllib3's positional arguments (``host``, ``port``, ``timeout``, ...).
-        policy: The socket policy for every connection (``None``: ``Policy()``).
+        policy: The socket policy for every connection (``None``: the policy in force, see
+            :func:`~sockwise.policy.resolve_policy`).
         idle_timeout: Seconds a connection may sit idle before it is closed instead of reused
             (default :data:`DEFAULT_IDLE_TIMEOUT`; ``None``: never expire).
         **kwargs: urllib3's keyword arguments. ``socket_options`` are applied after the
@@ -163,7 +155,7 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         idle_timeout: float | None = _UNSET,
         **kwargs: Any,
     ) -> None:
-        self.policy: Policy = check_policy(policy)
+        self.policy: Policy = resolve_policy(policy)
         self.idle_timeout: float | None = resolve_idle_timeout(idle_timeout)
         self._sw = Counters()
         user_options = kwargs.get("socket_options") or []
@@ -360,7 +352,8 @@ class HTTPSConnectionPool(HTTPConnectionPool, urllib3.HTTPSConnectionPool):
 
     Args:
         *args: urllib3's positional arguments.
-        policy: The socket policy for every connection (``None``: ``Policy()``).
+        policy: The socket policy for every connection (``None``: the policy in force, see
+            :func:`~sockwise.policy.resolve_policy`).
         idle_timeout: Seconds a connection may sit idle before it is closed instead of reused.
         **kwargs: urllib3's keyword arguments (``ssl_context``, ``ca_certs``, ...).
 
