@@ -8,10 +8,10 @@ from sockwise.policy._model import Policy
 def resolve_policy(value: object, parameter: str = "policy") -> Policy:
     """The policy for a ``policy=`` argument: *value* itself, or the one in force when ``None``.
 
-    ``None`` means the policy :func:`sockwise.harden` put in force, and when the process is not
-    hardened, :meth:`sockwise.Policy.from_env` (the ``SOCKWISE_*`` variables, else the defaults). So one
-    ``harden(policy)`` call, or one set of environment variables, configures every pool and
-    client that is not given a policy of its own.
+    ``None`` means the policy :func:`sockwise.harden` put in force, and when the process is
+    not hardened, :meth:`sockwise.Policy.from_env` (the ``SOCKWISE_*`` variables, else the
+    defaults). So one ``harden(policy)`` call, or one set of environment variables, configures
+    every pool and client that is not given a policy of its own.
 
     Args:
         value: A :class:`~sockwise.Policy` or ``None``.
