@@ -21,7 +21,8 @@ exactly when the last hook goes:
 itself (:func:`explicit_options`), so the policy never overrides an explicit choice.
 
 Hooks must be cheap; an exception from a hook is logged once and swallowed -- a hook never breaks
-the application's connect.
+the application's connect. The one exception is a warning that the application's own filters
+turned into an error (``-W error``): that is what the application asked for, so it propagates.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import _socket
 import contextlib
 import logging
+import os
 import socket
 import threading
 import weakref
@@ -53,6 +55,7 @@ _backlog_provider: BacklogProvider | None = None
 _track_explicit = False
 _connect_timeout: float | None = None
 _saved: dict[str, Any] | None = None  # what socket.socket.__dict__ held before the patch
+_fork_handler_registered = False
 
 #: Options the application itself set, per live socket: ``{(level, optname), ...}``.
 _explicit: weakref.WeakKeyDictionary[socket.socket, set[tuple[int, int]]] = (
@@ -141,6 +144,8 @@ def _listen(self: socket.socket, *args: int) -> None:
         for hook in hooks:
             try:
                 hook(self, requested)
+            except Warning:  # a warning the application's filters turned into an error
+                raise
             except Exception as exc:
                 _hook_failed(hook, exc)
 
@@ -167,9 +172,18 @@ def explicit_options(sock: socket.socket) -> frozenset[tuple[int, int]]:
     return frozenset(found) if found else frozenset()
 
 
+def after_fork_in_child() -> None:
+    """A fresh lock: another thread of the parent may have held it at fork time."""
+    global _lock
+    _lock = threading.RLock()
+
+
 def _sync() -> None:
     """Install the patch when anything is registered, remove it when nothing is (under _lock)."""
-    global _saved
+    global _saved, _fork_handler_registered
+    if not _fork_handler_registered and hasattr(os, "register_at_fork"):
+        _fork_handler_registered = True
+        os.register_at_fork(after_in_child=after_fork_in_child)
     wanted = bool(
         _connect_hooks
         or _accept_hooks

@@ -385,3 +385,18 @@ def test_harden_starts_and_unharden_stops_the_guard():
     assert len(running_guards()) == before
     assert not _origin.recording()
     assert not _hooks.is_patched()
+
+
+def test_somaxconn_warning_obeys_error_filter():
+    """With warnings turned into errors, the truncation report raises (after listen succeeded)."""
+    from sockwise.harden._stdlib import read_somaxconn
+
+    somaxconn = read_somaxconn()
+    assert somaxconn is not None
+    sockwise.harden(guard=False)
+    with socket.socket() as sock, warnings.catch_warnings():
+        warnings.simplefilter("error", sockwise.SomaxconnTruncationWarning)
+        sock.bind(("127.0.0.1", 0))
+        with pytest.raises(sockwise.SomaxconnTruncationWarning, match="silently truncated"):
+            sock.listen(somaxconn + 1)
+        assert ss_backlog(sock.getsockname()[1]) == somaxconn  # listening all the same

@@ -87,15 +87,23 @@ class GuardReport:
     error: str | None = None
 
 
-_URL_CRED: Final = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^@\s]*@")
+# The password runs to the *last* "@" before the host (as urllib's own parser reads it).
+_URL_CRED: Final = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)[^\s'\"]*@")
+# A key (also prefixed, e.g. PGPASSWORD, and quoted as a dict key), then a value: quoted (with
+# spaces, as libpq allows) or bare.
 _KV_CRED: Final = re.compile(
-    r"(?P<head>\b(?:password|passwd|pwd|secret|token|api_key|apikey)\s*[=:]\s*)"
-    r"(?P<q>['\"]?)[^\s'\"&;,)]+(?P=q)",
+    r"(?P<head>\b\w*?(?:password|passwd|pwd|secret|token|api_key|apikey)['\"]?\s*[=:]\s*)"
+    r"(?:(?P<q>['\"])(?:(?!(?P=q)).)*(?P=q)|[^\s'\"&;,)]+)",
     re.IGNORECASE,
 )
+
+
+def _kv_sub(match: re.Match[str]) -> str:
+    quote = match.group("q") or ""
+    return f"{match.group('head')}{quote}***{quote}"
 
 
 def redact(text: str) -> str:
     """*text* with URL passwords and ``password=...`` style values replaced by ``***``."""
     text = _URL_CRED.sub(r"\g<head>***@", text)
-    return _KV_CRED.sub(r"\g<head>\g<q>***\g<q>", text)
+    return _KV_CRED.sub(_kv_sub, text)

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Final, Literal
 
+from sockwise import _hooks
 from sockwise._log import log_once, logger
 from sockwise.guard import _detect, _origin, _source
 from sockwise.guard._events import GuardEvent, GuardReport
@@ -342,6 +343,7 @@ def _stop_all() -> None:
 def _after_fork_in_child() -> None:
     global _registry_lock
     _registry_lock = threading.Lock()
+    _hooks.after_fork_in_child()  # before the restart below needs it (handlers run in order)
     _origin.after_fork_in_child()
     _detect.after_fork_in_child()
     survivors = list(_running)

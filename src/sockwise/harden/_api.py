@@ -11,6 +11,7 @@ in force before it, so ``with sockwise.harden(p):`` restores exactly that on exi
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
@@ -33,6 +34,13 @@ class _State:
 
 _lock = threading.RLock()
 _state: _State | None = None
+_fork_handler_registered = False
+
+
+def _after_fork_in_child() -> None:
+    """A fresh lock: another thread of the parent may have held it at fork time."""
+    global _lock
+    _lock = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -168,12 +176,15 @@ def harden(
     .. versionadded:: 0.1.0
 
     """
-    global _state
+    global _state, _fork_handler_registered
     if policy is None:
         policy = Policy.from_env()
     elif not isinstance(policy, Policy):
         raise TypeError(f"harden(policy=...) must be a sockwise.Policy, got {policy!r}")
     with _lock:
+        if not _fork_handler_registered and hasattr(os, "register_at_fork"):
+            _fork_handler_registered = True
+            os.register_at_fork(after_in_child=_after_fork_in_child)
         previous = _state.policy if _state is not None else None
         if _state is None:
             state = _State(policy=policy, stdlib=stdlib, urllib3=urllib3, psycopg=psycopg)
