@@ -2,8 +2,10 @@
 
 The guard reports sockets left in CLOSE_WAIT as leaks; an idle member of a sockwise pool that
 the peer closed is not a leak -- the pool's reaper closes it within a second or two. The pool
-registers each connection's socket with ``sockwise.guard.register_pooled`` when it first goes
-idle and unregisters it (``unregister_pooled``) just before the pool closes it. Both functions
+registers each connection's socket with ``sockwise.guard.register_pooled`` when it goes idle
+and unregisters it (``unregister_pooled``) when it is handed out again -- a checked-out
+connection left in CLOSE_WAIT is the application's leak -- or just before the pool closes it.
+Both functions
 are looked up lazily, once, and their absence is tolerated.
 """
 

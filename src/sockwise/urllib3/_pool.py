@@ -170,11 +170,13 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
     def _get_conn(self, timeout: float | None = None) -> BaseHTTPConnection:
         q = self.pool
         if q is None:
+            self._count_refused_checkout()
             raise ClosedPoolError(self, "Pool is closed.")
         conn: Any = None
         try:
             conn = q.get(block=self.block, timeout=timeout)
         except AttributeError:  # Defensive: self.pool is None
+            self._count_refused_checkout()
             raise ClosedPoolError(self, "Pool is closed.") from None
         except queue.Empty:
             if self.block:
@@ -191,7 +193,10 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
             elif _peer_gone(conn.sock):
                 self._retire(conn, peer=True)
             else:
-                conn.__dict__[_REUSED] = True
+                d = conn.__dict__
+                d[_REUSED] = True
+                if d.pop(_REGISTERED, None) is not None:  # no longer idle: the guard may judge it
+                    _guardlink.unregister(conn.sock)
                 with counters.lock:
                     counters.reused += 1
                     counters.in_use += 1
@@ -203,6 +208,15 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
             counters.created += 1
             counters.in_use += 1
         return conn  # type: ignore[no-any-return]
+
+    def _count_refused_checkout(self) -> None:
+        """Count a checkout refused by a closed pool as in use.
+
+        urllib3's ``urlopen`` answers a ``ClosedPoolError`` from :meth:`_get_conn` with
+        ``_put_conn(None)``, which uncounts one connection in use; this balances it.
+        """
+        with self._sw.lock:
+            self._sw.in_use += 1
 
     def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
         counters = self._sw
