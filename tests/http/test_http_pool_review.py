@@ -12,9 +12,10 @@ import sockwise.urllib3 as swu
 
 def test_checked_out_connection_is_not_marked_pooled(server):
     """A connection handed out again is no longer an idle member: the guard may report it."""
+    from sockwise import Guard
     from sockwise.guard._origin import is_pooled
 
-    with swu.HTTPConnectionPool("127.0.0.1", server.port) as pool:
+    with Guard(), swu.HTTPConnectionPool("127.0.0.1", server.port) as pool:
         assert pool.request("GET", "/").data == b"ok"  # the connection goes idle: registered
         held = pool.request("GET", "/", preload_content=False)  # reused, and kept checked out
         assert pool.stats().reused == 1
@@ -25,6 +26,18 @@ def test_checked_out_connection_is_not_marked_pooled(server):
             held.read()
             held.release_conn()
         assert is_pooled(inode)  # idle again: registered again
+
+
+def test_no_guard_no_registration(server):
+    """Without a running guard, idle members are not recorded (no system call per request)."""
+    from sockwise.guard import running_guards
+    from sockwise.guard._origin import is_pooled
+
+    assert not running_guards()
+    with swu.HTTPConnectionPool("127.0.0.1", server.port) as pool:
+        assert pool.request("GET", "/").data == b"ok"
+        (conn,) = [c for c in pool.pool.queue if c is not None and c.sock is not None]
+        assert not is_pooled(os.fstat(conn.sock.fileno()).st_ino)
 
 
 def test_request_on_closed_pool_keeps_in_use(server):

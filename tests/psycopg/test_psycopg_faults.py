@@ -212,13 +212,13 @@ def test_check_none_never_pays_a_round_trip(postgres: PostgresServer, app_name: 
 def test_idle_members_are_registered_with_the_guard(
     postgres: PostgresServer, app_name: str
 ) -> None:
-    """With the guard loaded, idle members are marked pooled and unmarked when handed out."""
+    """With a guard running, idle members are marked pooled and unmarked when handed out."""
     import os
 
-    guard = pytest.importorskip("sockwise.guard")
+    from sockwise import guard
     from sockwise.guard._origin import is_pooled
 
-    with _pool(postgres, app_name, min_size=1) as pool:
+    with guard.Guard(), _pool(postgres, app_name, min_size=1) as pool:
         pool.wait(timeout=20)
         with pool.connection() as conn:
             inode = os.fstat(conn.pgconn.socket).st_ino

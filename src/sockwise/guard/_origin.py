@@ -302,6 +302,7 @@ def disable() -> None:
                 _state.tracked.clear()
                 _state.dest_connects.clear()
                 _state.listeners.clear()
+                _state.pooled.clear()  # pools stop telling once no guard runs
 
 
 def recording() -> bool:
@@ -391,7 +392,9 @@ def register_pooled(sock_or_fd: socket.socket | int) -> None:
     """Mark an idle pool member that its pool will close itself: never reported as a leak.
 
     Cheap and thread-safe; a closed socket is ignored. Call :func:`unregister_pooled` when the
-    pool hands the connection out again.
+    pool hands the connection out again. Free while no guard runs: nothing is judged then, so
+    nothing is recorded (pools close peer-closed members within seconds, well before a guard
+    started later would call one a leak).
 
     Args:
         sock_or_fd: The pooled socket or its file descriptor.
@@ -401,6 +404,8 @@ def register_pooled(sock_or_fd: socket.socket | int) -> None:
 
     """
     fd = _fd_of(sock_or_fd, "sock_or_fd")
+    if _state.users == 0:
+        return
     try:
         ino = os.fstat(fd).st_ino
     except (OSError, ValueError, OverflowError):
@@ -422,6 +427,8 @@ def unregister_pooled(sock_or_fd: socket.socket | int) -> None:
 
     """
     fd = _fd_of(sock_or_fd, "sock_or_fd")
+    if not _state.pooled:  # nothing registered (no guard ran): no system call
+        return
     try:
         ino = os.fstat(fd).st_ino
     except (OSError, ValueError, OverflowError):

@@ -23,11 +23,9 @@ without psycopg_pool's backoff sleeps.
 from __future__ import annotations
 
 import logging
-import sys
 import warnings
 import weakref
 from collections import Counter, deque
-from enum import IntEnum
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -36,6 +34,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool.base import BasePool
 
 from sockwise._errors import ConfigurationWarning
+from sockwise.guard import _origin as guard_origin
 from sockwise.policy import MIDDLEBOX_IDLE_TIMEOUTS, Policy, resolve_policy
 from sockwise.psycopg._errors import PoolTimeout
 from sockwise.psycopg._probe import make_poller, poll_dead
@@ -73,14 +72,6 @@ EXPIRED_IDLE: Final = "connections_expired_idle"
 EXPIRED_LIFETIME: Final = "connections_expired_lifetime"
 SUSPECT_CHECKED: Final = "connections_suspect_checked"
 SWEPT: Final = "connections_swept"
-
-
-class Verdict(IntEnum):
-    """What to do with a connection about to be handed out."""
-
-    OK = 0
-    PING = 1
-    DISCARD = 2
 
 
 def merged_conninfo(conninfo: str, params: dict[str, int]) -> str:
@@ -239,27 +230,6 @@ class SockwiseMixin(BasePool):
 
     # -- vetting -----------------------------------------------------------------------------
 
-    def _sw_verdict(self, conn: Any, now: float) -> tuple[Verdict, str]:
-        """Decide without a round trip whether *conn* may be handed out as it is."""
-        if conn._expire_at <= now or conn._created_at <= self._drained_at:
-            self._stats[EXPIRED_LIFETIME] += 1
-            return Verdict.DISCARD, "max_lifetime"
-        used = getattr(conn, "_sw_used_at", conn._created_at)
-        if now - used >= self.max_idle:
-            self._stats[EXPIRED_IDLE] += 1
-            return Verdict.DISCARD, "max_idle"
-        dead = poll_dead(conn.pgconn, getattr(conn, "_sw_poller", None))
-        if dead is not None:
-            self._stats[DEAD_POLL] += 1
-            self._sw_found_dead(conn, dead, now)
-            return Verdict.DISCARD, dead
-        if conn._created_at <= self._sw_suspect_created and used < self._sw_suspect_at:
-            self._stats[SUSPECT_CHECKED] += 1
-            return Verdict.PING, "suspect"
-        if self._sw_auto_check and now - used > self.alive_bypass:
-            return Verdict.PING, "idle"
-        return Verdict.OK, ""
-
     def _sw_checkout_start(self, timeout: float | None) -> tuple[float, float]:
         """Count a checkout request and return its ``(timeout, deadline)``; raises if closed."""
         if timeout is None:
@@ -272,7 +242,12 @@ class SockwiseMixin(BasePool):
     def _sw_vet_free(
         self, conn: Any, now: float, deadline: float
     ) -> tuple[tuple[str, bool] | None, float | None]:
-        """The round-trip-free half of vetting *conn*.
+        """The round-trip-free half of vetting *conn*, in the order of cost.
+
+        Expired (``max_lifetime``, ``max_idle``) and dead on the socket poll mean discard;
+        suspect (older than a connection found dead) or idle longer than ``alive_bypass`` (with
+        ``check="auto"``) mean ping first. This runs on every checkout: one ``poll()``, no
+        round trip, no allocation on the fast path.
 
         Returns:
             ``(failure, None)`` to discard it (``failure`` is ``(reason, found_dead)``),
@@ -280,13 +255,25 @@ class SockwiseMixin(BasePool):
             it passed on the socket poll alone.
 
         """
-        verdict, reason = self._sw_verdict(conn, now)
-        if verdict is Verdict.DISCARD:
-            return (reason, reason not in ("max_idle", "max_lifetime")), None
-        if verdict is Verdict.PING:
-            return None, min(self.ping_timeout, max(deadline - now, 0.05))
-        self._stats[CHECKOUTS_FAST] += 1
-        return None, None
+        stats = self._stats
+        if conn._expire_at <= now or conn._created_at <= self._drained_at:
+            stats[EXPIRED_LIFETIME] += 1
+            return ("max_lifetime", False), None
+        used = conn._sw_used_at
+        if now - used >= self.max_idle:
+            stats[EXPIRED_IDLE] += 1
+            return ("max_idle", False), None
+        dead = poll_dead(conn.pgconn, conn._sw_poller)
+        if dead is not None:
+            stats[DEAD_POLL] += 1
+            self._sw_found_dead(conn, dead, now)
+            return (dead, True), None
+        if conn._created_at <= self._sw_suspect_created and used < self._sw_suspect_at:
+            stats[SUSPECT_CHECKED] += 1
+        elif not (self._sw_auto_check and now - used > self.alive_bypass):
+            stats[CHECKOUTS_FAST] += 1
+            return None, None
+        return None, min(self.ping_timeout, max(deadline - now, 0.05))
 
     def _sw_pinged(self, conn: Any, failure: str | None, now: float) -> tuple[str, bool] | None:
         """Account for the health-check round trip of *conn* (started at *now*)."""
@@ -341,14 +328,14 @@ class SockwiseMixin(BasePool):
         bad: list[tuple[Any, str]] = []
         keep: deque[Any] = deque()
         for conn in self._pool:
-            used = getattr(conn, "_sw_used_at", conn._created_at)
+            used = conn._sw_used_at
             if conn._expire_at <= now:
                 self._stats[EXPIRED_LIFETIME] += 1
                 bad.append((conn, "max_lifetime"))
             elif now - used >= self.max_idle:
                 self._stats[EXPIRED_IDLE] += 1
                 bad.append((conn, "max_idle"))
-            elif (dead := poll_dead(conn.pgconn, getattr(conn, "_sw_poller", None))) is not None:
+            elif (dead := poll_dead(conn.pgconn, conn._sw_poller)) is not None:
                 self._stats[DEAD_POLL] += 1
                 self._stats[SWEPT] += 1
                 self._sw_found_dead(conn, dead, now)
@@ -447,8 +434,9 @@ def _peer(conn: Any) -> str:
 
 
 def adopt(conn: Any) -> None:
-    """Prepare a fresh connection: cache its peer (while libpq can tell) and its poller."""
+    """Prepare a fresh connection: its peer (while libpq can tell), last use and poller."""
     _peer(conn)
+    conn._sw_used_at = conn._created_at
     try:
         conn._sw_poller = make_poller(conn.pgconn)
     except Exception:  # Defensive: no socket yet; poll_dead builds one when needed
@@ -456,20 +444,20 @@ def adopt(conn: Any) -> None:
 
 
 def guard_mark(conn: Any, idle: bool) -> None:
-    """Tell the sockwise guard, when it is loaded, that *conn* went idle in the pool or left it.
+    """Tell a running sockwise guard that *conn* went idle in the pool, or left it.
 
     An idle member is registered with :func:`sockwise.guard.register_pooled`: the pool closes
     it itself when its peer goes away, so the guard does not report its CLOSE_WAIT as a leak.
-    Without the guard imported this costs one dictionary lookup.
+    With no guard running (nothing to tell) this costs one attribute test, on the hot path of
+    every checkout and return.
     """
-    guard = sys.modules.get("sockwise.guard")
-    if guard is None:
-        return
-    func = getattr(guard, "register_pooled" if idle else "unregister_pooled", None)
-    if func is None:
+    if not guard_origin.recording():
         return
     try:
-        func(conn.pgconn.socket)
+        if idle:
+            guard_origin.register_pooled(conn.pgconn.socket)
+        else:
+            guard_origin.unregister_pooled(conn.pgconn.socket)
     except Exception:  # Defensive: the guard must never break the pool
         logger.debug("sockwise.guard pooled-member bookkeeping failed", exc_info=True)
 
