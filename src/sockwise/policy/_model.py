@@ -317,6 +317,11 @@ class Policy:
 
         ``None`` when keepalive is not enabled with all three numbers set: the policy then
         guarantees no bound (the kernel's own default is 7200 + 9 x 75 s).
+
+        A connection with unacknowledged data in flight is not idle: ``user_timeout`` bounds it
+        instead, and the kernel aborts at the first retransmission timer after it expires (in
+        the project's network-namespace tests, 4 s of ``user_timeout`` ended 5.5 s after the
+        send).
         """
         idle, intvl, count = self.keepalive_idle, self.keepalive_interval, self.keepalive_count
         if not self.keepalive or idle is None or intvl is None or count is None:
