@@ -51,31 +51,30 @@ def postgres() -> Iterator[PostgresServer]:
     if dsn:
         yield PostgresServer.from_dsn(dsn)
         return
-    require_or_skip(pg_unavailable_reason())
-    server = PostgresServer.start()
-    try:
-        yield server
-    finally:
-        server.close()
+    yield from own_postgres()
 
 
 @pytest.fixture
 def fresh_postgres() -> Iterator[PostgresServer]:
     """A cluster of this test's own: stop, restart, crash or terminate backends freely."""
-    require_or_skip(pg_unavailable_reason())
-    server = PostgresServer.start()
-    try:
-        yield server
-    finally:
-        server.close()
+    yield from own_postgres()
 
 
 @pytest.fixture
 def netns_pair() -> Iterator[NetnsPair]:
     """A client and a server network namespace joined by a veth pair (deleted afterwards)."""
+    yield from own_netns_pair()
+
+
+def own_postgres() -> Iterator[PostgresServer]:
+    """Start a throwaway cluster (skip, or fail under CI, when impossible); close it after."""
+    require_or_skip(pg_unavailable_reason())
+    with PostgresServer.start() as server:
+        yield server
+
+
+def own_netns_pair() -> Iterator[NetnsPair]:
+    """Create a namespace pair (skip, or fail under CI, when impossible); delete it after."""
     require_or_skip(netns_unavailable_reason())
-    pair = NetnsPair.create()
-    try:
+    with NetnsPair.create() as pair:
         yield pair
-    finally:
-        pair.close()

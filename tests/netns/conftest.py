@@ -51,11 +51,8 @@ def _serve(sink: Sink) -> None:
 def module_netns_pair() -> Iterator[NetnsPair]:
     """A NetnsPair shared by one module (for scenarios that run in parallel threads)."""
     require_or_skip(netns_unavailable_reason())
-    pair = NetnsPair.create()
-    try:
+    with NetnsPair.create() as pair:
         yield pair
-    finally:
-        pair.close()
 
 
 def start_sink(pair: NetnsPair, port: int = SINK_PORT) -> Sink:
