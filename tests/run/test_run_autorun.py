@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import clean_env
+from run_support import clean_env
 
 from sockwise import autorun
 

@@ -13,7 +13,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-from conftest import Launcher
+from run_support import Launcher
 
 from sockwise import Policy
 
