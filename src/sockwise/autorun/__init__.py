@@ -43,7 +43,7 @@ __all__ = [
 
 #: Set to a true value (``1``, ``true``, ``yes``, ``on``) to harden at interpreter start-up.
 AUTO_VAR: Final = "SOCKWISE_AUTO"
-#: Set to a false value to harden without starting the runtime guard (default: guard on).
+#: Set to a false value to harden without starting the runtime guard; it runs by default.
 GUARD_VAR: Final = "SOCKWISE_GUARD"
 
 # Variables of this module that Policy.from_env must not see (it rejects unknown names today).

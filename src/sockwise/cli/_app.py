@@ -17,7 +17,7 @@ from sockwise._version import __version__
 Handler = Callable[[argparse.Namespace], int]
 
 #: Every command the CLI offers (the test suite fails when one has no end-to-end test).
-COMMANDS: Final = ("policy", "doctor", "inspect", "bench", "run")
+COMMANDS: Final = ("policy", "doctor", "inspect", "bench", "run", "alerts")
 
 
 def _pid(text: str) -> int:
@@ -46,6 +46,7 @@ def _positive(kind: type[int] | type[float], what: str) -> Callable[[str], float
 def build_parser() -> argparse.ArgumentParser:
     """The ``sockwise`` argument parser with its sub-commands."""
     from sockwise._bench.runner import BENCHMARKS
+    from sockwise.cli._alerts import add_arguments as add_alerts_arguments
     from sockwise.cli._run import add_arguments as add_run_arguments
 
     parser = argparse.ArgumentParser(
@@ -125,10 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_arguments(
         sub.add_parser("run", help="run a command with every Python process hardened")
     )
+    add_alerts_arguments(
+        sub.add_parser(
+            "alerts",
+            help="print the Prometheus alerting rules or Grafana dashboard",
+            description="Print the Prometheus alerting rules (--rules) or the Grafana dashboard "
+            "(--dashboard) shipped with sockwise, or where they are installed (default).",
+        )
+    )
     return parser
 
 
 def _handlers() -> dict[str | None, Handler]:
+    from sockwise.cli._alerts import cmd_alerts
     from sockwise.cli._bench import cmd_bench
     from sockwise.cli._doctor import cmd_doctor
     from sockwise.cli._inspect import cmd_inspect
@@ -140,6 +150,7 @@ def _handlers() -> dict[str | None, Handler]:
         "doctor": cmd_doctor,
         "inspect": cmd_inspect,
         "bench": cmd_bench,
+        "alerts": cmd_alerts,
     }
 
 
