@@ -2,6 +2,8 @@
 
 import run_probe
 
+control_socket_disable = True  # gunicorn >= 25 would create ~/.gunicorn/gunicorn.ctl
+
 
 def when_ready(server):
     """In the master, once listening: its own probe and the port it got."""
