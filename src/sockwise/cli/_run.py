@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -79,8 +80,10 @@ def run(argv: Sequence[str]) -> int:
             allowed = str(exc).rpartition("expected ")[2]
             parser.error(f"argument --policy: {args.policy!r} is not a preset: expected {allowed}")
     try:
-        env = child_environ(preset=args.policy, guard=False if args.no_guard else None)
-    except (TypeError, ValueError) as exc:
+        with warnings.catch_warnings():  # a variable sockwise only warns about is an error here
+            warnings.simplefilter("error")
+            env = child_environ(preset=args.policy, guard=False if args.no_guard else None)
+    except (TypeError, ValueError, Warning) as exc:
         parser.error(str(exc).replace("\n", " "))
     sys.stdout.flush()
     sys.stderr.flush()
