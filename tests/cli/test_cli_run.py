@@ -128,3 +128,14 @@ def test_run_help_lists_the_command(run_cli: RunCli) -> None:
     result = run_cli("run", "--help")
     assert result.returncode == 0
     assert "--no-guard" in result.stdout
+
+
+def test_run_writes_nothing(run_cli: RunCli, tmp_path: Path) -> None:
+    """No temporary directory, no file in the working, home or temp directory."""
+    dirs = {name: tmp_path / name for name in ("cwd", "home", "tmp")}
+    for d in dirs.values():
+        d.mkdir()
+    env = {"HOME": str(dirs["home"]), "TMPDIR": str(dirs["tmp"])}
+    result = run_cli("run", "--", sys.executable, "-c", PRINT_STATE, env=env, cwd=str(dirs["cwd"]))
+    assert result.stdout.strip() == "True []", result.stderr
+    assert [p for d in dirs.values() for p in d.iterdir()] == []
