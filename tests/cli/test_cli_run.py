@@ -139,3 +139,11 @@ def test_run_writes_nothing(run_cli: RunCli, tmp_path: Path) -> None:
     result = run_cli("run", "--", sys.executable, "-c", PRINT_STATE, env=env, cwd=str(dirs["cwd"]))
     assert result.stdout.strip() == "True []", result.stderr
     assert [p for d in dirs.values() for p in d.iterdir()] == []
+
+
+def test_run_reaches_python_behind_a_shell(run_cli: RunCli) -> None:
+    """A non-Python command passes the environment on: the Python it starts is hardened."""
+    script = f"{sys.executable} -c '{PRINT_STATE}' via-sh; exit 5"
+    result = run_cli("run", "--", "sh", "-c", script)
+    assert result.returncode == 5
+    assert result.stdout.strip() == "True ['via-sh']", result.stderr
