@@ -127,8 +127,6 @@ def test_gunicorn_workers(launcher: Launcher, worker: str) -> None:
 @pytest.mark.slow
 def test_uvicorn_workers(launcher: Launcher) -> None:
     """uvicorn with 2 worker processes (spawned): each hardened, its guard running."""
-    with socket.create_server(("127.0.0.1", 0)) as probe_port:
-        port = probe_port.getsockname()[1]
     proc = launcher.start(
         "--",
         sys.executable,
@@ -139,7 +137,7 @@ def test_uvicorn_workers(launcher: Launcher) -> None:
         "--lifespan",
         "on",
         "--port",
-        str(port),
+        "0",
         "asgi_app:app",
         env={"SOCKWISE_KEEPALIVE_IDLE": "17"},
     )
