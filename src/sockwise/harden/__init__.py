@@ -8,5 +8,14 @@ from sockwise.harden._api import (
     is_hardened,
     unharden,
 )
+from sockwise.harden._spawn import UnhardenedChildWarning
 
-__all__ = ["Hardening", "Unhardened", "current_policy", "harden", "is_hardened", "unharden"]
+__all__ = [
+    "Hardening",
+    "Unhardened",
+    "UnhardenedChildWarning",
+    "current_policy",
+    "harden",
+    "is_hardened",
+    "unharden",
+]

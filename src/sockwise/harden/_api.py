@@ -18,7 +18,7 @@ from types import ModuleType, TracebackType
 from typing import Any
 
 from sockwise._log import logger
-from sockwise.harden import _imports, _psycopg, _stdlib, _urllib3
+from sockwise.harden import _imports, _psycopg, _spawn, _stdlib, _urllib3
 from sockwise.policy import Policy
 
 
@@ -189,6 +189,7 @@ def harden(
         if _state is None:
             state = _State(policy=policy, stdlib=stdlib, urllib3=urllib3, psycopg=psycopg)
             _state = state
+            _spawn.on_harden()  # warn about spawn/forkserver children left unhardened
             if stdlib:
                 state.changes.extend(_stdlib.install(policy))
             if urllib3 and not _imports.when_imported("urllib3", _patch_urllib3):

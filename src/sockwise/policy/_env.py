@@ -29,6 +29,7 @@ FIELD_VARS: Final[Mapping[str, str]] = {
 OTHER_VARS: Final = frozenset(
     {
         "SOCKWISE_PRESET",
+        "SOCKWISE_AUTO",
         "SOCKWISE_GUARD",
         "SOCKWISE_GUARD_INTERVAL",
         "SOCKWISE_HARDEN",
