@@ -310,8 +310,11 @@ def save_json(path: str, outcomes: Sequence[Outcome], quick: bool, command: str 
     results.write(path, results.build([asdict(o) for o in outcomes], quick, command))
 
 
-def save_plot(path: str, outcomes: Sequence[Outcome]) -> str | None:
-    """Draw one horizontal bar chart per benchmark with rows; return why not, or ``None``."""
+def save_plot(path: str, outcomes: Sequence[Outcome], caption: str = "") -> str | None:
+    """Draw one horizontal bar chart per benchmark with rows; return why not, or ``None``.
+
+    *caption* (the run's date and machine) goes on top, so the plot names its run.
+    """
     try:
         import matplotlib
 
@@ -351,6 +354,8 @@ def save_plot(path: str, outcomes: Sequence[Outcome]) -> str | None:
         ax.set_title(str(o.result.get("title", o.name)), fontsize=10, loc="left")
         ax.set_xlabel(f"{key} {'(log scale)' if ax.get_xscale() == 'log' else ''}", fontsize=8)
         ax.tick_params(labelsize=8)
+    if caption:
+        fig.suptitle(caption, fontsize=8, x=0.01, ha="left")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)

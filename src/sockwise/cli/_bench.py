@@ -161,6 +161,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     save_json(json_path, outcomes, args.quick)
     print(f"  results: {json_path}")
     if plot_path is not None:
-        why_not = save_plot(plot_path, outcomes)
+        from sockwise._bench.results import machine
+
+        m = machine()
+        caption = (
+            f"sockwise bench ({mode}) {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}; "
+            f"{m['cpu_model']}, {m['cores']} cores, kernel {m['kernel']}"
+        )
+        why_not = save_plot(plot_path, outcomes, caption)
         print(f"  plot:    {plot_path}" if why_not is None else f"  plot:    not drawn: {why_not}")
     return 1 if any(o.status == "error" for o in outcomes) else 0
