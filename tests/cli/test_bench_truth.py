@@ -187,3 +187,36 @@ def test_docs_tables_come_from_the_results_file(tmp_path: Path) -> None:
         ext.load_result("old.json#harden", tmp_path)
     with pytest.raises(ValueError, match="expected FILE#NAME"):
         ext.load_result("old.json", tmp_path)
+
+
+def test_invalid_measurement_fails_the_benchmark() -> None:
+    """A result marked invalid (an impossible floor) is an error, and its table still prints."""
+    from sockwise._bench.runner import Outcome, classify, detail_table
+
+    assert classify({"summary": "fine", "rows": []}) == ("ok", "fine")
+    assert classify({"skipped": "no PostgreSQL"}) == ("skipped", "no PostgreSQL")
+    assert classify({"error": "ValueError: x"}) == ("error", "ValueError: x")
+    problem = floor_problem([0.05] * 6)
+    assert problem is not None
+    data = {
+        "rows": [
+            {
+                "case": "bare",
+                "min_us": 1.0,
+                "median_us": 1.0,
+                "p90_us": 1.0,
+                "added_us": 0.0,
+                "ratio_to_bare": 1.0,
+                "added_per_floor": 0.0,
+            },
+        ],
+        "floor": {"per_call_us": [0.05] * 6, "floor_us": 0.3, "clock_us": 0.03},
+        "close": "RST",
+        "time_wait_left": 0,
+        "summary": "s",
+        "invalid": problem,
+    }
+    status, note = classify(data)
+    assert status == "error" and note.startswith("invalid: implausible setsockopt floor")
+    shown = detail_table(Outcome("harden", status, 1.0, data, note))
+    assert shown is not None and "INVALID: implausible" in shown

@@ -99,19 +99,27 @@ def run_one(name: str, quick: bool, timeout: float) -> Outcome:
     finally:
         os.unlink(out_path)
     elapsed = time.monotonic() - start
-    if proc.returncode != 0 or "error" in data or "invalid" in data:
-        last = (
-            data.get("error")
-            or (f"invalid: {data['invalid']}" if data.get("invalid") else None)
-            or proc.stderr.strip().splitlines()[-1:]
-            or ["?"]
-        )
-        text = last if isinstance(last, str) else last[0]
-        return Outcome(name, "error", elapsed, data, note=text[:300])
+    if proc.returncode != 0 and "error" not in data and "invalid" not in data:
+        last = proc.stderr.strip().splitlines()[-1:] or ["?"]
+        return Outcome(name, "error", elapsed, data, note=last[0][:300])
+    status, note = classify(data)
+    return Outcome(name, status, elapsed, normalize(data) if status == "ok" else data, note=note)
+
+
+def classify(data: dict[str, Any]) -> tuple[Status, str]:
+    """A benchmark's result dict as ``(status, note)``.
+
+    ``{"error": ...}`` (it raised) and ``{"invalid": ...}`` (it measured something impossible,
+    such as a ``setsockopt`` floor below one system call) are errors; ``{"skipped": ...}`` is
+    skipped; anything else is ok, noted by its ``summary``.
+    """
+    if "error" in data:
+        return "error", str(data["error"])[:300]
+    if "invalid" in data:
+        return "error", f"invalid: {data['invalid']}"[:300]
     if "skipped" in data:
-        return Outcome(name, "skipped", elapsed, data, note=str(data["skipped"]))
-    data = normalize(data)
-    return Outcome(name, "ok", elapsed, data, note=str(data.get("summary", "")))
+        return "skipped", str(data["skipped"])
+    return "ok", str(data.get("summary", ""))
 
 
 def normalize(data: dict[str, Any]) -> dict[str, Any]:
@@ -244,12 +252,7 @@ def script(name: str, description: str | None = None) -> None:
         raise SystemExit(f"benchmark {name!r} is not installed in this version of sockwise")
     start = time.monotonic()
     result = normalize(func(args.quick))
-    status: Status = "ok"
-    note = str(result.get("summary", ""))
-    if "skipped" in result:
-        status, note = "skipped", str(result["skipped"])
-    elif "invalid" in result:
-        status, note = "error", f"invalid: {result['invalid']}"
+    status, note = classify(result)
     outcome = Outcome(name, status, time.monotonic() - start, result=result, note=note)
     print(detail_table(outcome) or "\n".join(" ".join(r) for r in result_rows(outcome)))
     path = args.json or os.path.join(repo_results_dir(), f"{name}.json")
