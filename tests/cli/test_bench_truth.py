@@ -220,3 +220,28 @@ def test_invalid_measurement_fails_the_benchmark() -> None:
     assert status == "error" and note.startswith("invalid: implausible setsockopt floor")
     shown = detail_table(Outcome("harden", status, 1.0, data, note))
     assert shown is not None and "INVALID: implausible" in shown
+
+
+def test_guard_bench_feature_detects_the_stall_detector() -> None:
+    """The guard benchmark works with or without ``Guard(stall_after)``, on by default or off."""
+    from sockwise.guard import Guard
+    from sockwise.guard._bench import STALL_AFTER, stall_variant
+
+    class Old:
+        def __init__(self, interval: float = 5.0) -> None: ...
+
+    class OnByDefault:
+        def __init__(self, interval: float = 5.0, stall_after: float | None = 30.0) -> None: ...
+
+    class OffByDefault:
+        def __init__(self, interval: float = 5.0, stall_after: float | None = None) -> None: ...
+
+    assert stall_variant(Old) == ("no stall detector in this guard", None, "")
+    label, kwargs, other = stall_variant(OnByDefault)
+    assert label == "stall detector on, stall_after=30"
+    assert kwargs == {"stall_after": None} and "off" in other
+    label, kwargs, other = stall_variant(OffByDefault)
+    assert kwargs == {"stall_after": STALL_AFTER} and "on" in other
+    label, kwargs, _ = stall_variant(Guard)  # this version's guard: whichever it is
+    if kwargs is not None:
+        Guard(**kwargs).stop()  # the kwargs it would use are accepted

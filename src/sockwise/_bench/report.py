@@ -139,15 +139,15 @@ def _guard(r: Mapping[str, Any]) -> list[Line]:
     ticks = []
     for s in r["sized"]:
         tick = f"{s['sockets']:,} sockets {_f(s['guard_tick_ms'], 2)} ms"
-        if "guard_tick_stall_ms" in s:
-            tick += f" ({_f(s['guard_tick_stall_ms'], 2)} ms with the stall detector)"
+        if "guard_tick_other_ms" in s:
+            tick += f" ({_f(s['guard_tick_other_ms'], 2)} ms with {s['guard_other']})"
         ticks.append(tick)
-    stall = r["sized"][-1]["stall_detector"] if r["sized"] else "?"
+    default = r["sized"][-1]["guard_default"] if r["sized"] else "?"
     hook = r["origin_recording"]
     out.append(
         (
-            "Guard tick (`Guard().check()`, defaults)",
-            "; ".join(ticks) + f"; stall detector: {stall}; CPU share at the default "
+            f"Guard tick (`Guard().check()`, defaults: {default})",
+            "; ".join(ticks) + "; CPU share at the default "
             f"{r['default_interval_s']:g} s interval {r['cpu_share_at_default_interval']:.3%}; "
             f"origin recording {hook['overhead_us']:+.2f} us per connect",
         )
