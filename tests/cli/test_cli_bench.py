@@ -158,6 +158,7 @@ def test_bench_quick_runs_every_benchmark(run_cli: RunCli, tmp_path: Path) -> No
     gaps = results.benchmark(data, "gaps")
     assert gaps is not None
     _check_gaps(gaps)
+    _check_harden_and_guard(data, result.stdout)
     deadpeer = results.benchmark(data, "deadpeer")
     assert deadpeer is not None
     _check_deadpeer(deadpeer)
@@ -200,22 +201,9 @@ def _check_gaps(gaps: dict[str, Any]) -> None:
     assert {lib for lib, _ in seen} == {"HTTP", "PostgreSQL"}
 
 
-def test_bench_quick_harden_and_guard(run_cli: RunCli, tmp_path: Path) -> None:
+def _check_harden_and_guard(data: dict[str, Any], stdout: str) -> None:
     """harden: RST close leaves no TIME_WAIT, a plausible floor, every variant with min/median/p90;
     guard: psutil and sockwise return the same sockets at 1,000 and 10,000; ticks at both."""
-    result = run_cli(
-        "bench",
-        "--quick",
-        "--only",
-        "harden,guard",
-        "--json",
-        "hg.json",
-        "--no-plot",
-        cwd=str(tmp_path),
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    data = json.loads((tmp_path / "hg.json").read_text())
     assert results.problems(data) == []
     harden = results.benchmark(data, "harden")
     assert harden is not None
@@ -226,7 +214,7 @@ def test_bench_quick_harden_and_guard(run_cli: RunCli, tmp_path: Path) -> None:
     assert set(cases) == {"bare", "setsockopt x6", "harden(guard=False)", "harden()"}
     for row in cases.values():
         assert 0 < row["min_us"] <= row["median_us"] <= row["p90_us"]
-    assert "RST" in result.stdout and "x floor" in result.stdout
+    assert "RST" in stdout and "x floor" in stdout
     guard = results.benchmark(data, "guard")
     assert guard is not None
     assert [s["sockets"] for s in guard["sized"]] == [1000, 10000]
