@@ -184,6 +184,7 @@ def _check_gaps(gaps: dict[str, Any]) -> None:
     assert gaps["skipped_gaps_s"] == [10.0]  # quick: said so in the table
     limits = {
         "HTTP": gaps["defaults"]["urllib3_idle_timeout_s"],
+        "HTTPS": gaps["defaults"]["urllib3_idle_timeout_s"],
         "PostgreSQL": gaps["defaults"]["psycopg_ping_after_s"],
     }
     seen = set()
@@ -198,7 +199,7 @@ def _check_gaps(gaps: dict[str, Any]) -> None:
         elif limit is None or row["gap_s"] < limit - 0.3:
             assert row["renewed"] == 0, row
     assert {g for _, g in seen} == {0.2, 1.0, 2.0}
-    assert {lib for lib, _ in seen} == {"HTTP", "PostgreSQL"}
+    assert {lib for lib, _ in seen} == {"HTTP", "HTTPS", "PostgreSQL"}
 
 
 def _check_harden_and_guard(data: dict[str, Any], stdout: str) -> None:

@@ -8,7 +8,8 @@ Back-to-back benchmarks hide exactly what sockwise changes for sparse traffic:
 * sockwise's psycopg pool sends a round trip (a ping) before handing out a connection idle for
   more than 0.5 s; psycopg_pool without ``check`` hands it out as it is.
 
-One request (``GET /`` on a keep-alive HTTP server in a subprocess) or one query (``SELECT 1``
+One request (``GET /`` on a keep-alive HTTP or HTTPS server in a subprocess, certificates from
+trustme: over TLS a renewal is a full TLS handshake) or one query (``SELECT 1``
 on a pooled connection) is timed after each idle gap of 0.2 s, 1 s, 2 s and 10 s. One sleep
 serves every client: after it, each client makes its one timed call, in an order that rotates
 every round, so all of them were idle for the gap (plus the few milliseconds the others took).
@@ -24,19 +25,21 @@ the server binaries or ``SOCKWISE_TEST_DSN``; without them only the HTTP rows ar
 from __future__ import annotations
 
 import os
+import ssl
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any, Final
 
-#: Gaps in seconds and rounds at each (full run, quick run; 0 rounds: skipped). Rounds are
-#: multiples of the four clients, so each is first after the sleep equally often.
+#: Gaps in seconds and rounds at each (full run, quick run; 0 rounds: skipped). A full run's
+#: rounds are multiples of the six clients, so each is first after the sleep equally often.
 GAPS: Final = (0.2, 1.0, 2.0, 10.0)
-ROUNDS_FULL: Final = {0.2: 24, 1.0: 12, 2.0: 12, 10.0: 4}
-ROUNDS_QUICK: Final = {0.2: 8, 1.0: 4, 2.0: 4, 10.0: 0}
+ROUNDS_FULL: Final = {0.2: 24, 1.0: 12, 2.0: 12, 10.0: 6}
+ROUNDS_QUICK: Final = {0.2: 6, 1.0: 3, 2.0: 3, 10.0: 0}
 BACK_TO_BACK: Final = 200  # calls per client for the 0 s reference row
 CHUNK: Final = 10  # back-to-back calls of one client before the next client's turn
 
@@ -52,12 +55,15 @@ class Http(asyncio.Protocol):
         if n:
             self.buf = self.buf[self.buf.rfind(b"\r\n\r\n") + 4:]
             self.t.write(RESPONSE * n)
-async def main():
+async def main(cert, key):
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)
     loop = asyncio.get_running_loop()
-    srv = await loop.create_server(Http, "127.0.0.1", 0, backlog=128)
-    print(srv.sockets[0].getsockname()[1], flush=True)
+    plain = await loop.create_server(Http, "127.0.0.1", 0, backlog=128)
+    tls = await loop.create_server(Http, "127.0.0.1", 0, backlog=128, ssl=ctx)
+    print(plain.sockets[0].getsockname()[1], tls.sockets[0].getsockname()[1], flush=True)
     await loop.run_in_executor(None, sys.stdin.read)
-asyncio.run(main())
+asyncio.run(main(sys.argv[1], sys.argv[2]))
 """
 
 
@@ -79,16 +85,19 @@ class _Client:
         return f"{self.library} {self.client}"
 
 
-def _http_clients(port: int, stack: ExitStack) -> list[_Client]:
+def _http_clients(port: int, stack: ExitStack, ctx: ssl.SSLContext | None = None) -> list[_Client]:
+    """The pools of sockwise and bare urllib3 (one connection each); HTTPS with *ctx*."""
     import urllib3
 
     import sockwise.urllib3 as swu
     from sockwise.policy import Policy
 
-    sw = swu.HTTPConnectionPool("127.0.0.1", port, maxsize=1)
-    bare = urllib3.HTTPConnectionPool(
-        "127.0.0.1", port, maxsize=1, timeout=swu.default_timeout(Policy())
-    )
+    library = "HTTP" if ctx is None else "HTTPS"
+    kw: dict[str, Any] = {} if ctx is None else {"ssl_context": ctx}
+    sw_cls = swu.HTTPConnectionPool if ctx is None else swu.HTTPSConnectionPool
+    bare_cls = urllib3.HTTPConnectionPool if ctx is None else urllib3.HTTPSConnectionPool
+    sw = sw_cls("127.0.0.1", port, maxsize=1, **kw)
+    bare = bare_cls("127.0.0.1", port, maxsize=1, timeout=swu.default_timeout(Policy()), **kw)
     stack.callback(sw.close)
     stack.callback(bare.close)
 
@@ -98,9 +107,9 @@ def _http_clients(port: int, stack: ExitStack) -> list[_Client]:
     def bare_get() -> None:
         bare.request("GET", "/")
 
-    sw_client = _Client("HTTP", "sockwise", sw_get)
+    sw_client = _Client(library, "sockwise", sw_get)
     sw_client.renewals = lambda: int(sw.stats().created)
-    bare_client = _Client("HTTP", "urllib3", bare_get)
+    bare_client = _Client(library, "urllib3", bare_get)
     bare_client.renewals = lambda: int(bare.num_connections)
     _DEFAULTS["urllib3_idle_timeout_s"] = getattr(sw, "idle_timeout", swu.DEFAULT_IDLE_TIMEOUT)
     return [sw_client, bare_client]
@@ -152,14 +161,28 @@ def run(quick: bool = False) -> dict[str, Any]:
     """Time one call after each idle gap for every client; return JSON-ready results."""
     rounds = ROUNDS_QUICK if quick else ROUNDS_FULL
     clock = time.perf_counter_ns
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    with tempfile.TemporaryDirectory() as tmp:
+        cert_path, key_path = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
+        cert.cert_chain_pems[0].write_to_path(cert_path)
+        cert.private_key_pem.write_to_path(key_path)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SERVER, cert_path, key_path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # the server has loaded its certificate
     try:
         with ExitStack() as stack:
-            assert proc.stdout is not None
-            port = int(proc.stdout.readline())
-            clients = _http_clients(port, stack)
+            port, tls_port = (int(p) for p in line.split())
+            clients = _http_clients(port, stack) + _http_clients(tls_port, stack, ctx)
             pg, pg_note = _pg_clients(stack)
             clients += pg
             for c in clients:  # warm-up: connections, code paths
@@ -205,7 +228,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
-    bare_of = {"HTTP": "urllib3", "PostgreSQL": "psycopg_pool"}
+    bare_of = {"HTTP": "urllib3", "HTTPS": "urllib3", "PostgreSQL": "psycopg_pool"}
     rows: list[dict[str, Any]] = []
     for gap in (0.0, *GAPS):
         for c in clients:
@@ -266,7 +289,7 @@ def _gap_label(gap: float) -> str:
 def summary(rows: list[dict[str, Any]]) -> str:
     """One sentence: the sockwise/bare latency ratio after each gap, per library."""
     parts = []
-    for library in ("HTTP", "PostgreSQL"):
+    for library in ("HTTP", "HTTPS", "PostgreSQL"):
         mine = [r for r in rows if r["library"] == library and r["client"] == "sockwise"]
         if mine:
             ratios = ", ".join(f"{_gap_label(r['gap_s'])} {r['ratio_to_bare']:.2f}x" for r in mine)

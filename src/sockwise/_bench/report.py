@@ -85,7 +85,16 @@ def _postgres(r: Mapping[str, Any]) -> list[Line]:
 
 def _gaps(r: Mapping[str, Any]) -> list[Line]:
     out = []
-    names = {"HTTP": ("urllib3", "idle_timeout 1.5 s"), "PostgreSQL": ("psycopg_pool", "ping")}
+    d = r.get("defaults") or {}
+    idle, ping = d.get("urllib3_idle_timeout_s"), d.get("psycopg_ping_after_s")
+    names = {
+        "HTTP": ("urllib3", f"sockwise idle_timeout {idle if idle is not None else '?'} s"),
+        "HTTPS": ("urllib3", f"sockwise idle_timeout {idle if idle is not None else '?'} s"),
+        "PostgreSQL": (
+            "psycopg_pool",
+            f"sockwise pings after {ping if ping is not None else '?'} s idle",
+        ),
+    }
     for library, (bare, what) in names.items():
         mine = [
             row
