@@ -123,6 +123,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAMES",
         help=f"comma-separated subset of: {','.join(BENCHMARKS)}",
     )
+    b.add_argument(
+        "--render-docs",
+        action="store_true",
+        help="run nothing: rewrite README's benchmark table from the results file "
+        "(the docs render the same file when built)",
+    )
+    b.add_argument(
+        "--check-docs",
+        action="store_true",
+        help="run nothing: exit 1 if README's benchmark table disagrees with the results file",
+    )
+    b.add_argument(
+        "--results",
+        metavar="PATH",
+        help="results file for --render-docs/--check-docs "
+        "(default: benchmarks/results/sockwise-bench.json of the checkout)",
+    )
     add_run_arguments(
         sub.add_parser("run", help="run a command with every Python process hardened")
     )
