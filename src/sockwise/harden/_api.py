@@ -19,7 +19,7 @@ from typing import Any
 
 from sockwise._log import logger
 from sockwise.harden import _imports, _psycopg, _stdlib, _urllib3
-from sockwise.policy import Policy
+from sockwise.policy import Policy, set_policy_provider
 
 
 @dataclass
@@ -89,6 +89,9 @@ def current_policy() -> Policy | None:
     """The policy :func:`harden` put in force, or ``None`` when not hardened."""
     state = _state
     return state.policy if state is not None else None
+
+
+set_policy_provider(current_policy)  # resolve_policy(None) follows harden()
 
 
 def _record(state: _State, library: str, changes: list[str]) -> None:
