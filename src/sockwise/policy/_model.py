@@ -32,6 +32,10 @@ KEEPINTVL_RANGE: Final = (1, 32767)
 KEEPCNT_RANGE: Final = (1, 127)
 #: ``TCP_USER_TIMEOUT`` is an ``int`` of milliseconds; the kernel rejects negative values.
 USER_TIMEOUT_MAX: Final = 2_147_483.647
+#: Seconds from a send to its first retransmission on a fast path (Linux): a tail loss probe
+#: after ~200 ms (2 x RTT plus the delayed-ACK allowance), then ``TCP_RTO_MIN`` (200 ms).
+#: ``TCP_USER_TIMEOUT`` counts from that retransmission. Measured here: 0.42 s.
+FIRST_RETRANSMISSION: Final = 0.4
 #: ``listen()`` takes an ``int``; the kernel caps it at ``net.core.somaxconn`` (and 65535).
 BACKLOG_RANGE: Final = (1, 2**31 - 1)
 
@@ -359,10 +363,8 @@ class Policy:
         ``None`` when keepalive is not enabled with all three numbers set: the policy then
         guarantees no bound (the kernel's own default is 7200 + 9 x 75 s).
 
-        A connection with unacknowledged data in flight is not idle: ``user_timeout`` bounds it
-        instead, and the kernel aborts at the first retransmission timer after it expires (in
-        the project's network-namespace tests, 4 s of ``user_timeout`` ended 5.5 s after the
-        send).
+        A connection with unacknowledged data in flight is not idle: :meth:`unacked_data_bound`
+        bounds it instead.
         """
         idle, intvl, count = self.keepalive_idle, self.keepalive_interval, self.keepalive_count
         if not self.keepalive or idle is None or intvl is None or count is None:
@@ -372,6 +374,30 @@ class Policy:
             ticks = max(1, math.ceil((timeout - idle) / intvl))
             return float(idle + ticks * intvl)
         return float(idle + intvl * count)
+
+    def unacked_data_bound(self, *, accepted: bool = False) -> float | None:
+        """Seconds within which a connection whose sent data stays unacknowledged is aborted.
+
+        Covers data in flight to a peer that vanished, and a live peer that stops reading (its
+        zero window: Linux applies ``TCP_USER_TIMEOUT`` to the window probes too, although the
+        peer answers them). The kernel counts ``user_timeout`` from the first retransmission
+        (or window probe), which leaves about 0.4 s after the send on a fast path (a tail loss
+        probe, then ``TCP_RTO_MIN``), so the bound is ``user_timeout + 0.4`` s from the send.
+        A slow path adds its larger retransmission timeout, and so does a connection less than
+        about a second old, whose timeout still starts from the initial 1 s (measured: data sent
+        right after connect() failed ``user_timeout + 1.5`` s later).
+
+        ``accepted=True`` gives the bound of accepted (server-side) sockets, which follow
+        :attr:`accepted_user_timeout`: ``None`` by default, so a server waits for a slow reader
+        as long as it keeps answering (a peer that vanished is still found by keepalive or, with
+        data in flight, after ``tcp_retries2``, about 15 minutes).
+
+        ``None`` when no ``TCP_USER_TIMEOUT`` applies.
+        """
+        timeout = _export.user_timeout_for(self, accepted=accepted)
+        if timeout is None or timeout <= 0:
+            return None
+        return timeout + FIRST_RETRANSMISSION
 
     def connect_bound(self, timeout: float | None = None) -> float | None:
         """Seconds within which a hardened connect fails when nothing answers its SYN.
@@ -525,6 +551,8 @@ class Policy:
         out["user_timeout_derived"] = self._user_timeout_derived
         out["dead_peer_bound"] = self.dead_peer_bound
         out["connect_bound"] = self.connect_bound()
+        out["unacked_data_bound"] = self.unacked_data_bound()
+        out["accepted_unacked_data_bound"] = self.unacked_data_bound(accepted=True)
         return out
 
 

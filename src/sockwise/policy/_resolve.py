@@ -19,7 +19,7 @@ _provider: PolicyProvider | None = None
 def set_policy_provider(provider: PolicyProvider | None) -> PolicyProvider | None:
     """Register the function that returns the policy in force (``None``: not hardened).
 
-    :mod:`sockwise.harden` registers :func:`sockwise.harden.current_policy` on import; there is
+    :mod:`sockwise.harden` registers :func:`sockwise.current_policy` on import; there is
     one provider per process. Returns the previous one (``None`` removes it).
     """
     global _provider
