@@ -23,10 +23,11 @@ UPDATE_VAR = "SOCKWISE_UPDATE_BOUNDS"
 #: How long the surviving slow reader pauses, in multiples of the server's user timeout.
 PAUSE_FACTOR = 3.0
 
-FAST = {"SOCKWISE_KEEPALIVE_IDLE": "2", "SOCKWISE_KEEPALIVE_INTERVAL": "1"}
-FAST.update({"SOCKWISE_KEEPALIVE_COUNT": "2"})  # user_timeout auto: 2 + 1 x 2 = 4 s
-TINY = {"SOCKWISE_KEEPALIVE_IDLE": "1", "SOCKWISE_KEEPALIVE_INTERVAL": "1"}
-TINY.update({"SOCKWISE_KEEPALIVE_COUNT": "1"})  # user_timeout auto: 2 s
+# Small enough to watch, large enough that 10 % of the bound absorbs a loaded machine.
+FAST = {"SOCKWISE_KEEPALIVE_IDLE": "6", "SOCKWISE_KEEPALIVE_INTERVAL": "2"}
+FAST.update({"SOCKWISE_KEEPALIVE_COUNT": "2"})  # user_timeout auto: 6 + 2 x 2 = 10 s
+TINY = {"SOCKWISE_KEEPALIVE_IDLE": "3", "SOCKWISE_KEEPALIVE_INTERVAL": "1"}
+TINY.update({"SOCKWISE_KEEPALIVE_COUNT": "2"})  # user_timeout auto: 3 + 1 x 2 = 5 s
 
 
 def tolerance(bound: float) -> float:
@@ -115,19 +116,19 @@ CASES: tuple[Case, ...] = (
     # -- an established connection's peer vanishes ------------------------------------------------
     Case("dead-idle-interactive", "idle connection, peer vanishes", "Policy.interactive()",
          "idle", "blackhole-later", _preset("interactive")),
-    Case("dead-idle-2-1-2", "idle connection, peer vanishes", "keepalive 2/1/2", "idle",
+    Case("dead-idle-6-2-2", "idle connection, peer vanishes", "keepalive 6/2/2", "idle",
          "blackhole-later", dict(FAST)),
-    Case("dead-inflight-2-1-2", "data in flight, peer vanishes", "keepalive 2/1/2", "inflight",
+    Case("dead-inflight-6-2-2", "data in flight, peer vanishes", "keepalive 6/2/2", "inflight",
          "blackhole-later", dict(FAST)),
     Case("dead-inflight-interactive", "data in flight, peer vanishes", "Policy.interactive()",
          "inflight", "blackhole-later", _preset("interactive")),
     # -- a live peer that stops reading (zero window) ---------------------------------------------
     Case("stuck-reader-client", "client sending to a server that stops reading",
-         "keepalive 1/1/1", "stuck-reader", "live", dict(TINY)),
+         "keepalive 3/1/2", "stuck-reader", "live", dict(TINY)),
     Case("slow-reader-server-default", "server streaming to a client that pauses reading",
-         "keepalive 1/1/1", "serve-slow-reader", "live", dict(TINY)),
+         "keepalive 3/1/2", "serve-slow-reader", "live", dict(TINY)),
     Case("slow-reader-server-same", "server streaming to a client that pauses reading",
-         "keepalive 1/1/1, accepted_user_timeout='same'", "serve-slow-reader", "live",
+         "keepalive 3/1/2, accepted_user_timeout='same'", "serve-slow-reader", "live",
          {**TINY, "SOCKWISE_ACCEPTED_USER_TIMEOUT": "same"}),
 )  # fmt: skip
 
