@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 
@@ -164,3 +167,28 @@ def test_preset_by_name() -> None:
     assert Policy.preset("nat:30") == Policy.behind_nat(30)
     with pytest.raises(ValueError, match="SOCKWISE_PRESET='fast' is malformed: expected one of"):
         Policy.preset("fast")
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_fork_while_the_warning_lock_is_held_does_not_hang_the_child() -> None:
+    from sockwise.policy import _env
+
+    with _env._warned_lock:  # another thread of the parent holds it at fork time
+        pid = os.fork()
+        if pid == 0:  # the child: must not deadlock on the inherited (held) lock
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    Policy.from_env({"SOCKWISE_FORKED": "1"})
+            finally:
+                os._exit(0)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # bounded: the child exits at once unless it hangs
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    raise AssertionError("the forked child hung on the unknown-variable warning lock")

@@ -65,6 +65,16 @@ _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    """A fresh lock: another thread of the parent may have held it at fork time."""
+    global _warned_lock
+    _warned_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class _Fields(Protocol):
     """What :func:`policy_to_env` reads from a policy."""
 
