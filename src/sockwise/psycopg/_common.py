@@ -118,6 +118,17 @@ FAILED_FAST: Final = "requests_failed_fast"
 _CONN_OK: Final = int(psycopg.pq.ConnStatus.OK)
 
 
+#: libpq 12 added ``tcp_user_timeout``; an older libpq rejects a conninfo that names it.
+LIBPQ_TCP_USER_TIMEOUT: Final = 120000
+
+
+def libpq_supported(params: dict[str, int], version: int | None = None) -> dict[str, int]:
+    """*params* without ``tcp_user_timeout`` when the libpq in use (or *version*) predates 12."""
+    if (psycopg.pq.version() if version is None else version) >= LIBPQ_TCP_USER_TIMEOUT:
+        return params
+    return {k: v for k, v in params.items() if k != "tcp_user_timeout"}
+
+
 def merged_conninfo(conninfo: str, params: dict[str, int]) -> str:
     """Return *conninfo* with the policy's libpq *params* added where it names none itself."""
     given = conninfo_to_dict(conninfo)
@@ -222,7 +233,7 @@ class SockwiseMixin(BasePool):
         self.policy = policy
         _LIVE.add(self)
         self._sw_auto_check = check == "auto"
-        self._sw_params = policy.libpq_params()
+        self._sw_params = libpq_supported(policy.libpq_params())
         self._sw_conninfo_cache: tuple[str, str] | None = None
         self._sw_suspect_created = -1.0  # connections created at or before this are suspect ...
         self._sw_suspect_at = -1.0  # ... unless returned (proven alive) after this
