@@ -37,7 +37,6 @@ import logging
 import warnings
 import weakref
 from collections import Counter, deque
-from contextlib import suppress
 from time import monotonic
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -300,15 +299,6 @@ class SockwiseMixin(BasePool):
 
     # -- vetting -----------------------------------------------------------------------------
 
-    def _sw_checkout_start(self, timeout: float | None) -> tuple[float, float]:
-        """Count a checkout request and return its ``(timeout, deadline)``; raises if closed."""
-        if timeout is None:
-            timeout = self.timeout
-        deadline = monotonic() + timeout
-        self._stats[self._REQUESTS_NUM] += 1
-        self._check_open_getconn()
-        return timeout, deadline
-
     def _sw_vet_free(
         self, conn: Any, now: float, deadline: float
     ) -> tuple[tuple[str, bool] | None, float | None]:
@@ -326,18 +316,22 @@ class SockwiseMixin(BasePool):
 
         """
         stats = self._stats
-        if conn._expire_at <= now or conn._created_at <= self._drained_at:
-            stats[EXPIRED_LIFETIME] += 1
-            return ("max_lifetime", False), None
         used = conn._sw_used_at
-        if now - used >= self.max_idle:
-            stats[EXPIRED_IDLE] += 1
-            return ("max_idle", False), None
-        dead = poll_dead(conn.pgconn, conn._sw_poller)
-        if dead is not None:
-            stats[DEAD_POLL] += 1
-            self._sw_found_dead(conn, dead, now)
-            return (dead, True), None
+        if (
+            conn._expire_at <= now
+            or conn._created_at <= self._drained_at
+            or now - used >= self.max_idle
+        ):
+            return (self._sw_expired(conn, now) or "max_lifetime", False), None
+        pgconn = conn.pgconn
+        poller = conn._sw_poller
+        # poll_dead()'s first two steps, inline: the usual answer costs one poll(), no call.
+        if poller is None or pgconn.status != _CONN_OK or poller.poll(0):
+            dead = poll_dead(pgconn, poller)
+            if dead is not None:
+                stats[DEAD_POLL] += 1
+                self._sw_found_dead(conn, dead, now)
+                return (dead, True), None
         if conn._created_at <= self._sw_suspect_created and used < self._sw_suspect_at:
             stats[SUSPECT_CHECKED] += 1
         elif not (self._sw_auto_check and now - used > self.alive_bypass):
@@ -382,6 +376,74 @@ class SockwiseMixin(BasePool):
         if attempt.time_to_give_up(now):
             raise psycopg_pool.PoolTimeout()
         return attempt
+
+    def _sw_shrink(self) -> bool:
+        """Drop an expired idle connection's slot above ``min_size`` (call under the lock).
+
+        Returns:
+            ``True`` when the pool shrank, ``False`` when the connection must be replaced.
+
+        """
+        if self._nconns > self._min_size:
+            self._nconns -= 1
+            return True
+        return False
+
+    def _sw_found_dead(self, conn: Any, reason: str, now: float, count: bool = True) -> None:
+        """Record a dead connection: the ones created before it become suspect.
+
+        *count* adds it to ``connections_lost`` (``False`` when psycopg_pool counts it).
+        """
+        if count:
+            self._stats[self._CONNECTIONS_LOST] += 1
+        self._sw_last_failure = f"{_peer(conn)}: {reason}"
+        self._sw_suspect_created = max(self._sw_suspect_created, conn._created_at)
+        self._sw_suspect_at = now
+        logger.info("pool %r: connection to %s found dead: %s", self.name, _peer(conn), reason)
+
+    def _sw_connect_failed(self, ex: Exception) -> None:
+        """Remember why a connection attempt failed, for the next :class:`PoolTimeout`."""
+        text = str(ex).strip()
+        self._sw_last_failure = f"connecting failed: {text.splitlines()[0] if text else ex!r}"
+        self._sw_down_at = monotonic()
+
+    def _sw_connected(self, conn: Any) -> None:
+        """A connection attempt succeeded: the outage (if any) is over; prepare *conn*."""
+        self._sw_down_at = -1.0
+        adopt(conn)
+
+    def _sw_expired(self, conn: Any, now: float) -> str | None:
+        """``"max_lifetime"`` or ``"max_idle"`` when *conn* must go (counted), else ``None``.
+
+        A connection created before the last :meth:`drain` counts as past its lifetime, as in
+        psycopg_pool's return path.
+        """
+        if conn._expire_at <= now or conn._created_at <= self._drained_at:
+            self._stats[EXPIRED_LIFETIME] += 1
+            return "max_lifetime"
+        if now - conn._sw_used_at >= self.max_idle:
+            self._stats[EXPIRED_IDLE] += 1
+            return "max_idle"
+        return None
+
+    def _sw_pick_bad(self, now: float) -> list[tuple[Any, str]]:
+        """Take the dead and expired connections out of the idle deque (call under the lock)."""
+        bad: list[tuple[Any, str]] = []
+        keep: deque[Any] = deque()
+        for conn in self._pool:
+            if (expired := self._sw_expired(conn, now)) is not None:
+                bad.append((conn, expired))
+            elif (dead := poll_dead(conn.pgconn, conn._sw_poller)) is not None:
+                self._stats[DEAD_POLL] += 1
+                self._stats[SWEPT] += 1
+                self._sw_found_dead(conn, dead, now)
+                bad.append((conn, dead))
+            else:
+                keep.append(conn)
+        if bad:
+            self._pool.clear()
+            self._pool.extend(keep)
+        return bad
 
     # -- outages -----------------------------------------------------------------------------
 
@@ -440,84 +502,6 @@ class SockwiseMixin(BasePool):
         waiting = list(self._sw_waiting())
         self._sw_waiting().clear()
         return waiting
-
-    def _sw_lent(self) -> None:
-        """Count a connection handed out by ``getconn()``."""
-        self._sw_out.append(None)
-
-    def _sw_returned(self) -> None:
-        """Count a connection given back to ``putconn()``."""
-        with suppress(IndexError):  # Defensive: a putconn() without its getconn()
-            self._sw_out.pop()
-
-    def _sw_shrink(self) -> bool:
-        """Drop an expired idle connection's slot above ``min_size`` (call under the lock).
-
-        Returns:
-            ``True`` when the pool shrank, ``False`` when the connection must be replaced.
-
-        """
-        if self._nconns > self._min_size:
-            self._nconns -= 1
-            return True
-        return False
-
-    def _sw_count_usage(self, since: float) -> None:
-        """Add the time a borrowed connection was used (since *since*) to the usage stats."""
-        self._stats[self._USAGE_MS] += int(1000.0 * (monotonic() - since))
-
-    @staticmethod
-    def _sw_went_idle(conn: Any) -> None:
-        """Stamp *conn* as used now and tell the guard it is an idle pool member."""
-        conn._sw_used_at = monotonic()
-        guard_mark(conn, idle=True)
-
-    def _sw_found_dead(self, conn: Any, reason: str, now: float, count: bool = True) -> None:
-        """Record a dead connection: the ones created before it become suspect.
-
-        *count* adds it to ``connections_lost`` (``False`` when psycopg_pool counts it).
-        """
-        if count:
-            self._stats[self._CONNECTIONS_LOST] += 1
-        self._sw_last_failure = f"{_peer(conn)}: {reason}"
-        self._sw_suspect_created = max(self._sw_suspect_created, conn._created_at)
-        self._sw_suspect_at = now
-        logger.info("pool %r: connection to %s found dead: %s", self.name, _peer(conn), reason)
-
-    def _sw_connect_failed(self, ex: Exception) -> None:
-        """Remember why a connection attempt failed, for the next :class:`PoolTimeout`."""
-        text = str(ex).strip()
-        self._sw_last_failure = f"connecting failed: {text.splitlines()[0] if text else ex!r}"
-        self._sw_down_at = monotonic()
-
-    def _sw_connected(self, conn: Any) -> None:
-        """A connection attempt succeeded: the outage (if any) is over; prepare *conn*."""
-        self._sw_down_at = -1.0
-        adopt(conn)
-
-    def _sw_pick_bad(self, now: float) -> list[tuple[Any, str]]:
-        """Take the dead and expired connections out of the idle deque (call under the lock)."""
-        bad: list[tuple[Any, str]] = []
-        keep: deque[Any] = deque()
-        for conn in self._pool:
-            used = conn._sw_used_at
-            if conn._expire_at <= now:
-                self._stats[EXPIRED_LIFETIME] += 1
-                bad.append((conn, "max_lifetime"))
-            elif now - used >= self.max_idle:
-                self._stats[EXPIRED_IDLE] += 1
-                bad.append((conn, "max_idle"))
-            elif (dead := poll_dead(conn.pgconn, conn._sw_poller)) is not None:
-                self._stats[DEAD_POLL] += 1
-                self._stats[SWEPT] += 1
-                self._sw_found_dead(conn, dead, now)
-                bad.append((conn, dead))
-            else:
-                keep.append(conn)
-        if bad:
-            self._pool.clear()
-            self._pool.extend(keep)
-        return bad
 
     # -- errors, stats, repr -----------------------------------------------------------------
 

@@ -145,7 +145,12 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
                 ``self.timeout``); the message names the pool and its size.
 
         """
-        timeout, deadline = self._sw_checkout_start(timeout)
+        # The hot path, kept flat: every call here costs on each of the application's checkouts.
+        if timeout is None:
+            timeout = self.timeout
+        deadline = monotonic() + timeout
+        self._stats[self._REQUESTS_NUM] += 1
+        self._check_open_getconn()
         try:
             return self._getconn_with_check_loop(deadline)
         except PoolTimeout:
@@ -160,13 +165,16 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
                 self._sw_fail_fast(deadline)
             conn = self._getconn_unchecked(deadline - monotonic())
             try:
-                failure = self._sw_vet(conn, deadline)
-                passed = failure is None and self._sw_user_check(conn)
+                now = monotonic()
+                failure, budget = self._sw_vet_free(conn, now, deadline)
+                if budget is not None:  # not on the fast path: a round trip first
+                    failure = self._sw_vet(conn, budget, now)
+                passed = failure is None and (self._check is None or self._sw_user_check(conn))
             except BaseException:
                 self._putconn(conn, from_getconn=True)
                 raise
             if passed:
-                self._sw_lent()
+                self._sw_out.append(None)  # lent out (see _sw_outage)
                 guard_mark(conn, idle=False)
                 return conn
             if failure is None:  # the caller's check failed: back to the pool, as psycopg_pool
@@ -178,18 +186,13 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
             attempt = self._sw_backoff(attempt, deadline)
             sleep(attempt.delay)
 
-    def _sw_vet(self, conn: CT, deadline: float) -> tuple[str, bool] | None:
-        """Return ``None`` when *conn* may be handed out, else ``(reason, found_dead)``."""
-        now = monotonic()
-        failure, budget = self._sw_vet_free(conn, now, deadline)
-        if budget is not None:
-            failure = self._sw_pinged(conn, ping(conn.pgconn, budget), now)
-        return failure
+    def _sw_vet(self, conn: CT, budget: float, now: float) -> tuple[str, bool] | None:
+        """The round-trip half of vetting: ``None`` when *conn* answered within *budget*."""
+        return self._sw_pinged(conn, ping(conn.pgconn, budget), now)
 
     def _sw_user_check(self, conn: CT) -> bool:
-        """Run the caller's ``check`` callback (if any); ``False`` when it raised."""
-        if self._check is None:
-            return True
+        """Run the caller's ``check`` callback; ``False`` when it raised."""
+        assert self._check is not None
         try:
             self._check(conn)
         except Exception as ex:
@@ -264,17 +267,19 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
             raise
         finally:
             self.putconn(conn)
-            self._sw_count_usage(t0)
+            self._stats[self._USAGE_MS] += int(1000.0 * (monotonic() - t0))
 
     def putconn(self, conn: CT) -> None:
-        """Return a connection to the pool; see :meth:`psycopg_pool.ConnectionPool.putconn`."""
-        self._sw_returned()
+        """Give a connection back; see :meth:`psycopg_pool.ConnectionPool.putconn`."""
+        if self._sw_out:  # lent out no more (a putconn() without its getconn() finds it empty)
+            self._sw_out.pop()
         super().putconn(conn)
 
     # -- pool maintenance --------------------------------------------------------------------
 
     def _add_to_pool(self, conn: CT) -> None:
-        self._sw_went_idle(conn)
+        conn._sw_used_at = monotonic()  # type: ignore[attr-defined]
+        guard_mark(conn, idle=True)
         super()._add_to_pool(conn)
 
     def _connect(self, timeout: float | None = None) -> CT:

@@ -150,7 +150,12 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
                 ``self.timeout``); the message names the pool and its size.
 
         """
-        timeout, deadline = self._sw_checkout_start(timeout)
+        # The hot path, kept flat: every call here costs on each of the application's checkouts.
+        if timeout is None:
+            timeout = self.timeout
+        deadline = monotonic() + timeout
+        self._stats[self._REQUESTS_NUM] += 1
+        self._check_open_getconn()
         try:
             return await self._getconn_with_check_loop(deadline)
         except PoolTimeout:
@@ -165,13 +170,18 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
                 await self._sw_fail_fast(deadline)
             conn = await self._getconn_unchecked(deadline - monotonic())
             try:
-                failure = await self._sw_vet(conn, deadline)
-                passed = failure is None and await self._sw_user_check(conn)
+                now = monotonic()
+                failure, budget = self._sw_vet_free(conn, now, deadline)
+                if budget is not None:  # not on the fast path: a round trip first
+                    failure = await self._sw_vet(conn, budget, now)
+                passed = failure is None and (
+                    self._check is None or await self._sw_user_check(conn)
+                )
             except BaseException:
                 await self._putconn(conn, from_getconn=True)
                 raise
             if passed:
-                self._sw_lent()
+                self._sw_out.append(None)  # lent out (see _sw_outage)
                 guard_mark(conn, idle=False)
                 return conn
             if failure is None:  # the caller's check failed: back to the pool, as psycopg_pool
@@ -183,18 +193,13 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
             attempt = self._sw_backoff(attempt, deadline)
             await asleep(attempt.delay)
 
-    async def _sw_vet(self, conn: ACT, deadline: float) -> tuple[str, bool] | None:
-        """Return ``None`` when *conn* may be handed out, else ``(reason, found_dead)``."""
-        now = monotonic()
-        failure, budget = self._sw_vet_free(conn, now, deadline)
-        if budget is not None:
-            failure = self._sw_pinged(conn, await aping(conn.pgconn, budget), now)
-        return failure
+    async def _sw_vet(self, conn: ACT, budget: float, now: float) -> tuple[str, bool] | None:
+        """The round-trip half of vetting: ``None`` when *conn* answered within *budget*."""
+        return self._sw_pinged(conn, await aping(conn.pgconn, budget), now)
 
     async def _sw_user_check(self, conn: ACT) -> bool:
-        """Run the caller's ``check`` callback (if any); ``False`` when it raised."""
-        if self._check is None:
-            return True
+        """Run the caller's ``check`` callback; ``False`` when it raised."""
+        assert self._check is not None
         try:
             await self._check(conn)
         except Exception as ex:
@@ -269,17 +274,19 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
             raise
         finally:
             await self.putconn(conn)
-            self._sw_count_usage(t0)
+            self._stats[self._USAGE_MS] += int(1000.0 * (monotonic() - t0))
 
     async def putconn(self, conn: ACT) -> None:
-        """Return a connection to the pool; see :meth:`psycopg_pool.AsyncConnectionPool.putconn`."""
-        self._sw_returned()
+        """Give a connection back; see :meth:`psycopg_pool.AsyncConnectionPool.putconn`."""
+        if self._sw_out:  # lent out no more (a putconn() without its getconn() finds it empty)
+            self._sw_out.pop()
         await super().putconn(conn)
 
     # -- pool maintenance --------------------------------------------------------------------
 
     async def _add_to_pool(self, conn: ACT) -> None:
-        self._sw_went_idle(conn)
+        conn._sw_used_at = monotonic()  # type: ignore[attr-defined]
+        guard_mark(conn, idle=True)
         await super()._add_to_pool(conn)
 
     async def _connect(self, timeout: float | None = None) -> ACT:
