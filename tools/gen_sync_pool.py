@@ -148,24 +148,26 @@ def main(argv: list[str] | None = None) -> int:
     """Write the sync pool, or with ``--check`` report whether it is up to date."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if _pool.py is stale")
+    parser.add_argument("--target", type=Path, default=TARGET, help="the sync file to write")
     args = parser.parse_args(argv)
+    target: Path = args.target
     new = generate(SOURCE.read_text(encoding="utf-8"))
-    old = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
+    old = target.read_text(encoding="utf-8") if target.exists() else ""
     if args.check:
         if new == old:
             return 0
         diff = difflib.unified_diff(
             old.splitlines(keepends=True),
             new.splitlines(keepends=True),
-            f"{TARGET.name} (on disk)",
-            f"{TARGET.name} (generated)",
+            f"{target.name} (on disk)",
+            f"{target.name} (generated)",
         )
         sys.stdout.writelines(diff)
-        print(f"\n{TARGET} is stale: run python tools/gen_sync_pool.py", file=sys.stderr)
+        print(f"\n{target} is stale: run python tools/gen_sync_pool.py", file=sys.stderr)
         return 1
     if new != old:
-        TARGET.write_text(new, encoding="utf-8")
-        print(f"wrote {TARGET}")
+        target.write_text(new, encoding="utf-8")
+        print(f"wrote {target}")
     return 0
 
 
