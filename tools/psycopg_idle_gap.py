@@ -30,11 +30,13 @@ from sockwise.psycopg import ConnectionPool
 from sockwise.testing import PostgresServer
 
 
-def _one(pool: Any) -> float:
+def _one(pool: Any) -> tuple[float, float]:
+    """``(checkout, checkout + query + return)`` in seconds."""
     t0 = time.perf_counter()
     with pool.connection() as conn:
+        t1 = time.perf_counter()
         conn.execute("SELECT 1").fetchone()
-    return time.perf_counter() - t0
+    return t1 - t0, time.perf_counter() - t0
 
 
 def main() -> None:
@@ -64,6 +66,7 @@ def main() -> None:
                 for _ in range(20):
                     _one(pool)
             lat: dict[tuple[str, float], list[float]] = {}
+            co: dict[tuple[str, float], list[float]] = {}
             order = list(pools)
             rng = random.Random(7)
             for _ in range(args.samples):
@@ -71,21 +74,24 @@ def main() -> None:
                     time.sleep(gap)
                     rng.shuffle(order)
                     for name in order:
-                        lat.setdefault((name, gap), []).append(_one(pools[name]))
+                        checkout, total = _one(pools[name])
+                        lat.setdefault((name, gap), []).append(total)
+                        co.setdefault((name, gap), []).append(checkout)
         finally:
             for pool in pools.values():
                 pool.close()
-    print(f"{'case':24s} " + " ".join(f"{f'gap {g:g} s: p50 / p90 us':>27s}" for g in gaps))
-    for name in pools:
-        cells = []
-        for gap in gaps:
-            xs = sorted(lat[(name, gap)])
-            p50 = statistics.median(xs) * 1e6
-            p90 = xs[min(len(xs) - 1, round(0.9 * (len(xs) - 1)))] * 1e6
-            base = statistics.median(lat[("psycopg_pool", gap)]) * 1e6
-            cells.append(f"{p50:7.0f} / {p90:7.0f} ({p50 - base:+5.0f})")
-        print(f"{name:24s} " + " ".join(f"{c:>27s}" for c in cells))
-    print("(+N): added median latency vs psycopg_pool without a check, in microseconds")
+    for title, data in (("checkout + SELECT 1 + return", lat), ("checkout alone", co)):
+        print(f"\n{title}: median / p90 in us (+N: median added vs psycopg_pool, no check)")
+        print(f"{'case':24s} " + " ".join(f"{f'gap {g:g} s':>24s}" for g in gaps))
+        for name in pools:
+            cells = []
+            for gap in gaps:
+                xs = sorted(data[(name, gap)])
+                p50 = statistics.median(xs) * 1e6
+                p90 = xs[min(len(xs) - 1, round(0.9 * (len(xs) - 1)))] * 1e6
+                base = statistics.median(data[("psycopg_pool", gap)]) * 1e6
+                cells.append(f"{p50:6.0f} / {p90:6.0f} ({p50 - base:+5.0f})")
+            print(f"{name:24s} " + " ".join(f"{c:>24s}" for c in cells))
 
 
 if __name__ == "__main__":
