@@ -17,8 +17,8 @@ bench: $(STAMP)
 	$(BIN)/sockwise bench --quick
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks noxfile.py docs
-	$(BIN)/ruff format --check src tests benchmarks noxfile.py docs
+	$(BIN)/ruff check src tests tools benchmarks noxfile.py docs
+	$(BIN)/ruff format --check src tests tools benchmarks noxfile.py docs
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 import warnings
 
 import psycopg
@@ -88,7 +90,7 @@ def test_malformed_conninfo_fails_at_construction() -> None:
             {"timeout": 60, "policy": sockwise.Policy.interactive()},
             r"timeout=60 s \(checkout\) is longer than the policy's dead_peer_bound=20 s",
         ),
-        ({"reconnect_timeout": 2}, r"reconnect_timeout=2 s is shorter than the policy's"),
+        ({"max_idle": 2000}, r"max_idle=2000 s can never act: max_lifetime=1800 s"),
     ],
 )
 def test_incoherent_settings_warn_once(kwargs: dict[str, object], match: str) -> None:
@@ -107,6 +109,52 @@ def test_coherent_defaults_do_not_warn() -> None:
         warnings.simplefilter("error")
         ConnectionPool(DSN, open=False)
         ConnectionPool(DSN, open=False, max_idle=600, max_lifetime=3600)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_lifetime": 120},  # the default max_idle=180 is not the caller's: no warning
+        {"max_lifetime": 60, "max_idle": DEFAULT_MAX_IDLE},  # nor is the default constant
+        {"reconnect_timeout": 2},  # the first reconnection attempt always runs to its end
+        {"reconnect_timeout": 1, "policy": sockwise.Policy(connect_timeout=10)},
+        {"policy": sockwise.Policy.interactive()},  # psycopg_pool's default timeout=30
+        {"policy": sockwise.Policy(keepalive=False)},  # the default max_idle is below 240 s
+        {"min_size": 20},
+    ],
+)
+def test_no_warning_about_settings_the_caller_did_not_make(kwargs: dict[str, object]) -> None:
+    """Defaults are never judged against each other, only what the caller set."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sync = ConnectionPool(DSN, open=False, **kwargs)  # type: ignore[arg-type]
+        aio = AsyncConnectionPool(DSN, open=False, **kwargs)  # type: ignore[arg-type]
+    assert sync.max_lifetime == kwargs.get("max_lifetime", DEFAULT_MAX_LIFETIME)
+    assert type(sync.max_idle) is float and type(aio.timeout) is float  # plain numbers inside
+
+
+def test_ordinary_pools_construct_under_w_error() -> None:
+    """``python -W error``: ordinary pools (sync, async, harden()) construct without a warning."""
+    code = (
+        "import asyncio, sockwise\n"
+        "from sockwise.psycopg import AsyncConnectionPool, ConnectionPool\n"
+        f"dsn = {DSN!r}\n"
+        "for kw in ({}, {'max_lifetime': 120}, {'timeout': 5}, {'max_idle': 60},\n"
+        "           {'policy': sockwise.Policy.interactive()}, {'reconnect_timeout': 1}):\n"
+        "    ConnectionPool(dsn, open=False, **kw)\n"
+        "    AsyncConnectionPool(dsn, open=False, **kw)\n"
+        "sockwise.harden(guard=False)\n"
+        "ConnectionPool(dsn, open=False, max_lifetime=120)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (out.returncode, out.stdout.strip(), out.stderr) == (0, "ok", "")
 
 
 def test_async_pool_warns_too() -> None:

@@ -7,6 +7,9 @@ libpq keywords instead. ``psycopg.connect`` is a bound method captured at import
 which is patched on ``Connection`` and ``AsyncConnection`` to add the policy's keywords that
 the caller did not set -- in keyword arguments, in the conninfo string, or through
 ``PGCONNECT_TIMEOUT``.
+
+``tcp_user_timeout`` exists from libpq 12 on; an older libpq rejects the whole connection
+string for an unknown keyword, so it is only added where ``psycopg.pq.version()`` is 12 or newer.
 """
 
 from __future__ import annotations
@@ -23,6 +26,17 @@ _policy_params: dict[str, int] = {}
 
 #: libpq keywords that also come from an environment variable (libpq-envars).
 _ENV_FOR_KEYWORD = {"connect_timeout": "PGCONNECT_TIMEOUT"}
+#: The first libpq version (``PQlibVersion()``) that knows each keyword newer than libpq 10.
+LIBPQ_MIN_VERSION = {"tcp_user_timeout": 120000}
+
+
+def supported(params: dict[str, int], version: int | None = None) -> dict[str, int]:
+    """*params* without the keywords the libpq in use (or libpq *version*) does not know."""
+    if version is None:
+        import psycopg
+
+        version = psycopg.pq.version()
+    return {k: v for k, v in params.items() if version >= LIBPQ_MIN_VERSION.get(k, 0)}
 
 
 def merge(params: dict[str, Any], extra: dict[str, int]) -> dict[str, Any]:
@@ -39,7 +53,7 @@ def install(module: ModuleType, policy: Policy) -> list[str]:
     import psycopg
 
     _policy_params.clear()
-    _policy_params.update(policy.libpq_params())
+    _policy_params.update(supported(policy.libpq_params()))
     if _saved:
         return [f"psycopg.{cls.__name__}._get_connection_params" for cls, _ in _saved]
 

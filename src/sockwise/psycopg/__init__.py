@@ -19,6 +19,7 @@ from sockwise.psycopg._common import (
     DEFAULT_MAX_LIFETIME,
     MIDDLEBOX_MIN,
     PING_TIMEOUT,
+    PROBE_INTERVAL,
     SWEEP_INTERVAL,
     live_pools,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_MAX_LIFETIME",
     "MIDDLEBOX_MIN",
     "PING_TIMEOUT",
+    "PROBE_INTERVAL",
     "SWEEP_INTERVAL",
     "AsyncConnectionPool",
     "ConnectionPool",

@@ -16,8 +16,19 @@ each connection it is about to hand out in three steps, cheapest first:
 When a connection turns out dead, the connections created before it are suspect (a restart or a
 fail-over killed them together; a black hole shows nothing on the socket): each is pinged before
 it is handed out, and the idle stack is swept at once for the ones whose socket already says so.
-A dead or expired connection is closed and replaced, and the checkout moves on to the next one
-without psycopg_pool's backoff sleeps.
+A dead or expired connection is closed and replaced, and the checkout moves on to the next one.
+A connection the caller's own ``check`` callback rejects is treated exactly as psycopg_pool
+treats it: returned to the pool (rolled back; discarded and counted in ``connections_lost`` if
+the check broke it), then the checkout backs off with psycopg_pool's ``AttemptWithBackoff``
+(immediately once, then ~1 s, 2 s, 4 s ... within the checkout timeout). A connection found dead
+is never retried in a loop either: a second failure in one checkout waits like psycopg_pool's.
+
+During an outage (``check="auto"`` only) a checkout fails fast instead of waiting its whole
+timeout: when the latest connection attempt failed and the pool has no idle connection and none
+lent out that could come back, waiting clients are failed by each failed attempt, and a new
+checkout either fails at once (an attempt failed less than :data:`PROBE_INTERVAL` ago) or makes
+one connection attempt itself, bounded by the policy's ``connect_timeout`` (one at a time per
+pool), and fails with its error. psycopg_pool's background reconnection goes on meanwhile.
 """
 
 from __future__ import annotations
@@ -30,8 +41,9 @@ from time import monotonic
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import psycopg
+import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from psycopg_pool.base import BasePool
+from psycopg_pool.base import AttemptWithBackoff, BasePool
 
 from sockwise._errors import ConfigurationWarning
 from sockwise.guard import _origin as guard_origin
@@ -41,25 +53,73 @@ from sockwise.psycopg._probe import make_poller, poll_dead
 
 logger = logging.getLogger("sockwise.psycopg")
 
+
+class _DefaultSeconds(float):
+    """A default number of seconds, told apart from the same value given by the caller.
+
+    Construction warnings are only about settings the caller made: a value of this type was not
+    passed (its ``repr`` is the plain number, for signatures and docs).
+    """
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return float.__repr__(self)
+
+
+def caller_set(value: object) -> bool:
+    """Whether *value* was given by the caller rather than left at a sockwise default."""
+    return not isinstance(value, _DefaultSeconds)
+
+
 #: The shortest idle timeout among the common middleboxes (Azure load balancer: 240 s).
 MIDDLEBOX_MIN: Final = min(MIDDLEBOX_IDLE_TIMEOUTS.values())
 #: Default ``max_idle`` (seconds). The strictest common middlebox, the Azure load balancer,
 #: forgets a flow after 240 s without a packet (AWS NLB and NAT gateway: 350 s); a connection
 #: reused after that meets a black hole or a RST. 180 s stays a full minute below it even if
 #: keepalive probes are off or dropped. psycopg_pool's 600 s is above all of them.
-DEFAULT_MAX_IDLE: Final = 180.0
+DEFAULT_MAX_IDLE: Final[float] = _DefaultSeconds(180.0)
 #: Default ``max_lifetime`` (seconds): 30 minutes, HikariCP's default. Recycling connections
 #: spreads them over new servers after a fail-over or a DNS change, and bounds per-backend memory
 #: growth; it stays below the one-hour limits proxies commonly impose (PgBouncer
 #: ``server_lifetime``), and the pool jitters it by 5 % so connections don't expire together.
-DEFAULT_MAX_LIFETIME: Final = 1800.0
+DEFAULT_MAX_LIFETIME: Final[float] = _DefaultSeconds(1800.0)
 #: Seconds after its last use during which a connection is handed out on the free poll alone
 #: (HikariCP's ``aliveBypassWindowMs`` is 500 ms): a busy pool pays no round trip per checkout.
+#:
+#: Measured (``python tools/psycopg_idle_gap.py --samples 30 --bypass 2,5``, loopback, 2 shared
+#: cores): after an idle gap of 0.2 s a checkout costs what psycopg_pool's does (median +4 us);
+#: after 1 s or 2 s the ping adds one round trip, +100 to +120 us (psycopg_pool with
+#: ``check_connection`` pays +110 to +140 us on every checkout); checkout + ``SELECT 1`` +
+#: return, +60 to +75 us median. Across a network the round trip is the network's (0.3-1 ms in
+#: one cloud region). Windows of 2 s and 5 s remove the ping at 1 s (and at 2 s for 5 s).
+#:
+#: Kept at 0.5 s on these numbers. The cost appears only when traffic is sparse (a connection
+#: idle for half a second or more), i.e. when the pool has spare capacity and 0.1-1 ms is a
+#: small part of a request; a pool busy enough for throughput to matter pings nothing. What the
+#: ping buys is the silent failure the socket poll cannot see (server host lost, partition, a
+#: fail-over whose old address black-holes): without it, a connection idle for less than the
+#: window is handed out and its query hangs until the policy's ``user_timeout`` (90 s for
+#: ``Policy()``); with it, the checkout fails over to a fresh connection within the ping
+#: budget and the older siblings become suspect. psycopg_pool rotates its connections (FIFO),
+#: so each one's idle gap is about ``pool size / request rate``: 0.5 s keeps that protection
+#: for pools up to ~2 requests per second per connection (8/s for the default min_size=4), a
+#: 2 s window only up to 0.5/s; above those rates no checkout pays. Raise
+#: :attr:`ConnectionPool.alive_bypass` per pool where the round trip matters more.
 ALIVE_BYPASS: Final = 0.5
 #: Longest a health-check round trip may take (also bounded by the checkout deadline).
 PING_TIMEOUT: Final = 5.0
 #: Seconds between sweeps of the idle connections (poll and expiry; no round trips).
 SWEEP_INTERVAL: Final = 5.0
+#: During an outage, a checkout fails at once when a connection attempt failed less than this
+#: many seconds ago; otherwise it tries one connection itself first. So the pool adds at most
+#: about one connection attempt per second to a server that is down (one at a time), and errors
+#: stop as soon as the server answers again (the next checkout after it), not only after
+#: psycopg_pool's reconnection backoff (1 s doubling, up to minutes) has come round.
+PROBE_INTERVAL: Final = 1.0
+#: psycopg_pool's default checkout ``timeout``, marked as a default (see :func:`caller_set`).
+DEFAULT_TIMEOUT: Final[float] = _DefaultSeconds(30.0)
+
 
 CheckParam = Literal["auto"] | None
 
@@ -72,6 +132,20 @@ EXPIRED_IDLE: Final = "connections_expired_idle"
 EXPIRED_LIFETIME: Final = "connections_expired_lifetime"
 SUSPECT_CHECKED: Final = "connections_suspect_checked"
 SWEPT: Final = "connections_swept"
+FAILED_FAST: Final = "requests_failed_fast"
+
+_CONN_OK: Final = int(psycopg.pq.ConnStatus.OK)
+
+
+#: libpq 12 added ``tcp_user_timeout``; an older libpq rejects a conninfo that names it.
+LIBPQ_TCP_USER_TIMEOUT: Final = 120000
+
+
+def libpq_supported(params: dict[str, int], version: int | None = None) -> dict[str, int]:
+    """*params* without ``tcp_user_timeout`` when the libpq in use (or *version*) predates 12."""
+    if (psycopg.pq.version() if version is None else version) >= LIBPQ_TCP_USER_TIMEOUT:
+        return params
+    return {k: v for k, v in params.items() if k != "tcp_user_timeout"}
 
 
 def merged_conninfo(conninfo: str, params: dict[str, int]) -> str:
@@ -89,44 +163,46 @@ def _check_seconds(name: str, value: object, *, zero_ok: bool = False) -> None:
         raise ValueError(f"{name}={value!r} is out of range: allowed {allowed} seconds")
 
 
-def incoherences(pool: SockwiseMixin) -> list[str]:
-    """Return a sentence for each setting that contradicts another or the network."""
+def incoherences(pool: SockwiseMixin, given: frozenset[str] | None = None) -> list[str]:
+    """Return a sentence for each setting the caller made that contradicts another or the network.
+
+    Only settings in *given* (the names the caller passed; default: all) are judged, alone or
+    against documented defaults; defaults are never judged against each other. psycopg_pool's
+    ``reconnect_timeout`` is not compared with ``connect_timeout``: its first reconnection
+    attempt always runs to the end, the timeout only starts counting after it failed.
+    """
+    if given is None:
+        given = frozenset({"max_idle", "max_lifetime", "timeout", "policy", "min_size"})
     out: list[str] = []
     policy = pool.policy
     ka_idle = policy.keepalive_idle if policy.keepalive else None
-    for box, limit in sorted(MIDDLEBOX_IDLE_TIMEOUTS.items(), key=lambda kv: kv[1]):
-        if pool.max_idle >= limit and (ka_idle is None or ka_idle >= limit):
-            out.append(
-                f"max_idle={pool.max_idle:g} s is at or above the {limit} s idle timeout of "
-                f"{box} and no keepalive probe refreshes the flow before it (keepalive_idle="
-                f"{ka_idle}): connections idle that long may be reused after the middlebox "
-                f"forgot them; use max_idle below {limit} s"
-            )
-            break
-    if pool.max_idle >= pool.max_lifetime:
+    if given & {"max_idle", "policy"}:
+        for box, limit in sorted(MIDDLEBOX_IDLE_TIMEOUTS.items(), key=lambda kv: kv[1]):
+            if pool.max_idle >= limit and (ka_idle is None or ka_idle >= limit):
+                out.append(
+                    f"max_idle={pool.max_idle:g} s is at or above the {limit} s idle timeout of "
+                    f"{box} and no keepalive probe refreshes the flow before it (keepalive_idle="
+                    f"{ka_idle}): connections idle that long may be reused after the middlebox "
+                    f"forgot them; use max_idle below {limit} s"
+                )
+                break
+    if "max_idle" in given and pool.max_idle >= pool.max_lifetime:
         out.append(
             f"max_idle={pool.max_idle:g} s can never act: max_lifetime={pool.max_lifetime:g} s "
             "closes every connection first"
         )
-    if pool.min_size and pool.max_idle < 10:
+    if "max_idle" in given and pool.min_size and pool.max_idle < 10:
         out.append(
             f"max_idle={pool.max_idle:g} s with min_size={pool.min_size}: the pool replaces "
             "its idle connections every few seconds to keep min_size, reconnecting "
             f"~{pool.min_size / pool.max_idle:.2g} connections/s while idle"
         )
     bound = policy.dead_peer_bound
-    if bound is not None and pool.timeout > bound:
+    if "timeout" in given and bound is not None and pool.timeout > bound:
         out.append(
             f"timeout={pool.timeout:g} s (checkout) is longer than the policy's dead_peer_bound="
             f"{bound:g} s: a checkout would keep waiting after the policy has declared the "
             "server dead"
-        )
-    connect = policy.connect_timeout
-    if connect and pool.reconnect_timeout < connect:
-        out.append(
-            f"reconnect_timeout={pool.reconnect_timeout:g} s is shorter than the policy's "
-            f"connect_timeout={connect:g} s: the pool gives up reconnecting before one attempt "
-            "can time out"
         )
     return out
 
@@ -151,6 +227,9 @@ class SockwiseMixin(BasePool):
 
     policy: Policy
     _sw_auto_check: bool
+    _sw_down_at: float
+    _sw_probing: bool
+    _sw_out: deque[None]
     _sw_suspect_created: float
     _sw_suspect_at: float
     _sw_last_failure: str | None
@@ -173,11 +252,16 @@ class SockwiseMixin(BasePool):
         self.policy = policy
         _LIVE.add(self)
         self._sw_auto_check = check == "auto"
-        self._sw_params = policy.libpq_params()
+        self._sw_params = libpq_supported(policy.libpq_params())
         self._sw_conninfo_cache: tuple[str, str] | None = None
         self._sw_suspect_created = -1.0  # connections created at or before this are suspect ...
         self._sw_suspect_at = -1.0  # ... unless returned (proven alive) after this
         self._sw_last_failure = None
+        self._sw_down_at = -1.0  # when the latest connection attempt failed; -1: it succeeded
+        self._sw_probing = False  # a checkout is trying a connection during an outage
+        # One item per connection lent out by getconn() and not returned yet (deque append and
+        # pop are atomic: no lock on the hot path, no lost update between threads).
+        self._sw_out = deque()
 
     def _sw_construct(
         self,
@@ -197,16 +281,21 @@ class SockwiseMixin(BasePool):
         warnings given, as psycopg_pool would (the asyncio one warns about opening here).
         """
         self._sw_init(resolve_policy(policy), check, max_idle, max_lifetime, conninfo)
+        timeout = pool_kwargs.pop("timeout")
+        settings = {"max_idle": max_idle, "max_lifetime": max_lifetime, "timeout": timeout}
+        given = {name for name, value in settings.items() if caller_set(value)}
+        if policy is not None:
+            given.add("policy")
         base_kwargs: dict[str, Any] = {
             "conninfo": conninfo,
             "open": False,
             "check": None if check == "auto" else check,
-            "max_idle": max_idle,
-            "max_lifetime": max_lifetime,
+            # psycopg_pool gets plain numbers; only the warnings need to know what was given.
+            **{name: v if caller_set(v) else float(v) for name, v in settings.items()},
             **pool_kwargs,
         }
         super().__init__(**base_kwargs)
-        self._sw_warn()
+        self._sw_warn(frozenset(given))
         warn_open = getattr(self, "_warn_open_async", None)  # psycopg_pool's asyncio pool only
         if open and warn_open is not None:
             warn_open()
@@ -215,9 +304,9 @@ class SockwiseMixin(BasePool):
         if open:
             self._open()
 
-    def _sw_warn(self) -> None:
+    def _sw_warn(self, given: frozenset[str]) -> None:
         # stacklevel=4 skips _sw_warn, _sw_construct and __init__: it names the caller's line.
-        for problem in incoherences(self):
+        for problem in incoherences(self, given):
             warnings.warn(f"pool {self.name!r}: {problem}", ConfigurationWarning, stacklevel=4)
 
     def _sw_conninfo(self, conninfo: str) -> str:
@@ -229,15 +318,6 @@ class SockwiseMixin(BasePool):
         return merged
 
     # -- vetting -----------------------------------------------------------------------------
-
-    def _sw_checkout_start(self, timeout: float | None) -> tuple[float, float]:
-        """Count a checkout request and return its ``(timeout, deadline)``; raises if closed."""
-        if timeout is None:
-            timeout = self.timeout
-        deadline = monotonic() + timeout
-        self._stats[self._REQUESTS_NUM] += 1
-        self._check_open_getconn()
-        return timeout, deadline
 
     def _sw_vet_free(
         self, conn: Any, now: float, deadline: float
@@ -256,18 +336,22 @@ class SockwiseMixin(BasePool):
 
         """
         stats = self._stats
-        if conn._expire_at <= now or conn._created_at <= self._drained_at:
-            stats[EXPIRED_LIFETIME] += 1
-            return ("max_lifetime", False), None
         used = conn._sw_used_at
-        if now - used >= self.max_idle:
-            stats[EXPIRED_IDLE] += 1
-            return ("max_idle", False), None
-        dead = poll_dead(conn.pgconn, conn._sw_poller)
-        if dead is not None:
-            stats[DEAD_POLL] += 1
-            self._sw_found_dead(conn, dead, now)
-            return (dead, True), None
+        if (
+            conn._expire_at <= now
+            or conn._created_at <= self._drained_at
+            or now - used >= self.max_idle
+        ):
+            return (self._sw_expired(conn, now) or "max_lifetime", False), None
+        pgconn = conn.pgconn
+        poller = conn._sw_poller
+        # poll_dead()'s first two steps, inline: the usual answer costs one poll(), no call.
+        if poller is None or pgconn.status != _CONN_OK or poller.poll(0):
+            dead = poll_dead(pgconn, poller)
+            if dead is not None:
+                stats[DEAD_POLL] += 1
+                self._sw_found_dead(conn, dead, now)
+                return (dead, True), None
         if conn._created_at <= self._sw_suspect_created and used < self._sw_suspect_at:
             stats[SUSPECT_CHECKED] += 1
         elif not (self._sw_auto_check and now - used > self.alive_bypass):
@@ -284,10 +368,34 @@ class SockwiseMixin(BasePool):
         self._stats[CHECKOUTS_PINGED] += 1
         return None
 
-    @staticmethod
-    def _sw_check_failed(ex: Exception) -> tuple[str, bool]:
-        """The discard reason for a connection the caller's ``check`` callback rejected."""
-        return f"the check callback failed: {ex}", False
+    def _sw_check_failed(self, conn: Any, ex: Exception) -> None:
+        """Account for *conn* failing the caller's ``check`` (it goes back to psycopg_pool).
+
+        psycopg_pool's return path rolls it back, or discards it and counts it in
+        ``connections_lost`` when the check left it broken; here a broken one also makes its
+        older siblings suspect, as a connection found dead does.
+        """
+        logger.info("pool %r: connection failed the check callback: %s", self.name, ex)
+        if conn.pgconn.status != _CONN_OK:
+            self._sw_found_dead(conn, f"the check callback broke it: {ex}", monotonic(), False)
+
+    def _sw_backoff(
+        self, attempt: AttemptWithBackoff | None, deadline: float
+    ) -> AttemptWithBackoff:
+        """psycopg_pool's backoff between two failed vettings of one checkout.
+
+        Raises:
+            psycopg_pool.PoolTimeout: The next try would come after *deadline*.
+
+        """
+        now = monotonic()
+        if attempt is None:
+            attempt = AttemptWithBackoff(timeout=deadline - now)
+        else:
+            attempt.update_delay(now)
+        if attempt.time_to_give_up(now):
+            raise psycopg_pool.PoolTimeout()
+        return attempt
 
     def _sw_shrink(self) -> bool:
         """Drop an expired idle connection's slot above ``min_size`` (call under the lock).
@@ -301,19 +409,13 @@ class SockwiseMixin(BasePool):
             return True
         return False
 
-    def _sw_count_usage(self, since: float) -> None:
-        """Add the time a borrowed connection was used (since *since*) to the usage stats."""
-        self._stats[self._USAGE_MS] += int(1000.0 * (monotonic() - since))
+    def _sw_found_dead(self, conn: Any, reason: str, now: float, count: bool = True) -> None:
+        """Record a dead connection: the ones created before it become suspect.
 
-    @staticmethod
-    def _sw_went_idle(conn: Any) -> None:
-        """Stamp *conn* as used now and tell the guard it is an idle pool member."""
-        conn._sw_used_at = monotonic()
-        guard_mark(conn, idle=True)
-
-    def _sw_found_dead(self, conn: Any, reason: str, now: float) -> None:
-        """Record a dead connection: the ones created before it become suspect."""
-        self._stats[self._CONNECTIONS_LOST] += 1
+        *count* adds it to ``connections_lost`` (``False`` when psycopg_pool counts it).
+        """
+        if count:
+            self._stats[self._CONNECTIONS_LOST] += 1
         self._sw_last_failure = f"{_peer(conn)}: {reason}"
         self._sw_suspect_created = max(self._sw_suspect_created, conn._created_at)
         self._sw_suspect_at = now
@@ -321,20 +423,41 @@ class SockwiseMixin(BasePool):
 
     def _sw_connect_failed(self, ex: Exception) -> None:
         """Remember why a connection attempt failed, for the next :class:`PoolTimeout`."""
-        self._sw_last_failure = f"connecting failed: {str(ex).strip().splitlines()[0]}"
+        text = str(ex).strip()
+        self._sw_last_failure = f"connecting failed: {text.splitlines()[0] if text else ex!r}"
+        self._sw_down_at = monotonic()
+
+    def _sw_connected(self, conn: Any) -> None:
+        """A connection attempt succeeded: the outage (if any) is over; prepare *conn*.
+
+        Every connection either pool creates (background growth and replacement, the outage
+        probe) passes here once, right after libpq connected it: the one place for a
+        per-connection hook (e.g. the guard attributing the libpq socket to the caller).
+        """
+        self._sw_down_at = -1.0
+        adopt(conn)
+
+    def _sw_expired(self, conn: Any, now: float) -> str | None:
+        """``"max_lifetime"`` or ``"max_idle"`` when *conn* must go (counted), else ``None``.
+
+        A connection created before the last :meth:`drain` counts as past its lifetime, as in
+        psycopg_pool's return path.
+        """
+        if conn._expire_at <= now or conn._created_at <= self._drained_at:
+            self._stats[EXPIRED_LIFETIME] += 1
+            return "max_lifetime"
+        if now - conn._sw_used_at >= self.max_idle:
+            self._stats[EXPIRED_IDLE] += 1
+            return "max_idle"
+        return None
 
     def _sw_pick_bad(self, now: float) -> list[tuple[Any, str]]:
         """Take the dead and expired connections out of the idle deque (call under the lock)."""
         bad: list[tuple[Any, str]] = []
         keep: deque[Any] = deque()
         for conn in self._pool:
-            used = conn._sw_used_at
-            if conn._expire_at <= now:
-                self._stats[EXPIRED_LIFETIME] += 1
-                bad.append((conn, "max_lifetime"))
-            elif now - used >= self.max_idle:
-                self._stats[EXPIRED_IDLE] += 1
-                bad.append((conn, "max_idle"))
+            if (expired := self._sw_expired(conn, now)) is not None:
+                bad.append((conn, expired))
             elif (dead := poll_dead(conn.pgconn, conn._sw_poller)) is not None:
                 self._stats[DEAD_POLL] += 1
                 self._stats[SWEPT] += 1
@@ -346,6 +469,64 @@ class SockwiseMixin(BasePool):
             self._pool.clear()
             self._pool.extend(keep)
         return bad
+
+    # -- outages -----------------------------------------------------------------------------
+
+    def _sw_outage(self) -> bool:
+        """Whether the server is taken as down: fail checkouts instead of letting them wait.
+
+        Only with ``check="auto"``; the latest connection attempt failed, and no connection is
+        idle or lent out (one that could come back: a full server's ``too many clients`` with
+        busy members is a wait, not an outage).
+        """
+        return (
+            self._sw_auto_check
+            and self._sw_down_at >= 0.0
+            and not self._pool
+            and not self._sw_out
+            and not self._closed
+        )
+
+    def _sw_outage_decision(self, now: float) -> bool:
+        """At checkout during an outage: ``True`` to try a connection first, else fail now.
+
+        Raises:
+            PoolTimeout: A connection attempt failed less than :data:`PROBE_INTERVAL` ago.
+
+        """
+        if self._sw_probing:  # another checkout is trying: wait for its outcome with the rest
+            return False
+        if now - self._sw_down_at < PROBE_INTERVAL:
+            self._stats[FAILED_FAST] += 1
+            raise self._sw_unreachable_error()
+        self._sw_probing = True
+        return True
+
+    def _sw_probe_timeout(self, deadline: float) -> float:
+        """How long a checkout's own connection attempt may take."""
+        left = max(deadline - monotonic(), 0.05)
+        connect = self.policy.connect_timeout
+        return min(left, connect) if connect else left
+
+    def _sw_unreachable_error(self) -> PoolTimeout:
+        err = PoolTimeout(
+            f"pool {self.name!r} couldn't hand out a connection: the server is unreachable "
+            f"(size {self._nconns}/{self._max_size}, none idle or in use; check='auto' fails "
+            "fast during an outage instead of waiting for the checkout timeout)",
+            pool_name=self.name,
+            timeout=self.timeout,
+            size=self._nconns,
+            max_size=self._max_size,
+        )
+        if self._sw_last_failure:
+            err.add_note(f"sockwise: last connection failure: {self._sw_last_failure}")
+        return err
+
+    def _sw_take_waiting(self) -> list[Any]:
+        """Remove and return the waiting clients (call under the lock)."""
+        waiting = list(self._sw_waiting())
+        self._sw_waiting().clear()
+        return waiting
 
     # -- errors, stats, repr -----------------------------------------------------------------
 
@@ -402,8 +583,9 @@ class SockwiseMixin(BasePool):
         ``connections_dead_ping`` (found dead by the poll or by the round trip, never handed
         out), ``connections_expired_idle`` and ``connections_expired_lifetime`` (closed at
         checkout or by the sweep), ``connections_suspect_checked`` (pinged because an older
-        sibling was found dead) and ``connections_swept`` (dead ones the background sweep
-        closed before anyone asked for them).
+        sibling was found dead), ``connections_swept`` (dead ones the background sweep
+        closed before anyone asked for them) and ``requests_failed_fast`` (checkouts failed at
+        once during an outage, see :data:`PROBE_INTERVAL`).
         """
         return _with_keys(super().get_stats())
 
@@ -471,6 +653,7 @@ STATS_KEYS: Final = (
     EXPIRED_LIFETIME,
     SUSPECT_CHECKED,
     SWEPT,
+    FAILED_FAST,
 )
 
 

@@ -1,26 +1,39 @@
-"""``sockwise.psycopg.ConnectionPool``: psycopg_pool's pool, hardened (see ``_common``)."""
+"""``sockwise.psycopg.ConnectionPool``: psycopg_pool's pool, hardened (see ``_common``).
+
+Generated from ``_pool_async.py`` by ``tools/gen_sync_pool.py``: do not edit, edit the asyncio
+pool and run the generator (CI runs it with ``--check``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from time import monotonic
+from time import monotonic, sleep
 from typing import Any, Literal, cast
 
 import psycopg
 import psycopg_pool
 from psycopg import Connection
-from psycopg_pool.abc import CT, ConnectFailedCB, ConnectionCB, ConninfoParam, KwargsParam
+from psycopg_pool.abc import (
+    CT,
+    ConnectFailedCB,
+    ConnectionCB,
+    ConninfoParam,
+    KwargsParam,
+)
+from psycopg_pool.base import AttemptWithBackoff
 from psycopg_pool.pool import AddConnection, MaintenanceTask, Schedule
 
 from sockwise.policy import Policy
 from sockwise.psycopg._common import (
     DEFAULT_MAX_IDLE,
     DEFAULT_MAX_LIFETIME,
+    DEFAULT_TIMEOUT,
+    FAILED_FAST,
     SockwiseMixin,
-    adopt,
     guard_mark,
 )
+from sockwise.psycopg._errors import PoolTimeout
 from sockwise.psycopg._probe import ping
 
 
@@ -31,8 +44,10 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
 
     * ``check="auto"``: every checkout polls the socket (free: it sees a server's FIN/RST) and
       pays a round trip only for a connection idle longer than :attr:`alive_bypass` (0.5 s) or
-      suspect. A callable runs on every checkout, as in psycopg_pool; ``None`` keeps only the
-      poll and the expiry checks.
+      suspect; during an outage a checkout fails fast (see :data:`PROBE_INTERVAL`). A
+      callable runs on every checkout, as in psycopg_pool (a connection failing it goes back to
+      the pool and the checkout backs off, as psycopg_pool does); ``None`` keeps only the poll
+      and the expiry checks.
     * ``max_idle=180`` (psycopg_pool: 600): below the 240 s idle timeout of the Azure load
       balancer and the 350 s of AWS NLB and NAT gateways. Enforced at checkout and by a sweep
       every :attr:`sweep_interval` seconds, below ``min_size`` too (the connection is replaced).
@@ -41,9 +56,10 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
 
     The policy's libpq keywords (``keepalives*``, ``tcp_user_timeout``, ``connect_timeout``)
     are added to every connection; keywords the caller gives in ``kwargs`` or in the conninfo
-    string win. Incoherent settings raise a :class:`sockwise.ConfigurationWarning` once, at
-    construction. A checkout that times out raises :class:`sockwise.psycopg.PoolTimeout`
-    naming the pool and its size.
+    string win (``tcp_user_timeout`` only where libpq supports it: libpq 12 or newer).
+    Incoherent settings raise a :class:`sockwise.ConfigurationWarning` once, at construction,
+    only about settings the caller made (never about defaults alone). A checkout that times out
+    raises :class:`sockwise.psycopg.PoolTimeout` naming the pool and its size.
 
     Args:
         conninfo: The libpq connection string (or a callable returning it), as psycopg_pool.
@@ -88,7 +104,7 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
         reset: ConnectionCB[CT] | None = None,
         name: str | None = None,
         close_returns: bool = False,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         max_waiting: int = 0,
         max_lifetime: float = DEFAULT_MAX_LIFETIME,
         max_idle: float = DEFAULT_MAX_IDLE,
@@ -129,37 +145,88 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
                 ``self.timeout``); the message names the pool and its size.
 
         """
-        timeout, deadline = self._sw_checkout_start(timeout)
+        # The hot path, kept flat: every call here costs on each of the application's checkouts.
+        if timeout is None:
+            timeout = self.timeout
+        deadline = monotonic() + timeout
+        self._stats[self._REQUESTS_NUM] += 1
+        self._check_open_getconn()
         try:
             return self._getconn_with_check_loop(deadline)
+        except PoolTimeout:
+            raise
         except psycopg_pool.PoolTimeout:
             raise self._sw_timeout_error(timeout) from None
 
     def _getconn_with_check_loop(self, deadline: float) -> CT:
+        attempt: AttemptWithBackoff | None = None
         while True:
+            if self._sw_down_at >= 0.0 and self._sw_outage():
+                self._sw_fail_fast(deadline)
             conn = self._getconn_unchecked(deadline - monotonic())
             try:
-                failure = self._sw_vet(conn, deadline)
+                now = monotonic()
+                failure, budget = self._sw_vet_free(conn, now, deadline)
+                if budget is not None:  # not on the fast path: a round trip first
+                    failure = self._sw_vet(conn, budget, now)
+                passed = failure is None and (self._check is None or self._sw_user_check(conn))
             except BaseException:
                 self._putconn(conn, from_getconn=True)
                 raise
-            if failure is None:
+            if passed:
+                self._sw_out.append(None)  # lent out (see _sw_outage)
                 guard_mark(conn, idle=False)
                 return conn
-            self._sw_discard(conn, failure)
+            if failure is None:  # the caller's check failed: back to the pool, as psycopg_pool
+                self._putconn(conn, from_getconn=True)
+            else:
+                self._sw_discard(conn, failure)
+                if not failure[1]:
+                    continue  # expired: routine, no backoff
+            attempt = self._sw_backoff(attempt, deadline)
+            sleep(attempt.delay)
 
-    def _sw_vet(self, conn: CT, deadline: float) -> tuple[str, bool] | None:
-        """Return ``None`` when *conn* may be handed out, else ``(reason, found_dead)``."""
-        now = monotonic()
-        failure, budget = self._sw_vet_free(conn, now, deadline)
-        if budget is not None:
-            failure = self._sw_pinged(conn, ping(conn.pgconn, budget), now)
-        if failure is None and self._check is not None:
-            try:
-                self._check(conn)
-            except Exception as ex:
-                failure = self._sw_check_failed(ex)
-        return failure
+    def _sw_vet(self, conn: CT, budget: float, now: float) -> tuple[str, bool] | None:
+        """The round-trip half of vetting: ``None`` when *conn* answered within *budget*."""
+        return self._sw_pinged(conn, ping(conn.pgconn, budget), now)
+
+    def _sw_user_check(self, conn: CT) -> bool:
+        """Run the caller's ``check`` callback; ``False`` when it raised."""
+        assert self._check is not None
+        try:
+            self._check(conn)
+        except Exception as ex:
+            self._sw_check_failed(conn, ex)
+            return False
+        return True
+
+    def _sw_fail_fast(self, deadline: float) -> None:
+        """During an outage: fail now, or try one connection first (see ``PROBE_INTERVAL``)."""
+        if not self._sw_outage_decision(monotonic()):
+            return
+        try:
+            conn = self._connect(self._sw_probe_timeout(deadline))
+        except Exception:
+            self._stats[FAILED_FAST] += 1
+            raise self._sw_unreachable_error() from None
+        finally:
+            self._sw_probing = False
+        with self._lock:
+            room = self._nconns < self._max_size
+            if room:  # it joins the pool: psycopg_pool's reconnection may still be backing off
+                self._nconns += 1
+        if room:
+            self._add_to_pool(conn)
+        else:
+            self._close_connection(conn)
+
+    def _sw_fail_waiting(self) -> None:
+        """A connection attempt failed during an outage: fail the clients waiting for one."""
+        with self._lock:
+            waiting = self._sw_take_waiting()
+        for pos in waiting:
+            if pos.fail(self._sw_unreachable_error()):
+                self._stats[FAILED_FAST] += 1
 
     def _sw_discard(self, conn: CT, failure: tuple[str, bool]) -> None:
         self._sw_close_replace(conn, failure[0])
@@ -200,21 +267,31 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
             raise
         finally:
             self.putconn(conn)
-            self._sw_count_usage(t0)
+            self._stats[self._USAGE_MS] += int(1000.0 * (monotonic() - t0))
+
+    def putconn(self, conn: CT) -> None:
+        """Give a connection back; see :meth:`psycopg_pool.ConnectionPool.putconn`."""
+        if self._sw_out:  # lent out no more (a putconn() without its getconn() finds it empty)
+            self._sw_out.pop()
+        super().putconn(conn)
 
     # -- pool maintenance --------------------------------------------------------------------
 
     def _add_to_pool(self, conn: CT) -> None:
-        self._sw_went_idle(conn)
+        conn._sw_used_at = monotonic()  # type: ignore[attr-defined]
+        guard_mark(conn, idle=True)
         super()._add_to_pool(conn)
 
     def _connect(self, timeout: float | None = None) -> CT:
+        # The one place where the pool creates a connection (background or during an outage).
         try:
             conn = super()._connect(timeout)
         except Exception as ex:
             self._sw_connect_failed(ex)
+            if self._sw_outage():
+                self._sw_fail_waiting()
             raise
-        adopt(conn)
+        self._sw_connected(conn)
         return conn
 
     def _resolve_conninfo(self) -> str:

@@ -1,7 +1,14 @@
-"""``sockwise.psycopg.AsyncConnectionPool``: the asyncio pool, hardened (see ``_common``)."""
+"""``sockwise.psycopg.AsyncConnectionPool``: the asyncio pool, hardened (see ``_common``).
+
+This file is the source of ``_pool.py``, the synchronous pool: ``tools/gen_sync_pool.py``
+writes it (``async``/``await`` dropped, asyncio names mapped to their threading twins, a line
+ending in ``# sync: <code>`` replaced by *code*); CI fails when the two differ. Edit this file,
+then run ``python tools/gen_sync_pool.py``.
+"""
 
 from __future__ import annotations
 
+from asyncio import sleep as asleep  # sync: from time import sleep
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from time import monotonic
@@ -17,16 +24,19 @@ from psycopg_pool.abc import (
     AsyncConninfoParam,
     AsyncKwargsParam,
 )
+from psycopg_pool.base import AttemptWithBackoff
 from psycopg_pool.pool_async import AddConnection, MaintenanceTask, Schedule
 
 from sockwise.policy import Policy
 from sockwise.psycopg._common import (
     DEFAULT_MAX_IDLE,
     DEFAULT_MAX_LIFETIME,
+    DEFAULT_TIMEOUT,
+    FAILED_FAST,
     SockwiseMixin,
-    adopt,
     guard_mark,
 )
+from sockwise.psycopg._errors import PoolTimeout
 from sockwise.psycopg._probe import aping
 
 
@@ -39,8 +49,10 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
 
     * ``check="auto"``: every checkout polls the socket (free: it sees a server's FIN/RST) and
       pays a round trip only for a connection idle longer than :attr:`alive_bypass` (0.5 s) or
-      suspect. A callable runs on every checkout, as in psycopg_pool; ``None`` keeps only the
-      poll and the expiry checks.
+      suspect; during an outage a checkout fails fast (see :data:`PROBE_INTERVAL`). A
+      callable runs on every checkout, as in psycopg_pool (a connection failing it goes back to
+      the pool and the checkout backs off, as psycopg_pool does); ``None`` keeps only the poll
+      and the expiry checks.
     * ``max_idle=180`` (psycopg_pool: 600): below the 240 s idle timeout of the Azure load
       balancer and the 350 s of AWS NLB and NAT gateways. Enforced at checkout and by a sweep
       every :attr:`sweep_interval` seconds, below ``min_size`` too (the connection is replaced).
@@ -49,9 +61,10 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
 
     The policy's libpq keywords (``keepalives*``, ``tcp_user_timeout``, ``connect_timeout``)
     are added to every connection; keywords the caller gives in ``kwargs`` or in the conninfo
-    string win. Incoherent settings raise a :class:`sockwise.ConfigurationWarning` once, at
-    construction. A checkout that times out raises :class:`sockwise.psycopg.PoolTimeout`
-    naming the pool and its size.
+    string win (``tcp_user_timeout`` only where libpq supports it: libpq 12 or newer).
+    Incoherent settings raise a :class:`sockwise.ConfigurationWarning` once, at construction,
+    only about settings the caller made (never about defaults alone). A checkout that times out
+    raises :class:`sockwise.psycopg.PoolTimeout` naming the pool and its size.
 
     Args:
         conninfo: The libpq connection string (or a callable returning it), as psycopg_pool.
@@ -96,7 +109,7 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
         reset: AsyncConnectionCB[ACT] | None = None,
         name: str | None = None,
         close_returns: bool = False,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         max_waiting: int = 0,
         max_lifetime: float = DEFAULT_MAX_LIFETIME,
         max_idle: float = DEFAULT_MAX_IDLE,
@@ -137,37 +150,90 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
                 ``self.timeout``); the message names the pool and its size.
 
         """
-        timeout, deadline = self._sw_checkout_start(timeout)
+        # The hot path, kept flat: every call here costs on each of the application's checkouts.
+        if timeout is None:
+            timeout = self.timeout
+        deadline = monotonic() + timeout
+        self._stats[self._REQUESTS_NUM] += 1
+        self._check_open_getconn()
         try:
             return await self._getconn_with_check_loop(deadline)
+        except PoolTimeout:
+            raise
         except psycopg_pool.PoolTimeout:
             raise self._sw_timeout_error(timeout) from None
 
     async def _getconn_with_check_loop(self, deadline: float) -> ACT:
+        attempt: AttemptWithBackoff | None = None
         while True:
+            if self._sw_down_at >= 0.0 and self._sw_outage():
+                await self._sw_fail_fast(deadline)
             conn = await self._getconn_unchecked(deadline - monotonic())
             try:
-                failure = await self._sw_vet(conn, deadline)
+                now = monotonic()
+                failure, budget = self._sw_vet_free(conn, now, deadline)
+                if budget is not None:  # not on the fast path: a round trip first
+                    failure = await self._sw_vet(conn, budget, now)
+                passed = failure is None and (
+                    self._check is None or await self._sw_user_check(conn)
+                )
             except BaseException:
                 await self._putconn(conn, from_getconn=True)
                 raise
-            if failure is None:
+            if passed:
+                self._sw_out.append(None)  # lent out (see _sw_outage)
                 guard_mark(conn, idle=False)
                 return conn
-            await self._sw_discard(conn, failure)
+            if failure is None:  # the caller's check failed: back to the pool, as psycopg_pool
+                await self._putconn(conn, from_getconn=True)
+            else:
+                await self._sw_discard(conn, failure)
+                if not failure[1]:
+                    continue  # expired: routine, no backoff
+            attempt = self._sw_backoff(attempt, deadline)
+            await asleep(attempt.delay)
 
-    async def _sw_vet(self, conn: ACT, deadline: float) -> tuple[str, bool] | None:
-        """Return ``None`` when *conn* may be handed out, else ``(reason, found_dead)``."""
-        now = monotonic()
-        failure, budget = self._sw_vet_free(conn, now, deadline)
-        if budget is not None:
-            failure = self._sw_pinged(conn, await aping(conn.pgconn, budget), now)
-        if failure is None and self._check is not None:
-            try:
-                await self._check(conn)
-            except Exception as ex:
-                failure = self._sw_check_failed(ex)
-        return failure
+    async def _sw_vet(self, conn: ACT, budget: float, now: float) -> tuple[str, bool] | None:
+        """The round-trip half of vetting: ``None`` when *conn* answered within *budget*."""
+        return self._sw_pinged(conn, await aping(conn.pgconn, budget), now)
+
+    async def _sw_user_check(self, conn: ACT) -> bool:
+        """Run the caller's ``check`` callback; ``False`` when it raised."""
+        assert self._check is not None
+        try:
+            await self._check(conn)
+        except Exception as ex:
+            self._sw_check_failed(conn, ex)
+            return False
+        return True
+
+    async def _sw_fail_fast(self, deadline: float) -> None:
+        """During an outage: fail now, or try one connection first (see ``PROBE_INTERVAL``)."""
+        if not self._sw_outage_decision(monotonic()):
+            return
+        try:
+            conn = await self._connect(self._sw_probe_timeout(deadline))
+        except Exception:
+            self._stats[FAILED_FAST] += 1
+            raise self._sw_unreachable_error() from None
+        finally:
+            self._sw_probing = False
+        async with self._lock:
+            room = self._nconns < self._max_size
+            if room:  # it joins the pool: psycopg_pool's reconnection may still be backing off
+                self._nconns += 1
+        if room:
+            await self._add_to_pool(conn)
+        else:
+            await self._close_connection(conn)
+
+    async def _sw_fail_waiting(self) -> None:
+        """A connection attempt failed during an outage: fail the clients waiting for one."""
+        async with self._lock:
+            waiting = self._sw_take_waiting()
+        for pos in waiting:
+            if await pos.fail(self._sw_unreachable_error()):
+                self._stats[FAILED_FAST] += 1
 
     async def _sw_discard(self, conn: ACT, failure: tuple[str, bool]) -> None:
         await self._sw_close_replace(conn, failure[0])
@@ -208,21 +274,31 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
             raise
         finally:
             await self.putconn(conn)
-            self._sw_count_usage(t0)
+            self._stats[self._USAGE_MS] += int(1000.0 * (monotonic() - t0))
+
+    async def putconn(self, conn: ACT) -> None:
+        """Give a connection back; see :meth:`psycopg_pool.AsyncConnectionPool.putconn`."""
+        if self._sw_out:  # lent out no more (a putconn() without its getconn() finds it empty)
+            self._sw_out.pop()
+        await super().putconn(conn)
 
     # -- pool maintenance --------------------------------------------------------------------
 
     async def _add_to_pool(self, conn: ACT) -> None:
-        self._sw_went_idle(conn)
+        conn._sw_used_at = monotonic()  # type: ignore[attr-defined]
+        guard_mark(conn, idle=True)
         await super()._add_to_pool(conn)
 
     async def _connect(self, timeout: float | None = None) -> ACT:
+        # The one place where the pool creates a connection (background or during an outage).
         try:
             conn = await super()._connect(timeout)
         except Exception as ex:
             self._sw_connect_failed(ex)
+            if self._sw_outage():
+                await self._sw_fail_waiting()
             raise
-        adopt(conn)
+        self._sw_connected(conn)
         return conn
 
     async def _resolve_conninfo(self) -> str:

@@ -1,7 +1,9 @@
 """Throwaway PostgreSQL clusters for tests: :class:`PostgresServer`.
 
-A cluster is created with ``initdb`` in a fresh temporary directory (trust authentication, user
-``postgres``), started with ``pg_ctl start -w`` on a free port, and removed by :meth:`close`.
+A cluster is created with ``initdb`` in a fresh temporary directory (user ``postgres`` with a
+random password, ``scram-sha-256`` authentication for every connection, TCP and Unix socket --
+never ``trust``, which would let every local user in), started with ``pg_ctl start -w`` on a
+free port, and removed by :meth:`close`. The password travels in :attr:`PostgresServer.dsn`.
 ``initdb`` and ``pg_ctl`` refuse to run as root, so when the test process is root they run as
 the ``postgres`` system user through ``runuser``. The server also listens on a Unix socket in its
 temporary directory: Unix sockets are not network-namespaced, so the administrative helpers
@@ -15,6 +17,7 @@ import contextlib
 import glob
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import socket
@@ -117,7 +120,8 @@ class PostgresServer(Closing):
 
     Attributes:
         dsn: A libpq conninfo string for clients, e.g.
-            ``"host=127.0.0.1 port=54321 user=postgres dbname=postgres"``.
+            ``"host=127.0.0.1 port=54321 user=postgres password=... dbname=postgres"``.
+        password: The password of user ``postgres`` of an own cluster (``None`` when external).
         host: The address the server listens on.
         port: The TCP port.
         datadir: The cluster's data directory, ``None`` for an external server.
@@ -135,8 +139,10 @@ class PostgresServer(Closing):
         bin_dir: str | None = None,
         netns: str | None = None,
         root: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.dsn = dsn
+        self.password = password
         self.host = host
         self.port = port
         self.datadir = datadir
@@ -157,7 +163,7 @@ class PostgresServer(Closing):
         netns: str | None = None,
         settings: Mapping[str, str] | None = None,
     ) -> Self:
-        """Create and start a throwaway cluster (trust authentication, user ``postgres``).
+        """Create and start a throwaway cluster (user ``postgres``, scram-sha-256 password).
 
         Args:
             bin_dir: Directory with ``initdb`` and ``pg_ctl`` (default: :func:`find_pg_bin`).
@@ -185,6 +191,7 @@ class PostgresServer(Closing):
             if _need_runuser():
                 ent = pwd.getpwnam(_PG_USER)
                 os.chown(root, ent.pw_uid, ent.pw_gid)
+            password = secrets.token_urlsafe(18)  # URL-safe: no quoting in the conninfo
             server = cls(
                 dsn="",
                 host=host,
@@ -193,11 +200,21 @@ class PostgresServer(Closing):
                 bin_dir=bin_dir,
                 netns=netns,
                 root=root,
+                password=password,
             )
-            server._run(
-                "initdb", "-D", datadir, "-U", _PG_USER, "-A", "trust", "-E", "UTF8",
-                "--no-sync", "--no-instructions",
-            )  # fmt: skip
+            pwfile = os.path.join(root, "pwfile")
+            fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(password + "\n")
+            if _need_runuser():
+                os.chown(pwfile, ent.pw_uid, ent.pw_gid)
+            try:
+                server._run(
+                    "initdb", "-D", datadir, "-U", _PG_USER, "--pwfile", pwfile,
+                    "-A", "scram-sha-256", "-E", "UTF8", "--no-sync", "--no-instructions",
+                )  # fmt: skip
+            finally:
+                os.unlink(pwfile)
             conf = dict(_FAST_SETTINGS)
             conf.update(settings or {})
             conf["listen_addresses"] = f"'{host}'"
@@ -207,7 +224,7 @@ class PostgresServer(Closing):
                     f.write(f"{key} = {value}\n")
             # Clients in another network namespace connect from a non-loopback address.
             with open(os.path.join(datadir, "pg_hba.conf"), "a", encoding="utf-8") as f:
-                f.write("host all all 0.0.0.0/0 trust\nhost all all ::/0 trust\n")
+                f.write("host all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n")
         except BaseException:
             shutil.rmtree(root, ignore_errors=True)
             raise
@@ -225,7 +242,7 @@ class PostgresServer(Closing):
         for _ in range(attempts):
             chosen = port if port is not None else self._pick_port()
             self.port = chosen
-            self.dsn = f"host={self.host} port={chosen} user={_PG_USER} dbname=postgres"
+            self.dsn = f"host={self.host} port={chosen} {self._credentials()} dbname=postgres"
             try:
                 self._pg_ctl_start(chosen)
                 return
@@ -280,7 +297,12 @@ class PostgresServer(Closing):
         """A conninfo for administrative connections (the Unix socket for own clusters)."""
         if self._root is None:
             return self.dsn
-        return f"host={self._root} port={self.port} user={_PG_USER} dbname=postgres"
+        return f"host={self._root} port={self.port} {self._credentials()} dbname=postgres"
+
+    def _credentials(self) -> str:
+        if self.password is None:
+            return f"user={_PG_USER}"
+        return f"user={_PG_USER} password={self.password}"
 
     @property
     def postmaster_pid(self) -> int | None:
