@@ -114,8 +114,15 @@ def read_somaxconn(path: Path = SOMAXCONN_PATH) -> int | None:
 
 
 def _on_listen(sock: socket.socket, backlog: int) -> None:
-    if not _is_tcp(sock):
+    current = _current
+    if current is None or not _is_tcp(sock):
         return
+    # Linux copies these options from the listening socket to every socket it accepts, so they
+    # also reach connections accepted below Python (uvloop, gevent's StreamServer, C servers).
+    explicit = _hooks.explicit_options(sock)
+    for level, opt, value in current.options:
+        if (level, opt) not in explicit:
+            _setsockopt(sock, level, opt, value)
     somaxconn = read_somaxconn()
     if somaxconn is None or backlog <= somaxconn:
         return
