@@ -34,13 +34,16 @@ class _State:
 
 _lock = threading.RLock()
 _state: _State | None = None
-_fork_handler_registered = False
 
 
 def _after_fork_in_child() -> None:
     """A fresh lock: another thread of the parent may have held it at fork time."""
     global _lock
     _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @dataclass(frozen=True)
@@ -176,15 +179,12 @@ def harden(
     .. versionadded:: 0.1.0
 
     """
-    global _state, _fork_handler_registered
+    global _state
     if policy is None:
         policy = Policy.from_env()
     elif not isinstance(policy, Policy):
         raise TypeError(f"harden(policy=...) must be a sockwise.Policy, got {policy!r}")
     with _lock:
-        if not _fork_handler_registered and hasattr(os, "register_at_fork"):
-            _fork_handler_registered = True
-            os.register_at_fork(after_in_child=_after_fork_in_child)
         previous = _state.policy if _state is not None else None
         if _state is None:
             state = _State(policy=policy, stdlib=stdlib, urllib3=urllib3, psycopg=psycopg)
