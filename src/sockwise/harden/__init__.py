@@ -8,5 +8,15 @@ from sockwise.harden._api import (
     is_hardened,
     unharden,
 )
+from sockwise.harden._reach import installed_c_clients, unreached
 
-__all__ = ["Hardening", "Unhardened", "current_policy", "harden", "is_hardened", "unharden"]
+__all__ = [
+    "Hardening",
+    "Unhardened",
+    "current_policy",
+    "harden",
+    "installed_c_clients",
+    "is_hardened",
+    "unharden",
+    "unreached",
+]

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
 from typing import Any
 
-from sockwise._log import logger
-from sockwise.harden import _imports, _psycopg, _stdlib, _urllib3
+from sockwise._log import log_once, logger
+from sockwise.harden import _imports, _psycopg, _reach, _stdlib, _urllib3
 from sockwise.policy import Policy
 
 
@@ -58,6 +58,11 @@ class Hardening:
         already_active: ``True`` when sockwise was already hardened before this call (nothing
             was patched again; at most the policy changed).
         previous_policy: The policy in force before this call (``None`` if it was not hardened).
+        unreached: What this process uses that the drop-in does not reach, each with the
+            setting to use instead: a client whose C core opens its own sockets (grpcio,
+            confluent-kafka, mysqlclient, psycopg2, pycurl, pyzmq) or an event loop other than
+            asyncio's and uvloop's. Empty when everything is reached. See
+            :doc:`/howto/stacks`.
 
     """
 
@@ -65,6 +70,7 @@ class Hardening:
     changes: tuple[str, ...]
     already_active: bool
     previous_policy: Policy | None
+    unreached: tuple[str, ...] = ()
 
     def __enter__(self) -> Hardening:
         return self
@@ -159,6 +165,9 @@ def harden(
     * psycopg 3 (sync and async, pools included): the policy's libpq keywords, with anything the
       caller set explicitly winning.
     * The runtime guard (:class:`sockwise.Guard`) is started unless ``guard=False``.
+    * gevent and eventlet sockets (monkey-patched before or after this call, servers included)
+      and uvloop's connections and servers are covered the same way; clients whose C core opens
+      its own sockets are not, and are listed in :attr:`Hardening.unreached` (and logged once).
 
     urllib3 and psycopg are patched now if imported, else right after their import. Calling
     :func:`harden` again patches nothing twice (it swaps the policy); it is thread-safe, and
@@ -205,11 +214,15 @@ def harden(
             if policy != state.policy:
                 _set_policy(state, policy)
                 logger.info("sockwise: policy changed to %r", policy)
+        unreached = _reach.unreached()
+        for item in unreached:
+            log_once(f"harden-unreached:{item}", logging.WARNING, "sockwise: not reached: %s", item)
         return Hardening(
             policy=state.policy,
             changes=tuple(state.changes),
             already_active=previous is not None,
             previous_policy=previous,
+            unreached=unreached,
         )
 
 
