@@ -137,8 +137,12 @@ def wrap_create_server(prev: Any) -> Any:
             return await prev(self, protocol_factory, host, port, **kwargs)
         server = await prev(self, _Factory(protocol_factory), host, port, **kwargs)
         backlog = kwargs.get("backlog", 100)
-        for pseudo in getattr(server, "sockets", None) or ():
-            _with_view(pseudo, lambda view: bindings.listen(view, (backlog,)))
+        try:
+            for pseudo in getattr(server, "sockets", None) or ():
+                _with_view(pseudo, lambda view: bindings.listen(view, (backlog,)))
+        except BaseException:  # a warning the application's filters made an error: no leak
+            server.close()
+            raise
         return server
 
     return create_server

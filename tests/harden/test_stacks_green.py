@@ -132,3 +132,28 @@ def test_eventlet_client_and_server_are_hardened(first: str) -> None:
     assert got["server_origin"]["kind"] == "accept"
     assert got["guard_alive"] and got["samples"]
     assert "Traceback" not in got["stderr"], got["stderr"]
+
+
+GUARD_ONLY_BODY = """
+import socket
+from gevent.server import StreamServer
+from sockwise import Guard
+
+guard = Guard(interval=60).start()
+server = StreamServer(("127.0.0.1", 0), lambda conn, addr: conn.sendall(b"x"))
+server.start()
+client = socket.create_connection(server.address, timeout=5)
+client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+assert client.recv(1) == b"x"
+_done(origin=_origin_of(client), nodelay=client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+client.close()
+server.stop()
+guard.stop()
+"""
+
+
+def test_gevent_with_the_guard_alone_never_breaks() -> None:
+    """The guard's hooks alone (no harden()) once made every gevent connect raise TypeError."""
+    got = run_stack(GUARD_ONLY_BODY, first=FIRST_GEVENT)
+    assert got["origin"]["kind"] == "connect"
+    assert got["nodelay"] == 1
