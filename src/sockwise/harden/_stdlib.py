@@ -3,8 +3,10 @@
 Clients (``connect``/``connect_ex``, which ``socket.create_connection``, asyncio, ``ssl`` and
 urllib3 all end in) get the policy's options just before the SYN leaves, except those the
 application set itself on that socket. Accepted sockets get them too, so a hardened server
-answers without Nagle's 40 ms stall. ``listen()`` with no backlog gets the policy's backlog, and a
-backlog the kernel silently cuts to ``net.core.somaxconn`` is reported.
+answers without Nagle's 40 ms stall; listening sockets get them as well, since Linux copies them
+to every connection accepted below Python (uvloop, C extensions). ``listen()`` with no backlog
+gets the policy's backlog, and a backlog the kernel silently cuts to ``net.core.somaxconn`` is
+reported.
 """
 
 from __future__ import annotations
@@ -117,12 +119,16 @@ def _on_listen(sock: socket.socket, backlog: int) -> None:
     current = _current
     if current is None or not _is_tcp(sock):
         return
-    # Linux copies these options from the listening socket to every socket it accepts, so they
-    # also reach connections accepted below Python (uvloop, gevent's StreamServer, C servers).
+    # Linux copies a listening socket's options to every socket it accepts, so what _on_accept
+    # sets reaches connections accepted below Python too (uvloop, C servers). Options the
+    # application set on the listener itself are kept.
     explicit = _hooks.explicit_options(sock)
-    for level, opt, value in current.options:
-        if (level, opt) not in explicit:
-            _setsockopt(sock, level, opt, value)
+    if not explicit or not any((level, opt) in explicit for level, opt, _ in current.options):
+        _on_accept(sock)
+    else:
+        for level, opt, value in current.options:
+            if (level, opt) not in explicit:
+                _setsockopt(sock, level, opt, value)
     somaxconn = read_somaxconn()
     if somaxconn is None or backlog <= somaxconn:
         return
