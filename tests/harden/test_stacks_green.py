@@ -44,7 +44,12 @@ assert client.recv(1) == b"x"
 conn = accepted[0]
 guard = running_guards()[0]
 thread = guard._thread
+fast = sockwise.Guard(interval=0.05).start()
+gevent.sleep(0.6)  # the guards' threads are green: they tick while this greenlet sleeps
+ticks = fast._samples
+fast.stop()
 _done(
+    ticks=ticks,
     client_class=type(client).__module__,
     client=_opts(client),
     server=_opts(conn),
@@ -75,6 +80,7 @@ def test_gevent_client_and_stream_server_are_hardened(first: str) -> None:
     assert "sockwise" not in got["client_origin"]["file"]
     assert got["server_origin"]["kind"] == "accept"
     assert got["guard_alive"] and got["samples"] and got["threading_patched"]
+    assert got["ticks"] >= 3
     assert "Traceback" not in got["stderr"], got["stderr"]
 
 
@@ -101,7 +107,12 @@ assert client.recv(1) == b"x"
 worker.wait()
 conn = accepted[0]
 guard = running_guards()[0]
+fast = sockwise.Guard(interval=0.05).start()
+eventlet.sleep(0.6)
+ticks = fast._samples
+fast.stop()
 _done(
+    ticks=ticks,
     client_class=type(client).__module__,
     client=_opts(client),
     server=_opts(conn),
@@ -130,7 +141,7 @@ def test_eventlet_client_and_server_are_hardened(first: str) -> None:
     assert got["client"]["TCP_KEEPIDLE"] != 7200 and got["client"]["TCP_USER_TIMEOUT"] > 0
     assert got["client_origin"]["kind"] == "connect"
     assert got["server_origin"]["kind"] == "accept"
-    assert got["guard_alive"] and got["samples"]
+    assert got["guard_alive"] and got["samples"] and got["ticks"] >= 3
     assert "Traceback" not in got["stderr"], got["stderr"]
 
 
