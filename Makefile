@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: bench test lint typecheck docs pytest clean
+.PHONY: bench test test-min lint typecheck docs pytest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,5 +31,9 @@ pytest: $(STAMP)
 
 test: lint typecheck docs pytest
 
+# The integration tests against the oldest supported dependency versions (.ci/min-versions.txt).
+test-min: $(STAMP)
+	$(BIN)/nox -s minversions
+
 clean:
-	rm -rf $(VENV) docs/_build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .nox docs/_build .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,24 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", *session.posargs)
 
 
+#: Test areas that exercise the third-party libraries whose oldest versions the session pins.
+MIN_VERSION_AREAS = [
+    "tests/http",
+    "tests/psycopg",
+    "tests/harden",
+    "tests/policy",
+    "tests/metrics",
+    "tests/guard",
+]
+
+
+@nox.session(python="3.11")
+def minversions(session: nox.Session) -> None:
+    """Run the integration tests against the oldest supported versions (.ci/min-versions.txt)."""
+    session.install("-c", ".ci/min-versions.txt", "-e", ".[test]")
+    session.run("pytest", *(session.posargs or MIN_VERSION_AREAS))
+
+
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
     """Lint and check formatting with ruff."""

@@ -25,6 +25,7 @@ extensions = [
     "sphinx.ext.viewcode",
     "sockwise_bench",  # docs/_ext: tables and plots from benchmarks/results/*.json
     "sockwise_exports",  # docs/_ext: document what __all__ holds beyond the written sections
+    "sockwise_bounds",  # docs/_ext: the measured bounds table from docs/_data/bounds.json
 ]
 
 source_suffix = {".md": "markdown"}

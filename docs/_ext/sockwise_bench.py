@@ -1,19 +1,23 @@
 """Sphinx directives that render saved benchmark results, so the docs never hold stale numbers.
 
-``{bench-results} SOURCE [SOURCE ...]`` renders a table from the first SOURCE that has results.
-A SOURCE is a JSON file in ``benchmarks/results/`` written by a ``benchmarks/bench_*.py`` script
-(an object with a ``rows`` list), or ``FILE#NAME`` for benchmark NAME inside the combined file
-``sockwise bench`` writes (``{"benchmarks": [{"name", "status", "note", "result"}]}``). Columns
-are the scalar fields of the rows; ``summary``, ``description``, ``notes`` and ``machine`` are
-shown when present. When no SOURCE has results, a paragraph names the ``:command:`` that
-produces them instead -- never a warning, so a fresh checkout still builds with ``-W``.
+Every table comes from ONE results file, ``benchmarks/results/sockwise-bench.json`` (a full
+``sockwise bench`` run; schema in :mod:`sockwise._bench.results`), the same file README's table
+is generated from (``sockwise bench --render-docs``):
+
+``{bench-headline} FILE`` renders the headline table -- exactly the lines of README's block
+(:func:`sockwise._bench.report.headline`) -- and the run's provenance (date, machine, versions).
+
+``{bench-results} FILE#NAME`` renders benchmark NAME's rows from that file. Columns are the
+scalar fields of the rows; ``summary``, ``description`` and ``notes`` are shown when present.
+
+When the file is missing (or NAME did not run), a paragraph names the ``:command:`` that
+produces it instead -- never a warning, so a fresh checkout still builds with ``-W``.
 
 ``{bench-plot} FILE [FILE ...]`` shows the first PNG that exists, or the same kind of note.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -23,29 +27,39 @@ from docutils.parsers.rst import directives
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
+from sockwise._bench import report as bench_report
+from sockwise._bench import results as bench_results
+
 RESULTS = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
 _SCALARS = (str, int, float, bool, type(None))
 
 
-def load_result(source: str, results: Path = RESULTS) -> tuple[dict[str, Any], Path] | None:
-    """The result object named by *source* (``FILE`` or ``FILE#NAME``), or ``None``."""
-    name, _, part = source.partition("#")
+def load_run(name: str, results: Path = RESULTS) -> dict[str, Any] | None:
+    """The results file *name* in *results*, checked against the schema (``None`` if absent).
+
+    Raises:
+        ValueError: The file exists but does not follow the schema (the build must fail).
+
+    """
     path = results / name
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    if not path.is_file():
         return None
-    if not isinstance(data, dict):
+    return bench_results.load(str(path))
+
+
+def load_result(source: str, results: Path = RESULTS) -> tuple[dict[str, Any], Path] | None:
+    """Benchmark NAME's result in ``FILE#NAME`` with the run's metadata, or ``None``."""
+    name, _, part = source.partition("#")
+    if not part:
+        raise ValueError(f"bench-results {source!r}: expected FILE#NAME (one results file)")
+    data = load_run(name, results)
+    if data is None:
         return None
-    if part:
-        for entry in data.get("benchmarks", []):
-            if isinstance(entry, dict) and entry.get("name") == part:
-                result = entry.get("result")
-                if entry.get("status") == "ok" and isinstance(result, dict) and result:
-                    merged = {k: v for k, v in data.items() if k != "benchmarks"}
-                    return {**merged, **result}, path
+    result = bench_results.benchmark(data, part)
+    if not result:
         return None
-    return (data, path) if isinstance(data.get("rows"), list) and data["rows"] else None
+    merged = {k: v for k, v in data.items() if k != "benchmarks"}
+    return {**merged, **result}, results / name
 
 
 def format_value(value: object) -> str:
@@ -122,24 +136,42 @@ class BenchResults(SphinxDirective):
             if rows:
                 out.append(_table(rows))
             details = [str(result[k]) for k in ("description", "notes") if result.get(k)]
-            machine = result.get("machine")
-            if isinstance(machine, dict):
-                details.append(
-                    "Machine: "
-                    + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in machine.items())
-                )
-            else:
-                bits = [f"{k} {result[k]}" for k in ("platform", "python", "cpus") if k in result]
-                if bits:
-                    details.append("Machine: " + ", ".join(bits))
-            stamp = f" (finished {result['finished_at']})" if result.get("finished_at") else ""
-            quick = ", a quick run" if result.get("quick") else ""
-            details.append(f"Source: benchmarks/results/{path.name}{quick}{stamp}.")
+            quick = ", a QUICK run" if result.get("quick") else ""
+            details.append(f"Source: benchmarks/results/{path.name}{quick} of {result['date']}.")
             out.extend(nodes.paragraph(text=d, classes=["bench-details"]) for d in details)
             return out
         for source in self.arguments:
             self.env.note_dependency(str(RESULTS / source.partition("#")[0]))
         return [_note("No results have been recorded for this benchmark yet.", command)]
+
+
+def _two_column_table(header: tuple[str, str], lines: list[tuple[str, str]]) -> nodes.table:
+    def plain(text: str) -> str:  # README's Markdown code spans, as plain text here
+        return text.replace("`", "")
+
+    rows = [{header[0]: plain(what), header[1]: plain(measured)} for what, measured in lines]
+    return _table(rows)
+
+
+class BenchHeadline(SphinxDirective):
+    """``{bench-headline} FILE`` with ``:command:``: README's table, from the same file."""
+
+    required_arguments = 1
+    option_spec = {"command": directives.unchanged}
+
+    def run(self) -> list[nodes.Node]:
+        name = self.arguments[0]
+        path = RESULTS / name
+        self.env.note_dependency(str(path))
+        data = load_run(name)
+        if data is None:
+            return [_note("No results have been recorded yet.", self.options.get("command", ""))]
+        return [
+            nodes.paragraph(
+                text=f"Measured in one {bench_report.provenance(data, name)}.".replace("`", "")
+            ),
+            _two_column_table(("what", "measured"), bench_report.headline(data)),
+        ]
 
 
 class BenchPlot(SphinxDirective):
@@ -166,4 +198,5 @@ def setup(app: Sphinx) -> dict[str, Any]:
     """Register the directives."""
     app.add_directive("bench-results", BenchResults)
     app.add_directive("bench-plot", BenchPlot)
+    app.add_directive("bench-headline", BenchHeadline)
     return {"version": "1", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -25,6 +25,7 @@ from sockwise.guard import (
 from sockwise.harden import (
     Hardening,
     Unhardened,
+    UnhardenedChildWarning,
     current_policy,
     harden,
     is_hardened,
@@ -48,6 +49,7 @@ __all__ = [
     "SockwiseWarning",
     "SomaxconnTruncationWarning",
     "Unhardened",
+    "UnhardenedChildWarning",
     "__version__",
     "current_policy",
     "harden",

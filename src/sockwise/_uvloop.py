@@ -62,6 +62,10 @@ class _View(_socket.socket):
         """The pseudo-socket's descriptor, ``-1`` once uvloop closed it."""
         return int(self._pseudo.fileno())
 
+    def close(self) -> None:
+        """Let go of the descriptor without closing it: uvloop owns it."""
+        _socket.socket.detach(self)
+
 
 def _view(pseudo: Any) -> _View | None:
     try:

@@ -21,8 +21,9 @@ except ModuleNotFoundError as _exc:
 import socket
 from typing import Any
 
+from sockwise._idle import UNSET as _UNSET
+from sockwise._idle import resolve_idle_timeout
 from sockwise.policy import Policy, resolve_policy
-from sockwise.urllib3._pool import _UNSET, resolve_idle_timeout
 
 __all__ = ["TCPConnector", "socket_factory"]
 

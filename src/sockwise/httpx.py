@@ -27,9 +27,10 @@ from typing import Any, ClassVar
 
 import httpcore
 
+from sockwise._idle import UNSET as _UNSET
+from sockwise._idle import resolve_idle_timeout
 from sockwise._log import log_once
 from sockwise.policy import Policy, resolve_policy
-from sockwise.urllib3._pool import _UNSET, resolve_idle_timeout
 
 __all__ = ["AsyncClient", "AsyncHTTPTransport", "Client", "HTTPTransport"]
 

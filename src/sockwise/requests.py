@@ -25,9 +25,10 @@ from typing import Any
 
 from urllib3.util.retry import Retry
 
+from sockwise._idle import UNSET as _UNSET
+from sockwise._idle import resolve_idle_timeout
 from sockwise.policy import Policy, resolve_policy
 from sockwise.urllib3 import PoolManager, PoolStats, ProxyManager, default_timeout
-from sockwise.urllib3._pool import _UNSET, resolve_idle_timeout
 
 __all__ = ["HTTPAdapter", "Session"]
 

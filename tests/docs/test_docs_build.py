@@ -71,33 +71,33 @@ def test_every_public_name_is_documented(built_docs: Path) -> None:
 
 
 def test_bench_results_single_file(tmp_path: Path) -> None:
-    """A benchmark script's JSON (with rows) is found; one without rows is not."""
+    """Only ``FILE#NAME`` of one results file is rendered; an old per-benchmark file is refused."""
     (tmp_path / "harden.json").write_text(json.dumps({"rows": [{"variant": "bare", "us": 37.0}]}))
-    (tmp_path / "empty.json").write_text(json.dumps({"rows": []}))
-    (tmp_path / "broken.json").write_text("{not json")
-    found = sockwise_bench.load_result("harden.json", tmp_path)
-    assert found is not None
-    assert found[0]["rows"][0]["variant"] == "bare"
-    assert found[1] == tmp_path / "harden.json"
-    for name in ("empty.json", "broken.json", "absent.json"):
-        assert sockwise_bench.load_result(name, tmp_path) is None, name
+    with pytest.raises(ValueError, match="expected FILE#NAME"):
+        sockwise_bench.load_result("harden.json", tmp_path)
+    with pytest.raises(ValueError, match="not a sockwise benchmark results file"):
+        sockwise_bench.load_result("harden.json#harden", tmp_path)
+    assert sockwise_bench.load_result("absent.json#harden", tmp_path) is None
 
 
 def test_bench_results_combined_file(tmp_path: Path) -> None:
     """``FILE#NAME`` picks one benchmark of a ``sockwise bench`` file, only when it succeeded."""
-    payload = {
-        "quick": True,
-        "platform": "Linux",
-        "benchmarks": [
+    from sockwise._bench import results
+
+    payload = results.build(
+        [
             {"name": "nodelay", "status": "ok", "note": "", "result": {"rows": [{"case": "x"}]}},
             {"name": "deadpeer", "status": "skipped", "note": "needs root", "result": {}},
         ],
-    }
+        quick=True,
+        command="sockwise bench --quick",
+    )
     (tmp_path / "sockwise-bench.json").write_text(json.dumps(payload))
     found = sockwise_bench.load_result("sockwise-bench.json#nodelay", tmp_path)
     assert found is not None
     assert found[0]["rows"] == [{"case": "x"}]
     assert found[0]["quick"] is True  # run-wide fields are kept
+    assert found[0]["machine"]["cores"] == payload["machine"]["cores"]
     assert sockwise_bench.load_result("sockwise-bench.json#deadpeer", tmp_path) is None
     assert sockwise_bench.load_result("sockwise-bench.json#guard", tmp_path) is None
 

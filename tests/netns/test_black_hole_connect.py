@@ -17,7 +17,15 @@ from sockwise.testing import NetnsPair, PostgresServer, pg_unavailable_reason, r
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
 POLICY = Policy(connect_timeout=1.5)
-MARGIN = 3.0
+#: The unbounded connect is watched this long (the kernel's own schedule runs ~131 s).
+WINDOW = 4.5
+
+
+def tolerance(bound: float) -> float:
+    """The project's tolerance for a measured bound: max(0.5 s, 10 %)."""
+    return max(0.5, 0.1 * bound)
+
+
 TCP_SYN_SENT = 2
 
 
@@ -25,7 +33,7 @@ def test_plain_connect_is_bounded_and_unbounded_one_hangs(netns_pair: NetnsPair)
     netns_pair.blackhole()
     addr = (netns_pair.server_addr, 7002)
     assert POLICY.connect_timeout is not None
-    window = POLICY.connect_timeout + MARGIN
+    window = WINDOW
 
     def unbounded() -> int:
         # No timeout (kernel defaults): the kernel retries SYNs for ~127 s. Watch it without
@@ -55,7 +63,7 @@ def test_plain_connect_is_bounded_and_unbounded_one_hangs(netns_pair: NetnsPair)
     err, took = netns_pair.run_in_client(bounded, timeout=60)
     watcher.join(60)
     assert isinstance(err, TimeoutError), err  # silence, not refusal or unreachable
-    assert POLICY.connect_timeout * 0.5 <= took <= POLICY.connect_timeout + MARGIN
+    assert abs(took - POLICY.connect_timeout) <= tolerance(POLICY.connect_timeout), took
     assert states == [TCP_SYN_SENT]
 
 
@@ -80,5 +88,5 @@ def test_libpq_connect_timeout_bounds_a_black_holed_database(netns_pair: NetnsPa
         err, took = netns_pair.run_in_client(connect, timeout=60)
     assert isinstance(err, psycopg.OperationalError)
     assert "timeout expired" in str(err)
-    # libpq applies connect_timeout per address; psycopg 3 may retry with an async attempt.
-    assert 1.0 <= took <= 2 * 2 + MARGIN, took
+    # One address (no IPv6, no second host): one connect_timeout, as libpq_params states.
+    assert abs(took - 2) <= tolerance(2), took

@@ -35,5 +35,7 @@ def tcp_pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 def _fresh_log_once() -> Iterator[None]:
     """Let every test see the one-time 'option missing' messages afresh."""
     forget_once("missing-option:")
+    forget_once("unverified-platform:")
     yield
     forget_once("missing-option:")
+    forget_once("unverified-platform:")

@@ -70,10 +70,27 @@ def test_tables(platform: str, table: _platform.PlatformOptions) -> None:
 
 @pytest.mark.parametrize(
     ("sys_platform", "name"),
-    [("linux2", "linux"), ("cygwin", "win32"), ("freebsd14", "freebsd"), ("sunos5", "linux")],
+    [("linux2", "linux"), ("cygwin", "win32"), ("freebsd14", "freebsd")],
 )
 def test_for_platform(sys_platform: str, name: str) -> None:
     assert _platform.for_platform(sys_platform).name == name
+
+
+@pytest.mark.parametrize("sys_platform", ["openbsd7", "netbsd10", "sunos5", "aix7"])
+def test_unknown_platforms_get_no_options_and_one_warning(
+    sys_platform: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No guessing another system's numbers (Linux's are wrong on OpenBSD, NetBSD, illumos)."""
+    caplog.set_level(logging.INFO, logger="sockwise")
+    table = _platform.for_platform(sys_platform)
+    assert table.name == sys_platform and not table.verified
+    assert all(where is None for where in table.options.values())
+    assert _export.socket_options(POLICY, table=table) == []
+    assert _export.resolved_options(POLICY, table=table, accepted=True) == []
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 1, messages  # once per platform, not per option or call
+    assert caplog.records[0].levelno == logging.WARNING
+    assert f"no verified socket option table for platform {sys_platform!r}" in messages[0]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="compares with Linux headers")

@@ -29,6 +29,10 @@ valid_kwargs = st.fixed_dictionaries(
         | st.just("auto")
         | st.integers(0, 2_147_483)
         | st.floats(0, USER_TIMEOUT_MAX, allow_nan=False),
+        "accepted_user_timeout": st.none()
+        | st.just("same")
+        | st.integers(0, 2_147_483)
+        | st.floats(0, USER_TIMEOUT_MAX, allow_nan=False),
         "nodelay": st.none() | st.booleans(),
         "backlog": st.none() | st.integers(1, 2**31 - 1),
         "connect_timeout": st.none() | seconds,
@@ -42,6 +46,7 @@ anything = st.one_of(
     st.floats(),  # includes nan and +-inf
     st.text(max_size=5),
     st.just("auto"),
+    st.just("same"),
     st.lists(st.integers(), max_size=2),
 )
 
@@ -65,8 +70,8 @@ def reference_valid(field: str, v: object) -> bool:
     if field in ranges:
         lo, hi = ranges[field]
         return isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi
-    if field == "user_timeout":
-        if v == "auto":
+    if field in ("user_timeout", "accepted_user_timeout"):
+        if v == ("auto" if field == "user_timeout" else "same"):
             return True
         return _is_number(v) and math.isfinite(v) and 0 <= v <= USER_TIMEOUT_MAX  # type: ignore[operator, arg-type]
     assert field == "connect_timeout"

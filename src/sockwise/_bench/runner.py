@@ -39,6 +39,7 @@ BENCHMARKS: Final[dict[str, tuple[str, str]]] = {
     "deadpeer": ("sockwise._bench.deadpeer", "run"),
     "harden": ("sockwise._bench.harden", "run"),
     "guard": ("sockwise._bench.guard", "run"),
+    "gaps": ("sockwise._bench.gaps", "run"),
 }
 
 #: Names measured by another benchmark's run (the HTTP benchmark measures HTTP and HTTPS).
@@ -98,14 +99,27 @@ def run_one(name: str, quick: bool, timeout: float) -> Outcome:
     finally:
         os.unlink(out_path)
     elapsed = time.monotonic() - start
-    if proc.returncode != 0 or "error" in data:
-        last = data.get("error") or proc.stderr.strip().splitlines()[-1:] or ["?"]
-        text = last if isinstance(last, str) else last[0]
-        return Outcome(name, "error", elapsed, data, note=text[:300])
+    if proc.returncode != 0 and "error" not in data and "invalid" not in data:
+        last = proc.stderr.strip().splitlines()[-1:] or ["?"]
+        return Outcome(name, "error", elapsed, data, note=last[0][:300])
+    status, note = classify(data)
+    return Outcome(name, status, elapsed, normalize(data) if status == "ok" else data, note=note)
+
+
+def classify(data: dict[str, Any]) -> tuple[Status, str]:
+    """A benchmark's result dict as ``(status, note)``.
+
+    ``{"error": ...}`` (it raised) and ``{"invalid": ...}`` (it measured something impossible,
+    such as a ``setsockopt`` floor below one system call) are errors; ``{"skipped": ...}`` is
+    skipped; anything else is ok, noted by its ``summary``.
+    """
+    if "error" in data:
+        return "error", str(data["error"])[:300]
+    if "invalid" in data:
+        return "error", f"invalid: {data['invalid']}"[:300]
     if "skipped" in data:
-        return Outcome(name, "skipped", elapsed, data, note=str(data["skipped"]))
-    data = normalize(data)
-    return Outcome(name, "ok", elapsed, data, note=str(data.get("summary", "")))
+        return "skipped", str(data["skipped"])
+    return "ok", str(data.get("summary", ""))
 
 
 def normalize(data: dict[str, Any]) -> dict[str, Any]:
@@ -186,7 +200,7 @@ def result_rows(outcome: Outcome) -> list[tuple[str, str, str]]:
 
 def detail_table(outcome: Outcome) -> str | None:
     """The benchmark module's own table of *outcome*, if it has one (``None`` otherwise)."""
-    if outcome.status != "ok":
+    if outcome.status != "ok" and not outcome.result.get("invalid"):
         return None
     module_name, _ = BENCHMARKS[outcome.name]
     try:
@@ -221,26 +235,32 @@ def rows_table(result: dict[str, Any]) -> str | None:
 
 
 def script(name: str, description: str | None = None) -> None:
-    """Entry point of ``benchmarks/bench_NAME.py``: run one benchmark here, print, save JSON.
+    """Entry point of ``benchmarks/bench_NAME.py``: run one benchmark here, print, save results.
 
-    ``--quick`` for a short run. The JSON goes to ``benchmarks/results/NAME.json`` of the
-    checkout (see :func:`repo_results_dir`).
+    ``--quick`` for a short run. The results file has the structure ``sockwise bench`` writes
+    (:mod:`sockwise._bench.results`: machine, versions, date), with this one benchmark; it goes
+    to ``--json PATH``, by default ``benchmarks/results/NAME.json`` of the checkout (see
+    :func:`repo_results_dir`), which git ignores: only a full ``sockwise bench`` run's file is
+    committed and rendered into README and the docs.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a short run")
+    parser.add_argument("--json", metavar="PATH", help="where to save the results file")
     args = parser.parse_args()
     func = locate(name)
     if func is None:
         raise SystemExit(f"benchmark {name!r} is not installed in this version of sockwise")
+    start = time.monotonic()
     result = normalize(func(args.quick))
-    outcome = Outcome(name, "skipped" if "skipped" in result else "ok", result=result)
+    status, note = classify(result)
+    outcome = Outcome(name, status, time.monotonic() - start, result=result, note=note)
     print(detail_table(outcome) or "\n".join(" ".join(r) for r in result_rows(outcome)))
-    path = os.path.join(repo_results_dir(), f"{name}.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=2, default=str)
-        f.write("\n")
+    path = args.json or os.path.join(repo_results_dir(), f"{name}.json")
+    command = f"python benchmarks/bench_{name}.py" + (" --quick" if args.quick else "")
+    save_json(path, [outcome], args.quick, command)
     print(f"saved {path}")
+    if status == "error":
+        raise SystemExit(1)
 
 
 def _first_number_key(row: dict[str, Any]) -> str | None:
@@ -285,29 +305,19 @@ def repo_results_dir(start: str | None = None) -> str:
     return here
 
 
-def save_json(path: str, outcomes: Sequence[Outcome], quick: bool) -> None:
-    """Write every outcome, with the machine's description, to *path*."""
-    import platform
+def save_json(path: str, outcomes: Sequence[Outcome], quick: bool, command: str = "") -> None:
+    """Write the run's one results file (:mod:`sockwise._bench.results`) to *path*."""
+    from sockwise._bench import results
 
-    from sockwise._version import __version__
-
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    payload = {
-        "sockwise": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "quick": quick,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "benchmarks": [asdict(o) for o in outcomes],
-    }
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
+    command = command or ("sockwise bench --quick" if quick else "sockwise bench")
+    results.write(path, results.build([asdict(o) for o in outcomes], quick, command))
 
 
-def save_plot(path: str, outcomes: Sequence[Outcome]) -> str | None:
-    """Draw one horizontal bar chart per benchmark with rows; return why not, or ``None``."""
+def save_plot(path: str, outcomes: Sequence[Outcome], caption: str = "") -> str | None:
+    """Draw one horizontal bar chart per benchmark with rows; return why not, or ``None``.
+
+    *caption* (the run's date and machine) goes on top, so the plot names its run.
+    """
     try:
         import matplotlib
 
@@ -347,6 +357,8 @@ def save_plot(path: str, outcomes: Sequence[Outcome]) -> str | None:
         ax.set_title(str(o.result.get("title", o.name)), fontsize=10, loc="left")
         ax.set_xlabel(f"{key} {'(log scale)' if ax.get_xscale() == 'log' else ''}", fontsize=8)
         ax.tick_params(labelsize=8)
+    if caption:
+        fig.suptitle(caption, fontsize=8, x=0.01, ha="left")
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -17,7 +17,7 @@ from sockwise._version import __version__
 Handler = Callable[[argparse.Namespace], int]
 
 #: Every command the CLI offers (the test suite fails when one has no end-to-end test).
-COMMANDS: Final = ("policy", "doctor", "inspect", "bench")
+COMMANDS: Final = ("policy", "doctor", "inspect", "bench", "run", "alerts")
 
 
 def _pid(text: str) -> int:
@@ -44,8 +44,10 @@ def _positive(kind: type[int] | type[float], what: str) -> Callable[[str], float
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``sockwise`` argument parser with its four sub-commands."""
+    """The ``sockwise`` argument parser with its sub-commands."""
     from sockwise._bench.runner import BENCHMARKS
+    from sockwise.cli._alerts import add_arguments as add_alerts_arguments
+    from sockwise.cli._run import add_arguments as add_run_arguments
 
     parser = argparse.ArgumentParser(
         prog="sockwise",
@@ -121,10 +123,39 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAMES",
         help=f"comma-separated subset of: {','.join(BENCHMARKS)}",
     )
+    b.add_argument(
+        "--render-docs",
+        action="store_true",
+        help="run nothing: rewrite README's benchmark table from the results file "
+        "(the docs render the same file when built)",
+    )
+    b.add_argument(
+        "--check-docs",
+        action="store_true",
+        help="run nothing: exit 1 if README's benchmark table disagrees with the results file",
+    )
+    b.add_argument(
+        "--results",
+        metavar="PATH",
+        help="results file for --render-docs/--check-docs "
+        "(default: benchmarks/results/sockwise-bench.json of the checkout)",
+    )
+    add_run_arguments(
+        sub.add_parser("run", help="run a command with every Python process hardened")
+    )
+    add_alerts_arguments(
+        sub.add_parser(
+            "alerts",
+            help="print the Prometheus alerting rules or Grafana dashboard",
+            description="Print the Prometheus alerting rules (--rules) or the Grafana dashboard "
+            "(--dashboard) shipped with sockwise, or where they are installed (default).",
+        )
+    )
     return parser
 
 
 def _handlers() -> dict[str | None, Handler]:
+    from sockwise.cli._alerts import cmd_alerts
     from sockwise.cli._bench import cmd_bench
     from sockwise.cli._doctor import cmd_doctor
     from sockwise.cli._inspect import cmd_inspect
@@ -136,6 +167,7 @@ def _handlers() -> dict[str | None, Handler]:
         "doctor": cmd_doctor,
         "inspect": cmd_inspect,
         "bench": cmd_bench,
+        "alerts": cmd_alerts,
     }
 
 
@@ -150,8 +182,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sockwise.cli._inspect import InspectError
     from sockwise.cli._policy import PolicyError
 
+    arglist = list(sys.argv[1:] if argv is None else argv)
+    if arglist[:1] == ["run"]:  # its own parser: everything after -- belongs to the command
+        from sockwise.cli._run import run
+
+        return run(arglist[1:])
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arglist)
     name = f"sockwise {args.command}" if args.command else "sockwise"
     try:
         return _handlers()[args.command](args)

@@ -94,8 +94,47 @@ def parse_only(text: str | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def repo_root() -> str | None:
+    """The sockwise checkout containing the current directory (``None`` outside one)."""
+    results = repo_results_dir()
+    if os.path.basename(results) != "results":
+        return None
+    return os.path.dirname(os.path.dirname(results))
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    """``sockwise bench --render-docs|--check-docs [--results PATH]``: README from the results."""
+    from sockwise._bench import report
+
+    root = repo_root()
+    if root is None:
+        raise BenchUsageError(
+            "--render-docs/--check-docs: run it inside a sockwise checkout (README.md and "
+            "benchmarks/results/ not found above the current directory)"
+        )
+    readme = os.path.join(root, "README.md")
+    results = args.results or os.path.join(root, "benchmarks", "results", report.RESULTS_NAME)
+    try:
+        if args.check_docs:
+            problem = report.readme_disagreement(readme, results)
+            if problem:
+                print(problem)
+                print(f"regenerate with: sockwise bench --render-docs --results {results}")
+                return 1
+            print(f"README's benchmark table matches {results}")
+            return 0
+        changed = report.render_readme(readme, results)
+    except ValueError as exc:
+        raise BenchUsageError(str(exc)) from None
+    print(f"{'rewrote' if changed else 'unchanged:'} {readme} benchmark table from {results}")
+    print("the docs' benchmark page renders the same file when built (make docs)")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     """``sockwise bench [--quick] [--json PATH] [--plot PATH] [--only NAMES]``."""
+    if getattr(args, "render_docs", False) or getattr(args, "check_docs", False):
+        return cmd_docs(args)
     names = parse_only(args.only)
     stem = "sockwise-bench-quick" if args.quick else "sockwise-bench"
     results = repo_results_dir()
@@ -122,6 +161,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     save_json(json_path, outcomes, args.quick)
     print(f"  results: {json_path}")
     if plot_path is not None:
-        why_not = save_plot(plot_path, outcomes)
+        from sockwise._bench.results import machine
+
+        m = machine()
+        caption = (
+            f"sockwise bench ({mode}) {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}; "
+            f"{m['cpu_model']}, {m['cores']} cores, kernel {m['kernel']}"
+        )
+        why_not = save_plot(plot_path, outcomes, caption)
         print(f"  plot:    {plot_path}" if why_not is None else f"  plot:    not drawn: {why_not}")
     return 1 if any(o.status == "error" for o in outcomes) else 0

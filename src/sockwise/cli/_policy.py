@@ -25,6 +25,7 @@ _MEANING: Final[dict[str, str]] = {
     "keepalive_interval": "seconds between probes",
     "keepalive_count": "unanswered probes before the peer is declared dead",
     "user_timeout": "TCP_USER_TIMEOUT: max seconds sent data may stay unacknowledged",
+    "accepted_user_timeout": "TCP_USER_TIMEOUT of accepted sockets (slow readers); same: as above",
     "nodelay": "TCP_NODELAY: send small writes at once (no Nagle delay)",
     "backlog": "accept queue for listen() calls that name none",
     "connect_timeout": "seconds allowed to establish a connection",
@@ -43,10 +44,8 @@ def load_policy(preset: str | None = None) -> tuple[Policy, str]:
 
     """
     if preset is not None:
-        from sockwise.policy._env import preset_from_name
-
         try:
-            return preset_from_name(preset), f"--preset {preset}"
+            return Policy.preset(preset), f"--preset {preset}"
         except ValueError as exc:
             raise PolicyError(
                 str(exc).replace("environment variable SOCKWISE_PRESET", "--preset")

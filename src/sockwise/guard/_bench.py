@@ -1,14 +1,26 @@
 """Measure the guard's cost (used by ``benchmarks/bench_guard.py`` and ``sockwise bench``).
 
-One sampling tick with N sockets open in this process and N TIME_WAIT rows on the machine,
-against ``psutil.Process().net_connections()`` doing the same job, side by side in one run; the
-guard's CPU share at its default interval; origin recording per connect against an untracked one.
+Benchmark code only (no part of the guard). With N TCP sockets open in this process (N/2
+loopback connections, both ends; a tenth of the clients left in CLOSE_WAIT, as a leak would):
+
+* **like for like** -- the same work on both sides, the same sockets returned:
+  ``psutil.Process().net_connections(kind="tcp")`` against sockwise's
+  :func:`~sockwise.guard.process_sockets` (the guard's socket source plus this process's
+  descriptor table), both returning *all* N connections of the process; then both returning only
+  the CLOSE_WAIT and LISTEN ones -- psutil filters in Python after fetching everything, sockwise
+  asks the kernel for those states only. The counts returned are recorded and must match;
+* **the guard's tick** -- one :meth:`Guard.check` at its defaults, at 1,000 and 10,000 sockets
+  (``--quick``: the same sizes, fewer repetitions). When the guard has a stall detector
+  (``Guard(stall_after=...)``, which reads ``tcp_info`` of the process's connections in the
+  tick), the tick is measured with it on too; without one the row says so;
+* the guard's CPU share at its default interval, and origin recording per connect.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import inspect
 import logging
 import resource
 import socket
@@ -16,13 +28,16 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Final
 
-from sockwise.guard._guard import DEFAULT_INTERVAL, Guard
-from sockwise.guard._netlink import NetlinkReader
-from sockwise.guard._procfs import ProcfsReader, socket_fds
-from sockwise.guard._sample import GUARD_MASK, sample
-from sockwise.guard._source import machine_sockets, source_name
+from sockwise.guard import DEFAULT_INTERVAL, Guard, process_sockets, source_name
+
+#: States of the filtered like-for-like comparison (the per-process states the guard watches).
+FILTER_STATES: Final = ("CLOSE_WAIT", "LISTEN")
+#: A tenth of the client ends are left in CLOSE_WAIT (their peer closed).
+CLOSE_WAIT_EVERY: Final = 10
+#: ``stall_after`` for the tick with the stall detector when it is off by default.
+STALL_AFTER: Final = 30.0
 
 
 def _median(fn: Callable[[], object], reps: int) -> tuple[float, float]:
@@ -57,18 +72,32 @@ def _raise_nofile(need: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(need, hard), hard))
 
 
-def _make_time_wait(count: int) -> int:
-    """Open and close *count* loopback connections (client first); return TIME_WAIT rows made."""
-    with socket.create_server(("127.0.0.1", 0), backlog=512) as srv:
-        dest = srv.getsockname()
-        for start in range(0, count, 256):
-            batch = [socket.create_connection(dest) for _ in range(min(256, count - start))]
-            peers = [srv.accept()[0] for _ in batch]
-            for c in batch:
-                c.close()
-            for p in peers:
-                p.close()
-    return sum(1 for r in machine_sockets(["TIME_WAIT"]) if r.remote == dest)
+def stall_variant(cls: type = Guard) -> tuple[str, dict[str, Any] | None, str]:
+    """How the guard's stall detector figures in the ticks (feature-detected on *cls*).
+
+    Returns ``(default_label, other_kwargs, other_label)``: what the default tick includes, and
+    the keyword arguments (``None``: no such variant) of a second tick with the detector
+    switched the other way -- off when it is on by default, on (``stall_after=30``) when not.
+    """
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # Defensive
+        params = {}  # type: ignore[assignment]
+    param = params.get("stall_after")
+    if param is None:
+        return "no stall detector in this guard", None, ""
+    default = param.default
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and default > 0:
+        return (
+            f"stall detector on, stall_after={default:g}",
+            {"stall_after": None},
+            "stall detector off, stall_after=None",
+        )
+    return (
+        "stall detector off by default",
+        {"stall_after": STALL_AFTER},
+        f"stall detector on, stall_after={STALL_AFTER:g}",
+    )
 
 
 def _hook_cost(reps: int) -> dict[str, float]:
@@ -95,126 +124,201 @@ def _hook_cost(reps: int) -> dict[str, float]:
     }
 
 
+def _open(n: int, srv: socket.socket) -> list[socket.socket]:
+    """*n* sockets (n/2 connections, both ends); every tenth client end left in CLOSE_WAIT."""
+    held: list[socket.socket] = []
+    pairs = n // 2
+    for start in range(0, pairs, 512):
+        batch = [
+            socket.create_connection(srv.getsockname()) for _ in range(min(512, pairs - start))
+        ]
+        peers = [srv.accept()[0] for _ in batch]
+        for i, peer in enumerate(peers):
+            if (start + i) % CLOSE_WAIT_EVERY == 0:
+                peer.shutdown(socket.SHUT_WR)  # the client end goes to CLOSE_WAIT
+        held += batch
+        held += peers
+    return held
+
+
+def _measure_size(n: int, reps: int, psutil_reps: int) -> dict[str, Any]:
+    default_label, other_kwargs, other_label = stall_variant()
+    out: dict[str, Any] = {
+        "sockets": n,
+        "guard_default": default_label,
+        "guard_other": other_label or None,
+    }
+    with socket.create_server(("127.0.0.1", 0), backlog=1024) as srv:
+        held = _open(n, srv)
+        try:
+            time.sleep(0.05)  # FINs delivered: CLOSE_WAIT settled
+            wanted = set(FILTER_STATES)
+            try:
+                import psutil
+            except ImportError:
+                psutil = None  # type: ignore[assignment]
+            if psutil is not None:
+                proc = psutil.Process()
+                out["psutil_all_count"] = len(proc.net_connections(kind="tcp"))
+                wall, _ = _median(lambda: proc.net_connections(kind="tcp"), psutil_reps)
+                out["psutil_all_ms"] = wall * 1e3
+
+                def psutil_filtered() -> list[Any]:
+                    return [c for c in proc.net_connections(kind="tcp") if c.status in wanted]
+
+                out["psutil_filtered_count"] = len(psutil_filtered())
+                wall, _ = _median(psutil_filtered, psutil_reps)
+                out["psutil_filtered_ms"] = wall * 1e3
+            out["sockwise_all_count"] = len(process_sockets())
+            wall, _ = _median(process_sockets, reps)
+            out["sockwise_all_ms"] = wall * 1e3
+            out["sockwise_filtered_count"] = len(process_sockets(states=FILTER_STATES))
+            wall, _ = _median(lambda: process_sockets(states=FILTER_STATES), reps)
+            out["sockwise_filtered_ms"] = wall * 1e3
+            with _quiet():
+                guard = Guard().start()
+                try:
+                    guard.check()  # warm-up
+                    wall, cpu = _median(guard.check, reps)
+                finally:
+                    guard.stop()
+                out["guard_tick_ms"], out["guard_tick_cpu_ms"] = wall * 1e3, cpu * 1e3
+                if other_kwargs is not None:
+                    other = Guard(**other_kwargs).start()
+                    try:
+                        other.check()
+                        wall, cpu = _median(other.check, reps)
+                    finally:
+                        other.stop()
+                    out["guard_tick_other_ms"] = wall * 1e3
+                    out["guard_tick_other_cpu_ms"] = cpu * 1e3
+        finally:
+            for s in held:
+                s.close()
+    if "psutil_all_ms" in out:
+        out["speedup_all"] = out["psutil_all_ms"] / out["sockwise_all_ms"]
+        out["speedup_filtered"] = out["psutil_filtered_ms"] / out["sockwise_filtered_ms"]
+        out["same_sockets"] = (
+            out["psutil_all_count"] == out["sockwise_all_count"]
+            and out["psutil_filtered_count"] == out["sockwise_filtered_count"]
+        )
+    return out
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     """Run every measurement; return the results (see the module docstring).
 
     Args:
-        quick: 1,000 sockets instead of 10,000 and fewer repetitions.
+        quick: Fewer repetitions (the same sizes: about 4 s instead of 15 s).
 
     """
-    n = 1_000 if quick else 10_000
-    reps = 5 if quick else 15
-    _raise_nofile(n + 512)
-    result: dict[str, Any] = {"sockets": n, "source": source_name()}
-    with _quiet():
-        # The default guard, running while this process makes the TIME_WAIT rows: it is
-        # churning, so its ticks count TIME_WAIT -- toward its own destinations, in the kernel.
-        churner = Guard(churn_rate=1e9, time_wait_fraction=1.0).start()
-        result["time_wait_made"] = _make_time_wait(n)
-        guard = Guard()  # started below, after the churn: this process is not churning
-        full = Guard(churn_scope="namespace")  # always counts the namespace's TIME_WAIT rows
-        try:
-            with socket.create_server(("127.0.0.1", 0), backlog=1024) as srv:
-                held: list[socket.socket] = []
-                try:
-                    for start in range(0, n // 2, 512):
-                        batch = [
-                            socket.create_connection(srv.getsockname())
-                            for _ in range(min(512, n // 2 - start))
-                        ]
-                        held += batch
-                        held += [srv.accept()[0] for _ in batch]
-                    result["open_sockets"] = len(held)
-                    result["time_wait_rows"] = len(machine_sockets(["TIME_WAIT"]))
-                    guard.start()
-                    guard.check()  # warm-up
-                    tick_wall, tick_cpu = _median(guard.check, reps)
-                    churn_wall, churn_cpu = _median(churner.check, reps)
-                    churn_counted = max((c for _, c in churner.check().time_wait), default=0)
-                    full.start()
-                    full_wall, full_cpu = _median(full.check, reps)
-                    import psutil
-
-                    proc = psutil.Process()
-                    ps_wall, _ = _median(
-                        lambda: proc.net_connections(kind="tcp"), max(3, reps // 3)
-                    )
-                    procfs_wall, _ = _median(lambda: sample(ProcfsReader(), 0, 5.0), reps)
-                    diag_wall, _ = _median(lambda: list(NetlinkReader().raw_rows(GUARD_MASK)), reps)
-                    fd_wall, _ = _median(socket_fds, max(3, reps // 3))
-                finally:
-                    for s in held:
-                        s.close()
-        finally:
-            guard.stop()
-            full.stop()
-            churner.stop()
-    result.update(
-        {
-            "guard_tick_ms": tick_wall * 1e3,
-            "guard_tick_cpu_ms": tick_cpu * 1e3,
-            "psutil_net_connections_ms": ps_wall * 1e3,
-            "speedup_vs_psutil": ps_wall / tick_wall if tick_wall else float("inf"),
-            "guard_tick_churning_ms": churn_wall * 1e3,
-            "guard_tick_churning_cpu_ms": churn_cpu * 1e3,
-            "guard_tick_churning_time_wait_counted": churn_counted,
-            "speedup_vs_psutil_churning": ps_wall / churn_wall if churn_wall else float("inf"),
-            "guard_tick_with_time_wait_ms": full_wall * 1e3,
-            "guard_tick_with_time_wait_cpu_ms": full_cpu * 1e3,
-            "speedup_vs_psutil_with_time_wait": ps_wall / full_wall if full_wall else float("inf"),
-            "cpu_share_with_time_wait": full_cpu / DEFAULT_INTERVAL,
-            "cpu_share_churning": churn_cpu / DEFAULT_INTERVAL,
-            "procfs_sample_ms": procfs_wall * 1e3,
-            "sock_diag_dump_ms": diag_wall * 1e3,
-            "proc_self_fd_listing_ms": fd_wall * 1e3,
-            "default_interval_s": DEFAULT_INTERVAL,
-            "cpu_share_at_default_interval": tick_cpu / DEFAULT_INTERVAL,
-            "guard_mask": GUARD_MASK,
-        }
+    sizes = (1_000, 10_000)
+    reps = 3 if quick else 15
+    _raise_nofile(max(sizes) + 512)
+    sized = [_measure_size(n, reps, 2 if quick else 7) for n in sizes]
+    hook = _hook_cost(2_000 if quick else 20_000)
+    rows: list[dict[str, Any]] = []
+    for s in sized:
+        n = s["sockets"]
+        if "psutil_all_ms" in s:
+            rows += [
+                _row(n, "psutil, all states", s["psutil_all_ms"], s["psutil_all_count"], 1.0),
+                _row(
+                    n,
+                    "sockwise, all states",
+                    s["sockwise_all_ms"],
+                    s["sockwise_all_count"],
+                    s["speedup_all"],
+                ),
+                _row(
+                    n,
+                    "psutil, CLOSE_WAIT+LISTEN (Python filter)",
+                    s["psutil_filtered_ms"],
+                    s["psutil_filtered_count"],
+                    1.0,
+                ),
+                _row(
+                    n,
+                    "sockwise, CLOSE_WAIT+LISTEN (kernel filter)",
+                    s["sockwise_filtered_ms"],
+                    s["sockwise_filtered_count"],
+                    s["speedup_filtered"],
+                ),
+            ]
+        rows.append(
+            _row(n, f"guard tick, defaults ({s['guard_default']})", s["guard_tick_ms"], None, None)
+        )
+        if "guard_tick_other_ms" in s:
+            rows.append(
+                _row(n, f"guard tick, {s['guard_other']}", s["guard_tick_other_ms"], None, None)
+            )
+    last = sized[-1]
+    same = all(s.get("same_sockets", True) for s in sized)
+    summary = (
+        f"at {last['sockets']:,} sockets: guard tick {last['guard_tick_ms']:.2f} ms "
+        f"({last['guard_default']})"
     )
-    result["origin_recording"] = _hook_cost(2_000 if quick else 20_000)
+    if "guard_tick_other_ms" in last:
+        summary += f", {last['guard_tick_other_ms']:.2f} ms with {last['guard_other']}"
+    if "speedup_all" in last:
+        summary += (
+            f"; same work as psutil (all {last['sockwise_all_count']:,} connections): "
+            f"{last['speedup_all']:.1f}x faster, filtered to CLOSE_WAIT+LISTEN "
+            f"{last['speedup_filtered']:.1f}x"
+        )
+    result: dict[str, Any] = {
+        "benchmark": "guard",
+        "title": "The guard's cost: like-for-like listing vs psutil, tick at 1,000/10,000 sockets",
+        "quick": quick,
+        "source": source_name(),
+        "sizes": list(sizes),
+        "sized": sized,
+        "metric": "ms",
+        "rows": rows,
+        "same_sockets": same,
+        "default_interval_s": DEFAULT_INTERVAL,
+        "cpu_share_at_default_interval": last["guard_tick_cpu_ms"] / 1e3 / DEFAULT_INTERVAL,
+        "origin_recording": hook,
+        "summary": summary,
+        "notes": (
+            "Both sides list this process's TCP sockets (N/2 loopback connections, both ends, "
+            "every tenth client in CLOSE_WAIT) and return the same sockets (count column). "
+            "The guard tick is Guard().check() at its defaults."
+            + (" Quick run: 3 repetitions per figure (15 in a full run)." if quick else "")
+        ),
+    }
+    if not same:
+        result["invalid"] = "psutil and sockwise returned different numbers of sockets"
     return result
+
+
+def _row(n: int, case: str, ms: float, count: int | None, speedup: float | None) -> dict[str, Any]:
+    return {
+        "case": f"{n:,} sockets: {case}",
+        "sockets": n,
+        "ms": round(ms, 3),
+        "returned": count,
+        "speedup_vs_psutil": None if speedup is None else round(speedup, 2),
+    }
 
 
 def table(result: dict[str, Any]) -> str:
     """The results as a plain-text table."""
+    width = max(len(r["case"]) for r in result["rows"])
+    head = f"{'case':<{width}}  {'ms':>9}  {'returned':>8}  {'x psutil':>8}"
+    lines = [head, "-" * len(head)]
+    for r in result["rows"]:
+        count = "" if r["returned"] is None else f"{r['returned']:,}"
+        speed = "" if r["speedup_vs_psutil"] is None else f"{r['speedup_vs_psutil']:.2f}"
+        lines.append(f"{r['case']:<{width}}  {r['ms']:>9.3f}  {count:>8}  {speed:>8}")
     hook = result["origin_recording"]
-    rows = [
-        ("sockets open in process", f"{result['open_sockets']:,}"),
-        ("TIME_WAIT rows on machine", f"{result['time_wait_rows']:,}"),
-        ("source", result["source"]),
-        ("psutil net_connections()", f"{result['psutil_net_connections_ms']:.2f} ms"),
-        ("guard tick, not churning", f"{result['guard_tick_ms']:.2f} ms"),
-        ("  speed-up vs psutil", f"{result['speedup_vs_psutil']:.1f}x"),
-        (
-            "guard tick, churning (own TIME_WAIT, kernel filter)",
-            f"{result['guard_tick_churning_ms']:.2f} ms "
-            f"({result['guard_tick_churning_time_wait_counted']:,} rows counted)",
-        ),
-        ("  speed-up vs psutil", f"{result['speedup_vs_psutil_churning']:.1f}x"),
-        (
-            "guard tick, namespace scope (all TIME_WAIT)",
-            f"{result['guard_tick_with_time_wait_ms']:.2f} ms",
-        ),
-        ("  speed-up vs psutil", f"{result['speedup_vs_psutil_with_time_wait']:.1f}x"),
-        ("procfs sample (fallback)", f"{result['procfs_sample_ms']:.2f} ms"),
-        ("sock_diag dump alone", f"{result['sock_diag_dump_ms']:.2f} ms"),
-        ("/proc/self/fd listing (avoided)", f"{result['proc_self_fd_listing_ms']:.2f} ms"),
-        (
-            f"CPU share at {result['default_interval_s']:g} s, not churning",
-            f"{result['cpu_share_at_default_interval']:.3%}",
-        ),
-        (
-            f"CPU share at {result['default_interval_s']:g} s, churning",
-            f"{result['cpu_share_churning']:.3%}",
-        ),
-        (
-            f"CPU share at {result['default_interval_s']:g} s, namespace scope",
-            f"{result['cpu_share_with_time_wait']:.3%}",
-        ),
-        ("connect, untracked", f"{hook['untracked_us']:.2f} us"),
-        ("connect, origin recorded", f"{hook['tracked_us']:.2f} us"),
-        ("origin recording overhead", f"{hook['overhead_us']:.2f} us/connect"),
-    ]
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    lines.append(
+        f"source {result['source']}; CPU share at {result['default_interval_s']:g} s: "
+        f"{result['cpu_share_at_default_interval']:.3%}; origin recording "
+        f"{hook['overhead_us']:.2f} us/connect ({hook['untracked_us']:.2f} -> "
+        f"{hook['tracked_us']:.2f} us)"
+    )
+    lines.append(str(result["summary"]))
+    if result.get("invalid"):
+        lines.append(f"INVALID: {result['invalid']}")
+    return "\n".join(lines)

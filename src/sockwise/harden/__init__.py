@@ -9,10 +9,12 @@ from sockwise.harden._api import (
     unharden,
 )
 from sockwise.harden._reach import installed_c_clients, unreached
+from sockwise.harden._spawn import UnhardenedChildWarning
 
 __all__ = [
     "Hardening",
     "Unhardened",
+    "UnhardenedChildWarning",
     "current_policy",
     "harden",
     "installed_c_clients",

@@ -18,8 +18,8 @@ from types import ModuleType, TracebackType
 from typing import Any
 
 from sockwise._log import log_once, logger
-from sockwise.harden import _imports, _psycopg, _reach, _stdlib, _urllib3
-from sockwise.policy import Policy
+from sockwise.harden import _imports, _psycopg, _reach, _spawn, _stdlib, _urllib3
+from sockwise.policy import Policy, set_policy_provider
 
 
 @dataclass
@@ -100,6 +100,9 @@ def current_policy() -> Policy | None:
     return state.policy if state is not None else None
 
 
+set_policy_provider(current_policy)  # resolve_policy(None) follows harden()
+
+
 def _record(state: _State, library: str, changes: list[str]) -> None:
     pending = f"{library} (on import)"
     if pending in state.changes:
@@ -154,10 +157,11 @@ def harden(
     * The standard library: sockets connected through ``socket.create_connection``,
       ``socket.socket.connect``/``connect_ex``, asyncio and ``ssl`` get the policy's options
       before their SYN leaves (options the application set itself on a socket are kept), and a
-      blocking connect with no timeout of its own is bounded by ``policy.connect_timeout``
-      (through ``TCP_SYNCNT``: the kernel gives up after the last SYN retry that fits, at 3, 7,
-      15, ... s; bounds under 3 s use a socket timeout for the handshake only). Accepted
-      sockets get the options too (a hardened ``http.server`` no longer answers 40 ms late),
+      blocking connect with no timeout of its own is bounded by ``policy.connect_timeout`` (a
+      socket timeout for the handshake only; an application's own timeout is kept, see
+      :meth:`~sockwise.Policy.connect_bound`). Accepted sockets get the options too, with
+      ``policy.accepted_user_timeout`` as their ``TCP_USER_TIMEOUT`` (a hardened
+      ``http.server`` no longer answers 40 ms late),
       ``listen()`` without a backlog gets ``policy.backlog``, and a backlog that
       ``net.core.somaxconn`` silently truncates is reported
       (:class:`~sockwise.SomaxconnTruncationWarning`).
@@ -198,6 +202,7 @@ def harden(
         if _state is None:
             state = _State(policy=policy, stdlib=stdlib, urllib3=urllib3, psycopg=psycopg)
             _state = state
+            _spawn.on_harden()  # warn about spawn/forkserver children left unhardened
             if stdlib:
                 state.changes.extend(_stdlib.install(policy))
             if urllib3 and not _imports.when_imported("urllib3", _patch_urllib3):

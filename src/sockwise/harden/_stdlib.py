@@ -2,11 +2,13 @@
 
 Clients (``connect``/``connect_ex``, which ``socket.create_connection``, asyncio, ``ssl`` and
 urllib3 all end in) get the policy's options just before the SYN leaves, except those the
-application set itself on that socket. Accepted sockets get them too, so a hardened server
-answers without Nagle's 40 ms stall; listening sockets get them as well, since Linux copies them
-to every connection accepted below Python (uvloop, C extensions). ``listen()`` with no backlog
-gets the policy's backlog, and a backlog the kernel silently cuts to ``net.core.somaxconn`` is
-reported.
+application set itself on that socket; a blocking connect with no timeout of its own is bounded
+by ``connect_timeout``. Accepted sockets get them too (with ``accepted_user_timeout`` as their
+``TCP_USER_TIMEOUT``), so a hardened server answers without Nagle's 40 ms stall; listening sockets
+get what accepted ones get, since Linux copies a listener's options to every connection it
+accepts, also below Python (uvloop, C extensions). ``listen()`` with no backlog gets the
+policy's backlog (capped at ``net.core.somaxconn``), and a backlog the application asked for
+that the kernel silently cuts is reported.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import _socket
 import logging
 import socket
-import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,19 +35,46 @@ SOMAXCONN_PATH: Final = Path("/proc/sys/net/core/somaxconn")
 
 #: ``TCP_SYNCNT`` (``include/uapi/linux/tcp.h``): SYN retransmissions before connect() fails.
 TCP_SYNCNT: Final = getattr(socket, "TCP_SYNCNT", 7)
+SYN_LINEAR_TIMEOUTS_PATH: Final = Path("/proc/sys/net/ipv4/tcp_syn_linear_timeouts")
 
 
-def syn_retries_within(seconds: float) -> int | None:
+def read_syn_linear_timeouts(path: Path = SYN_LINEAR_TIMEOUTS_PATH) -> int:
+    """``net.ipv4.tcp_syn_linear_timeouts`` (Linux 6.5+), or 0 when the kernel has none."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return 0
+
+
+def syn_retries_within(seconds: float, linear: int | None = None) -> int | None:
     """The largest ``TCP_SYNCNT`` whose SYN schedule gives up within *seconds*, if any.
 
-    Linux retransmits a SYN after 1 s, then doubles the wait (``TCP_TIMEOUT_INIT``), so with
-    *k* retries connect() fails after ``2 ** (k + 1) - 1`` seconds: 1 -> 3 s, 2 -> 7 s,
-    3 -> 15 s. Below 3 s no count fits and ``None`` is returned (the hook layer then bounds the
-    connect with a socket timeout instead, which costs three more system calls).
+    A model of the kernel (``tcp_write_timeout``/``retransmits_timed_out`` in
+    ``net/ipv4/tcp_timer.c``) when ``TCP_USER_TIMEOUT`` is *not* set: the first *linear*
+    (``tcp_syn_linear_timeouts``, read from ``/proc`` when ``None``) + 1 retransmissions come
+    1 s apart, then the wait doubles; connect() fails at the first timer tick where either
+    ``retransmissions >= k + linear`` or ``2 ** (k + 1) - 1`` seconds have passed. With
+    ``linear=4`` (Linux 6.5+ default): 1 -> 3 s, 2 -> 7 s, 3 -> 19 s (not 15 s). Below 3 s no
+    count fits and ``None`` is returned.
+
+    :func:`sockwise.harden` does not use it: the schedule is coarse, and ``TCP_USER_TIMEOUT``
+    (which the policy sets before connect) replaces the time rule, so it would cut an
+    application's own longer timeout. It bounds connects with a socket timeout instead.
     """
+    lin = read_syn_linear_timeouts() if linear is None else linear
+    ticks: list[float] = []  # when the retransmission timer fires, from the first SYN
+    now, rto = 0.0, 1.0
+    for sent in range(1, 200):
+        now += rto
+        ticks.append(now)
+        if sent > lin:
+            rto = min(rto * 2, 120.0)
     best = None
     for k in range(1, 128):
-        if 2 ** (k + 1) - 1 > seconds:
+        model = 2 ** (k + 1) - 1
+        # Tick i (0-based) sees i retransmissions already sent.
+        fail = next(t for i, t in enumerate(ticks) if i >= k + lin or t >= model)
+        if fail > seconds:
             break
         best = k
     return best
@@ -57,19 +85,25 @@ class _Resolved:
     """A policy resolved once into the exact ``setsockopt`` calls the hooks make."""
 
     options: tuple[tuple[int, int, int], ...]  # for accepted sockets
-    connect_options: tuple[tuple[int, int, int], ...]  # for clients: plus TCP_SYNCNT
+    connect_options: tuple[tuple[int, int, int], ...]  # for clients
     backlog: int | None
-    connect_timeout_fallback: float | None  # a bound too short for TCP_SYNCNT
+    connect_timeout: float | None  # the handshake bound of blocking connects with no timeout
 
 
 def resolve(policy: Policy) -> _Resolved:
-    """Turn *policy* into the exact calls the hooks make (done once per policy)."""
-    options = tuple(policy.socket_options())
-    timeout = policy.connect_timeout
-    retries = syn_retries_within(timeout) if timeout and sys.platform.startswith("linux") else None
-    connect_options = (*options, (socket.IPPROTO_TCP, TCP_SYNCNT, retries)) if retries else options
-    fallback = timeout if timeout and retries is None else None
-    return _Resolved(options, connect_options, policy.backlog, fallback)
+    """Turn *policy* into the exact calls the hooks make (done once per policy).
+
+    Clients get the policy's options before the SYN leaves and no ``TCP_SYNCNT``: a blocking
+    connect without a timeout of its own is bounded by ``connect_timeout`` through a socket
+    timeout on the handshake (exact to the millisecond, measured), and an application's own
+    timeout is never cut short. ``TCP_USER_TIMEOUT`` also bounds the SYN (Linux gives up on a
+    SYN unanswered for that long), see :meth:`sockwise.Policy.connect_bound`.
+
+    Accepted sockets get ``TCP_USER_TIMEOUT`` from ``accepted_user_timeout``.
+    """
+    connect_options = tuple(policy.socket_options())
+    accepted = tuple(policy.socket_options(accepted=True))
+    return _Resolved(accepted, connect_options, policy.backlog, policy.connect_timeout or None)
 
 
 _current: _Resolved | None = None
@@ -103,8 +137,16 @@ def _on_accept(conn: socket.socket) -> None:
 
 
 def _backlog() -> int | None:
+    """The policy's backlog for ``listen()`` calls that name none, capped at somaxconn.
+
+    The kernel caps it anyway; capping here means the truncation report never fires about
+    sockwise's own number, only about one the application asked for.
+    """
     current = _current
-    return current.backlog if current is not None else None
+    if current is None or current.backlog is None:
+        return None
+    somaxconn = read_somaxconn()
+    return min(current.backlog, somaxconn) if somaxconn else current.backlog
 
 
 def read_somaxconn(path: Path = SOMAXCONN_PATH) -> int | None:
@@ -143,7 +185,14 @@ def _on_listen(sock: socket.socket, backlog: int) -> None:
         f"{backlog}` (and persist it in /etc/sysctl.d/), or ask for a smaller backlog."
     )
     logger.warning("sockwise: %s", message)
-    warnings.warn(message, SomaxconnTruncationWarning, stacklevel=3)
+    try:
+        warnings.warn(message, SomaxconnTruncationWarning, stacklevel=3)
+    except Warning:
+        # The application's filters made the report an error, so its listen() fails; callers
+        # such as socket.create_server close their socket only on OSError, so close it here
+        # rather than leak a listening socket.
+        sock.close()
+        raise
 
 
 def install(policy: Policy) -> list[str]:
@@ -155,7 +204,7 @@ def install(policy: Policy) -> list[str]:
     _hooks.add_accept_hook(_on_accept)
     _hooks.add_listen_hook(_on_listen)
     _hooks.set_backlog_provider(_backlog)
-    _hooks.set_connect_timeout(_current.connect_timeout_fallback)
+    _hooks.set_connect_timeout(_current.connect_timeout)
     logger.debug("sockwise: socket hooks installed for %r", policy)
     return [
         "socket.socket.connect",

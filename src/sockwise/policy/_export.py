@@ -1,7 +1,11 @@
 """Turning a :class:`~sockwise.Policy` into what consumers take: setsockopt calls, triples, libpq.
 
 Everything here goes through the running platform's table (:mod:`sockwise.policy._platform`), so
-an option the platform lacks is skipped -- logged once at INFO, never raised.
+an option the platform lacks is skipped -- logged once at INFO, never raised. A platform without a
+verified table gets no options at all (logged once at WARNING).
+
+The functions read a policy's fields through :class:`PolicyFields` and do not import
+:class:`~sockwise.Policy` (which imports this module), so the dependency runs one way.
 """
 
 from __future__ import annotations
@@ -10,23 +14,54 @@ import _socket
 import logging
 import math
 import socket
-from typing import TYPE_CHECKING
+from typing import Literal, Protocol
 
 from sockwise._log import log_once
 from sockwise.policy import _platform
 
-if TYPE_CHECKING:
-    from sockwise.policy._model import Policy
-
 _TCP_FAMILIES = frozenset({socket.AF_INET, socket.AF_INET6})
 
 
+class PolicyFields(Protocol):
+    """The fields of a :class:`~sockwise.Policy` that the exports read."""
+
+    @property
+    def keepalive(self) -> bool | None: ...  # pragma: no cover - a protocol
+    @property
+    def keepalive_idle(self) -> int | None: ...  # pragma: no cover
+    @property
+    def keepalive_interval(self) -> int | None: ...  # pragma: no cover
+    @property
+    def keepalive_count(self) -> int | None: ...  # pragma: no cover
+    @property
+    def user_timeout(self) -> float | Literal["auto"] | None: ...  # pragma: no cover
+    @property
+    def accepted_user_timeout(self) -> float | Literal["same"] | None: ...  # pragma: no cover
+    @property
+    def nodelay(self) -> bool | None: ...  # pragma: no cover
+    @property
+    def connect_timeout(self) -> float | None: ...  # pragma: no cover
+
+
+def user_timeout_for(policy: PolicyFields, *, accepted: bool = False) -> float | None:
+    """The ``TCP_USER_TIMEOUT`` in seconds for a client socket, or an accepted one (*accepted*).
+
+    ``None`` when the option is left alone (``0`` is an explicit "off").
+    """
+    timeout: object = policy.user_timeout
+    if accepted:
+        chosen = policy.accepted_user_timeout
+        timeout = policy.user_timeout if chosen == "same" else chosen
+    return float(timeout) if isinstance(timeout, (int, float)) else None
+
+
 def option_values(
-    policy: Policy, table: _platform.PlatformOptions | None = None
+    policy: PolicyFields, table: _platform.PlatformOptions | None = None, *, accepted: bool = False
 ) -> list[tuple[str, int]]:
     """Return ``(option name, value)`` for every option *policy* sets, in setting order.
 
     Keepalive numbers are left out when ``keepalive`` is ``False`` (they would be meaningless).
+    With *accepted*, ``TCP_USER_TIMEOUT`` follows ``accepted_user_timeout`` (accepted sockets).
     """
     tbl = table or _platform.CURRENT
     out: list[tuple[str, int]] = []
@@ -40,8 +75,8 @@ def option_values(
         ):
             if value is not None:
                 out.append((name, value))
-    timeout = policy.user_timeout
-    if isinstance(timeout, (int, float)):
+    timeout = user_timeout_for(policy, accepted=accepted)
+    if timeout is not None:
         out.append(("TCP_USER_TIMEOUT", round(timeout * tbl.user_timeout_scale)))
     if policy.nodelay is not None:
         out.append(("TCP_NODELAY", int(policy.nodelay)))
@@ -49,12 +84,25 @@ def option_values(
 
 
 def resolved_options(
-    policy: Policy, table: _platform.PlatformOptions | None = None
+    policy: PolicyFields, table: _platform.PlatformOptions | None = None, *, accepted: bool = False
 ) -> list[tuple[str, int, int, int]]:
-    """Return ``(name, level, optname, value)`` for each option the platform supports."""
+    """Return ``(name, level, optname, value)`` for each option the platform supports.
+
+    A platform without a verified table gets nothing (logged once at WARNING): guessing another
+    system's option numbers could set an unrelated option.
+    """
     tbl = table or _platform.CURRENT
     out: list[tuple[str, int, int, int]] = []
-    for name, value in option_values(policy, tbl):
+    if not tbl.verified:
+        log_once(
+            f"unverified-platform:{tbl.name}",
+            logging.WARNING,
+            "sockwise: no verified socket option table for platform %r; the policy's socket "
+            "options are not applied on it",
+            tbl.name,
+        )
+        return out
+    for name, value in option_values(policy, tbl, accepted=accepted):
         where = tbl.lookup(name)
         if where is None:
             log_once(
@@ -70,10 +118,11 @@ def resolved_options(
 
 
 def socket_options(
-    policy: Policy, table: _platform.PlatformOptions | None = None
+    policy: PolicyFields, table: _platform.PlatformOptions | None = None, *, accepted: bool = False
 ) -> list[tuple[int, int, int]]:
     """Return the ``(level, option, value)`` triples urllib3 and httpx take."""
-    return [(level, opt, value) for _, level, opt, value in resolved_options(policy, table)]
+    found = resolved_options(policy, table, accepted=accepted)
+    return [(level, opt, value) for _, level, opt, value in found]
 
 
 def is_tcp(sock: socket.socket) -> bool:
@@ -84,7 +133,9 @@ def is_tcp(sock: socket.socket) -> bool:
         return False
 
 
-def apply(policy: Policy, sock: socket.socket, *, strict: bool = False) -> tuple[str, ...]:
+def apply(
+    policy: PolicyFields, sock: socket.socket, *, strict: bool = False, accepted: bool = False
+) -> tuple[str, ...]:
     """Set *policy* on *sock*; see :meth:`sockwise.Policy.apply`."""
     if not is_tcp(sock):
         if strict:
@@ -95,13 +146,13 @@ def apply(policy: Policy, sock: socket.socket, *, strict: bool = False) -> tuple
         return ()
     applied: list[str] = []
     setsockopt = _socket.socket.setsockopt  # the unpatched one: never counted as "explicit"
-    for name, level, opt, value in resolved_options(policy):
+    for name, level, opt, value in resolved_options(policy, accepted=accepted):
         setsockopt(sock, level, opt, value)
         applied.append(name)
     return tuple(applied)
 
 
-def libpq_params(policy: Policy) -> dict[str, int]:
+def libpq_params(policy: PolicyFields) -> dict[str, int]:
     """Return the libpq keywords for *policy* (see :meth:`sockwise.Policy.libpq_params`)."""
     out: dict[str, int] = {}
     if policy.keepalive is not None:

@@ -48,12 +48,15 @@ class PlatformOptions:
         name: The platform's name (``"linux"``, ``"darwin"``, ``"win32"``, ``"freebsd"``).
         options: Option name to ``(level, optname)``, or ``None`` when the platform lacks it.
         user_timeout_scale: Multiplier from seconds to the unit ``TCP_USER_TIMEOUT`` takes.
+        verified: Whether the numbers were checked against the platform's headers; a table
+            that is not verified is never used to set options.
 
     """
 
     name: str
     options: dict[str, tuple[int, int] | None]
     user_timeout_scale: int = 1000
+    verified: bool = True
 
     def lookup(self, option: str) -> tuple[int, int] | None:
         """Return ``(level, optname)`` for *option*, or ``None`` if this platform lacks it."""
@@ -121,8 +124,17 @@ def keepalive_ioctl(idle: int, interval: int) -> tuple[int, tuple[int, int, int]
     return SIO_KEEPALIVE_VALS, (1, idle * 1000, interval * 1000)
 
 
+def unverified(platform: str) -> PlatformOptions:
+    """The table of a platform sockwise has no verified numbers for: every option missing.
+
+    OpenBSD, NetBSD, illumos and others number their options differently from Linux; guessing
+    would set unrelated options, so nothing is set there (logged once).
+    """
+    return PlatformOptions(platform, dict.fromkeys(OPTION_NAMES), verified=False)
+
+
 def for_platform(platform: str) -> PlatformOptions:
-    """Return the option table for a ``sys.platform`` value (Linux for unknown Unixes)."""
+    """Return the option table for a ``sys.platform`` value (:func:`unverified` when unknown)."""
     if platform.startswith("linux"):
         return LINUX
     if platform == "darwin":
@@ -131,7 +143,7 @@ def for_platform(platform: str) -> PlatformOptions:
         return WINDOWS
     if platform.startswith("freebsd"):
         return FREEBSD
-    return LINUX
+    return unverified(platform)
 
 
 #: The table for the platform this process runs on, chosen once at import.

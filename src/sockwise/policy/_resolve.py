@@ -1,8 +1,30 @@
-"""Which policy a pool or client uses when its ``policy=`` argument is left out."""
+"""Which policy a pool or client uses when its ``policy=`` argument is left out.
+
+The policy in force is owned by :mod:`sockwise.harden`, which depends on this package. To keep
+the dependency one-way, harden *registers* where to read it (:func:`set_policy_provider`) instead
+of this module importing harden.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sockwise.policy._model import Policy
+
+PolicyProvider = Callable[[], "Policy | None"]
+
+_provider: PolicyProvider | None = None
+
+
+def set_policy_provider(provider: PolicyProvider | None) -> PolicyProvider | None:
+    """Register the function that returns the policy in force (``None``: not hardened).
+
+    :mod:`sockwise.harden` registers :func:`sockwise.current_policy` on import; there is
+    one provider per process. Returns the previous one (``None`` removes it).
+    """
+    global _provider
+    previous, _provider = _provider, provider
+    return previous
 
 
 def resolve_policy(value: object, parameter: str = "policy") -> Policy:
@@ -23,9 +45,8 @@ def resolve_policy(value: object, parameter: str = "policy") -> Policy:
 
     """
     if value is None:
-        from sockwise.harden._api import current_policy
-
-        hardened = current_policy()
+        provider = _provider
+        hardened = provider() if provider is not None else None
         return hardened if hardened is not None else Policy.from_env()
     if not isinstance(value, Policy):
         raise TypeError(

@@ -13,13 +13,10 @@ from typing import Any
 
 import urllib3
 
+from sockwise._idle import UNSET as _UNSET
+from sockwise._idle import resolve_idle_timeout
 from sockwise.policy import Policy, resolve_policy
-from sockwise.urllib3._pool import (
-    _UNSET,
-    HTTPConnectionPool,
-    HTTPSConnectionPool,
-    resolve_idle_timeout,
-)
+from sockwise.urllib3._pool import HTTPConnectionPool, HTTPSConnectionPool
 from sockwise.urllib3._stats import PoolStats
 
 

@@ -38,6 +38,9 @@ from urllib3.exceptions import ClosedPoolError, EmptyPoolError, ReadTimeoutError
 from urllib3.util.retry import Retry
 from urllib3.util.timeout import _DEFAULT_TIMEOUT, Timeout
 
+from sockwise import _idle
+from sockwise._idle import UNSET as _UNSET
+from sockwise._idle import resolve_idle_timeout
 from sockwise.policy import Policy, resolve_policy
 from sockwise.urllib3 import _guardlink
 from sockwise.urllib3._dead import explain, kernel_timeout
@@ -50,17 +53,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("sockwise.urllib3")
 
-#: Default ``idle_timeout`` in seconds. A keep-alive connection must be retired by the client
-#: *before* the server's keep-alive timeout, or the client may send a request just as the
-#: server's FIN is on its way: the request is lost and (for a POST) cannot be safely retried.
-#: Common server timeouts: gunicorn 2 s (``--keep-alive``), Node.js 5 s
-#: (``server.keepAliveTimeout``), Apache 5 s (``KeepAliveTimeout``), nginx 75 s
-#: (``keepalive_timeout``). 1.5 s stays below the shortest of them with 0.5 s to spare for the
-#: round trip and timer slack. Retiring early costs at most one extra handshake per idle gap --
-#: nothing when traffic is dense (connections never sit that long), and little when it is
-#: sparse (one handshake per 1.5 s of silence). Raise it for a peer known to keep connections
-#: longer (nginx: 60).
-DEFAULT_IDLE_TIMEOUT: Final = 1.5
+#: Default ``idle_timeout`` in seconds (1.5): a client must retire a keep-alive connection
+#: before the server does, and the shortest common server keep-alive timeout is gunicorn's 2 s.
+#: Shared by every sockwise HTTP client; the full reasoning is next to its definition.
+DEFAULT_IDLE_TIMEOUT: Final = _idle.DEFAULT_IDLE_TIMEOUT
 
 #: Default read timeout in seconds when the caller names none (urllib3 waits forever). It is a
 #: bound against a *live* server that never answers -- a dead one is detected sooner, by the
@@ -83,7 +79,6 @@ _IDLE_SINCE: Final = "_sockwise_idle_since"
 _REUSED: Final = "_sockwise_reused"
 _REGISTERED: Final = "_sockwise_registered"
 _POLL_DEAD: Final = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
-_UNSET: Final[Any] = object()
 
 
 def default_timeout(policy: Policy) -> Timeout:
@@ -94,25 +89,6 @@ def default_timeout(policy: Policy) -> Timeout:
     """
     connect = policy.connect_timeout or None
     return Timeout(connect=connect, read=DEFAULT_READ_TIMEOUT)
-
-
-def check_idle_timeout(value: object) -> float | None:
-    """Validate an ``idle_timeout`` argument (seconds > 0, or ``None`` for no expiry)."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"idle_timeout must be a number of seconds or None, got {value!r} "
-            f"({type(value).__name__})"
-        )
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"idle_timeout={value!r} is out of range: allowed 0 < idle_timeout < inf")
-    return float(value)
-
-
-def resolve_idle_timeout(value: object) -> float | None:
-    """An ``idle_timeout`` argument as seconds: left out means :data:`DEFAULT_IDLE_TIMEOUT`."""
-    return DEFAULT_IDLE_TIMEOUT if value is _UNSET else check_idle_timeout(value)
 
 
 def _peer_gone(sock: Any) -> bool:
