@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sockwise import Policy
@@ -102,6 +102,11 @@ def test_construction_accepts_exactly_the_valid_values(field: str, value: object
 
 
 @given(valid_kwargs, st.sampled_from(Policy.FIELDS), anything)
+@example(  # a derived user_timeout beyond the kernel's INT_MAX ms is capped, not invalid
+    {"keepalive_idle": 1, "keepalive_interval": 16910, "keepalive_count": 127},
+    "user_timeout",
+    "auto",
+)
 def test_replace_is_all_or_nothing(kwargs: dict[str, Any], field: str, value: object) -> None:
     p = Policy(**kwargs)
     before = p.describe()

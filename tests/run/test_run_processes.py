@@ -18,17 +18,24 @@ from run_support import Launcher
 from sockwise import Policy
 
 
-def expected(policy: Policy) -> dict[str, int]:
-    """``level:option`` -> value, as ``getsockopt`` reads back the policy's options."""
-    out = {f"{level}:{opt}": value for level, opt, value in policy.socket_options()}
+def expected(policy: Policy, *, accepted: bool = False) -> dict[str, int]:
+    """``level:option`` -> value, as ``getsockopt`` reads back the policy's options.
+
+    Accepted (server-side) sockets follow ``accepted_user_timeout``: by default no
+    ``TCP_USER_TIMEOUT`` (0, the kernel's default), so a slow reader is not cut off.
+    """
+    options = policy.socket_options(accepted=accepted)
+    out = {f"{level}:{opt}": value for level, opt, value in options}
+    out.setdefault(f"{socket.IPPROTO_TCP}:{socket.TCP_USER_TIMEOUT}", 0)
     return {k: int(bool(v)) if k.endswith(f":{socket.SO_KEEPALIVE}") else v for k, v in out.items()}
 
 
 def assert_hardened(probe: dict[str, Any], policy: Policy, *, guards: int = 1) -> None:
-    want = expected(policy)
-    assert want[f"{socket.IPPROTO_TCP}:{socket.TCP_KEEPIDLE}"] == policy.keepalive_idle
+    assert expected(policy)[f"{socket.IPPROTO_TCP}:{socket.TCP_KEEPIDLE}"] == policy.keepalive_idle
     for side in ("client", "accepted", "request"):
         if side in probe:
+            # "request": the socket a gunicorn worker accepted for the HTTP request.
+            want = expected(policy, accepted=side != "client")
             got = {k: probe[side][k] for k in want}
             assert got == want, (probe["tag"], side)
     assert probe["hardened"] is True, probe["tag"]

@@ -25,9 +25,10 @@ import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
+from sockwise._autoenv import AUTO_VAR, GUARD_VAR, active, path
+from sockwise._autoenv import flag as _flag
 from sockwise.policy import Policy
 
 __all__ = [
@@ -41,56 +42,8 @@ __all__ = [
     "settings_from_env",
 ]
 
-#: Set to a true value (``1``, ``true``, ``yes``, ``on``) to harden at interpreter start-up.
-AUTO_VAR: Final = "SOCKWISE_AUTO"
-#: Set to a false value to harden without starting the runtime guard; it runs by default.
-GUARD_VAR: Final = "SOCKWISE_GUARD"
-
 # Variables of this module that Policy.from_env must not see (it rejects unknown names today).
 _OWN_VARS: Final = frozenset({AUTO_VAR})
-
-_SITE_DIR: Final = Path(__file__).resolve().parent / "_site"
-_TRUE: Final = frozenset({"1", "true", "yes", "on"})
-_FALSE: Final = frozenset({"0", "false", "no", "off", ""})
-
-
-def path() -> str:
-    """The directory to put first on ``PYTHONPATH``: it holds sockwise's ``sitecustomize.py``."""
-    return str(_SITE_DIR)
-
-
-def _flag(environ: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = environ.get(name)
-    if raw is None:
-        return default
-    low = raw.strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    raise ValueError(
-        f"environment variable {name}={raw!r} is malformed: expected 1/0, true/false, yes/no "
-        "or on/off"
-    )
-
-
-def _on_path(environ: Mapping[str, str]) -> bool:
-    entries = environ.get("PYTHONPATH", "").split(os.pathsep)
-    here = os.path.normcase(path())
-    return any(e and os.path.normcase(os.path.realpath(e)) == here for e in entries)
-
-
-def active(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether a Python child started with *environ* (default: ours) hardens itself at start-up.
-
-    True when ``SOCKWISE_AUTO`` is set to a true value and :func:`path` is on ``PYTHONPATH``.
-    A malformed ``SOCKWISE_AUTO`` counts as not active.
-    """
-    env = os.environ if environ is None else environ
-    try:
-        return _flag(env, AUTO_VAR, False) and _on_path(env)
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ executed 126 (the shell's convention).
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import warnings
@@ -64,7 +65,7 @@ def run(argv: Sequence[str]) -> int:
     Returns only on failure: 2 for bad usage, 126/127 when the command cannot be executed.
     """
     from sockwise.autorun import child_environ
-    from sockwise.policy import Policy
+    from sockwise.policy import ENV_VARS, Policy
 
     parser = _parser()
     args = parser.parse_args(list(argv))
@@ -79,6 +80,12 @@ def run(argv: Sequence[str]) -> int:
         except ValueError as exc:
             allowed = str(exc).rpartition("expected ")[2]
             parser.error(f"argument --policy: {args.policy!r} is not a preset: expected {allowed}")
+    unknown = sorted(n for n in os.environ if n.startswith("SOCKWISE_") and n not in ENV_VARS)
+    if unknown:  # harden() only warns about these; before anything starts, a typo is an error
+        close = difflib.get_close_matches(unknown[0], ENV_VARS, n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        known = ", ".join(ENV_VARS)
+        parser.error(f"unknown environment variable {unknown[0]}{hint}; known: {known}")
     try:
         with warnings.catch_warnings():  # a variable sockwise only warns about is an error here
             warnings.simplefilter("error")

@@ -202,7 +202,7 @@ def harden(
         if _state is None:
             state = _State(policy=policy, stdlib=stdlib, urllib3=urllib3, psycopg=psycopg)
             _state = state
-            _spawn.on_harden()  # warn about spawn/forkserver children left unhardened
+            _spawn.on_harden(is_hardened)  # warn about spawn/forkserver children left unhardened
             if stdlib:
                 state.changes.extend(_stdlib.install(policy))
             if urllib3 and not _imports.when_imported("urllib3", _patch_urllib3):

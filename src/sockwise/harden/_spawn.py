@@ -53,6 +53,7 @@ _lock = threading.Lock()
 _rerun: bool | None = None  # whether a spawn child runs the first harden() call again
 _call_site: tuple[str, int] | None = None  # where in the main module harden() was called
 _warned = False
+_is_hardened: Callable[[], bool] = bool  # replaced by on_harden(); bool() is False
 
 
 def _call_site_of(frame: FrameType | None) -> tuple[bool, tuple[str, int] | None]:
@@ -135,10 +136,9 @@ def _stacklevel() -> int:
 
 def _check() -> None:
     global _warned
-    from sockwise.autorun import active
-    from sockwise.harden._api import is_hardened
+    from sockwise._autoenv import active
 
-    if not is_hardened() or active():
+    if not _is_hardened() or active():
         return
     with _lock:
         if _warned:
@@ -179,9 +179,14 @@ def _install(module: ModuleType) -> None:
         setattr(module, "get_preparation_data", _wrap(current))  # noqa: B010 (a module attr)
 
 
-def on_harden() -> None:
-    """Note where :func:`sockwise.harden` was first called; watch for spawn children."""
-    global _call_site, _rerun
+def on_harden(is_hardened: Callable[[], bool]) -> None:
+    """Note where :func:`sockwise.harden` was first called; watch for spawn children.
+
+    *is_hardened* tells, at each spawn, whether the process is still hardened (passed in by
+    :mod:`sockwise.harden._api`, which this module does not import).
+    """
+    global _call_site, _rerun, _is_hardened
+    _is_hardened = is_hardened
     during_import, _call_site = _call_site_of(sys._getframe(1))
     _rerun = True if during_import else None
     _imports.when_imported("multiprocessing.spawn", _install)

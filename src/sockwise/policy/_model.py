@@ -199,7 +199,8 @@ class Policy:
             and self.keepalive_interval is not None
             and self.keepalive_count is not None
         ):
-            return float(self.keepalive_idle + self.keepalive_interval * self.keepalive_count)
+            total = self.keepalive_idle + self.keepalive_interval * self.keepalive_count
+            return min(float(total), USER_TIMEOUT_MAX)  # the kernel's limit (INT_MAX ms)
         return None
 
     # -- presets -----------------------------------------------------------------------------
