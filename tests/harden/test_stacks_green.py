@@ -168,3 +168,119 @@ def test_gevent_with_the_guard_alone_never_breaks() -> None:
     got = run_stack(GUARD_ONLY_BODY, first=FIRST_GEVENT)
     assert got["origin"]["kind"] == "connect"
     assert got["nodelay"] == 1
+
+
+GUNICORN_APP = """
+import json, os, socket
+import sockwise
+from sockwise.guard import _origin
+from sockwise.testing import read_socket_options
+
+sockwise.harden()
+import urllib3
+
+http = urllib3.PoolManager()
+
+
+def origin(sock):
+    found = _origin.lookup(os.fstat(sock.fileno()).st_ino)
+    return found[1].kind if found and found[1] else None
+
+
+def app(environ, start_response):
+    accepted = environ["gunicorn.socket"]
+    pool = http.connection_from_url(os.environ["UPSTREAM"])
+    conn = pool._get_conn()
+    conn.connect()
+    outbound = {"options": read_socket_options(conn.sock), "origin": origin(conn.sock)}
+    conn.close()
+    status = http.request("GET", os.environ["UPSTREAM"] + "/").status
+    body = json.dumps({
+        "socket_module": type(accepted).__module__,
+        "accepted": {"options": read_socket_options(accepted), "origin": origin(accepted)},
+        "outbound": outbound,
+        "outbound_status": status,
+    }).encode()
+    start_response("200 OK", [("Content-Type", "application/json"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+@pytest.mark.slow
+def test_gunicorn_gevent_worker_serves_and_calls_out(tmp_path, http_server) -> None:
+    """``gunicorn -k gevent``: accepted and outbound sockets hardened, outbound HTTP works."""
+    pytest.importorskip("gunicorn")
+    import json
+    import os
+    import re
+    import select
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "gapp.py").write_text(GUNICORN_APP)
+    argv = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "-b", "127.0.0.1:0"]
+    argv += ["--log-level", "info", "gapp:app"]
+    env = {**os.environ, "UPSTREAM": http_server.url, "PYTHONWARNINGS": "ignore"}
+    proc = subprocess.Popen(
+        argv,
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    got: dict[str, object] = {}
+    lines: list[str] = []
+    try:
+        assert proc.stderr is not None
+        port = None
+        deadline = time.monotonic() + 60
+        while port is None and (left := deadline - time.monotonic()) > 0:
+            if not select.select([proc.stderr], [], [], left)[0]:
+                break
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            if match := re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", line):
+                port = int(match.group(1))
+        assert port is not None, "".join(lines)
+        data = b""
+        for _ in range(50):  # the worker may still be booting: retry a refused connect
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=20) as client:
+                    client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    while chunk := client.recv(65536):
+                        data += chunk
+                break
+            except ConnectionRefusedError:
+                time.sleep(0.1)
+        got = json.loads(data.split(b"\r\n\r\n", 1)[1])
+    finally:
+        proc.terminate()
+        try:
+            _, log = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, log = proc.communicate(timeout=10)
+    assert got.get("outbound_status") == 200, (got, "".join(lines) + log[-3000:])
+    assert str(got["socket_module"]).startswith("gevent")
+    import sockwise
+
+    sockwise.harden(guard=False)  # the same default policy here, for the reference
+    from sockwise.harden import _stdlib
+    from sockwise.testing import read_socket_options
+
+    with socket.socket() as raw:
+        _stdlib._on_accept(raw)
+        expected_accept = read_socket_options(raw)
+    assert got["accepted"]["options"] == expected_accept  # type: ignore[index]
+    assert got["accepted"]["origin"] == "accept"  # type: ignore[index]
+    outbound = got["outbound"]
+    assert outbound["options"]["TCP_KEEPIDLE"] == sockwise.Policy().keepalive_idle  # type: ignore[index]
+    assert outbound["origin"] == "connect"  # type: ignore[index]
+    assert len(http_server.requests) == 1  # the outbound request really arrived
