@@ -1,9 +1,9 @@
-"""One patch layer on :class:`socket.socket`, shared by :func:`sockwise.harden` and the guard.
+"""One patch layer on the socket classes, shared by :func:`sockwise.harden` and the guard.
 
 Theory of operation: the standard library's ``socket.socket`` is a Python subclass of the C type
 ``_socket.socket``. Every TCP client in Python -- ``socket.create_connection``, urllib3, asyncio's
 ``sock_connect``, ``ssl.SSLSocket`` -- ends in ``socket.socket.connect`` (or ``connect_ex``), and
-every server in ``socket.socket.accept`` and ``listen``. Replacing those four methods on the class
+every server in ``socket.socket.accept`` and ``listen``. Replacing those methods on the class
 reaches all of them, including sockets created before the patch and code that imported ``socket``
 long ago, with no per-socket wrapper.
 
@@ -17,8 +17,25 @@ exactly when the last hook goes:
 * ``listen`` hooks run after ``listen()`` with the socket and the backlog actually requested;
   a *backlog provider* supplies the backlog when the caller passes none.
 
+Hooks always receive a ``_socket.socket`` (the C object, whose ``setsockopt``/``family`` can be
+called directly), whatever class the application's socket is.
+
 ``setsockopt`` is wrapped too while a hook wants to know which options the application set
 itself (:func:`explicit_options`), so the policy never overrides an explicit choice.
+
+**Chain, don't replace.** Each replacement calls whatever the class held before it (another
+library's patch -- pytest-socket's host restrictions, a tracing agent -- or the C method), so an
+earlier patch keeps working. When the last hook goes, a replacement that is still the class's
+attribute is taken out and the previous value put back; one that a later patch has wrapped in the
+meantime is left where it is (deleting it would cut the later patch's chain) and, with no hooks
+registered, only passes calls through.
+
+**Other socket classes.** The same patch covers every copy of the standard library class (eventlet
+imports a second copy of the :mod:`socket` module for its green sockets, which wrap instances of
+it), gevent's socket class (not a subclass of ``_socket.socket``: it wraps one in ``_sock``),
+gevent's ``StreamServer.do_read`` (it accepts below the socket class), and uvloop's ``Loop``
+(libuv connects and accepts in C: see :mod:`sockwise._uvloop`). Each is patched when it is
+imported, before or after the hooks were registered.
 
 Hooks must be cheap; an exception from a hook is logged once and swallowed -- a hook never breaks
 the application's connect. The one exception is a warning that the application's own filters
@@ -32,20 +49,32 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import Any, Final
 
+from sockwise import _green, _imports, _uvloop
 from sockwise._log import log_once
 
 SocketHook = Callable[[socket.socket], None]
 ConnectHook = Callable[[socket.socket, Any], None]
 ListenHook = Callable[[socket.socket, int], None]
 BacklogProvider = Callable[[], "int | None"]
+_Factory = Callable[[Any], Any]
 
 _PATCHED: Final = ("connect", "connect_ex", "accept", "listen", "setsockopt")
-_CLS: Final = socket.socket
+#: Modules whose arrival brings new classes to patch.
+_WATCHED: Final = (
+    "gevent.socket",
+    "gevent.server",
+    "gevent.events",
+    "eventlet",
+    "eventlet.greenio.base",
+    "uvloop",
+)
 
 _lock = threading.RLock()
 _connect_hooks: tuple[ConnectHook, ...] = ()
@@ -54,21 +83,37 @@ _listen_hooks: tuple[ListenHook, ...] = ()
 _backlog_provider: BacklogProvider | None = None
 _track_explicit = False
 _connect_timeout: float | None = None
-_saved: dict[str, Any] | None = None  # what socket.socket.__dict__ held before the patch
-_fork_handler_registered = False
+_active = False  # the patch is wanted (something is registered) and installed
 
 #: Options the application itself set, per live socket: ``{(level, optname), ...}``.
 _explicit: weakref.WeakKeyDictionary[socket.socket, set[tuple[int, int]]] = (
     weakref.WeakKeyDictionary()
 )
+#: Non-blocking sockets whose ``connect_ex`` already ran the hooks (eventlet and select loops
+#: call it again until it reports ``EISCONN``; the hooks run once per socket).
+_connecting: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
-_real_connect: Final = _socket.socket.connect
-_real_connect_ex: Final = _socket.socket.connect_ex
-_real_listen: Final = _socket.socket.listen
-_real_setsockopt: Final = _socket.socket.setsockopt
-_orig_accept: Final = socket.socket.accept
 _gettimeout: Final = _socket.socket.gettimeout
 _settimeout: Final = _socket.socket.settimeout
+_MISSING: Final = object()
+
+
+class _Patch:
+    """One attribute of one class replaced by ours; ``own`` is what the class itself held."""
+
+    __slots__ = ("cls", "func", "name", "own")
+
+    def __init__(self, cls: type, name: str, own: object, func: object) -> None:
+        self.cls = cls
+        self.name = name
+        self.own = own
+        self.func = func
+
+
+_installed: dict[tuple[type, str], _Patch] = {}
+
+
+# -- running the hooks -------------------------------------------------------------------------
 
 
 def _run(hooks: tuple[SocketHook, ...], sock: socket.socket) -> None:
@@ -97,37 +142,20 @@ def _run_connect(hooks: tuple[ConnectHook, ...], sock: socket.socket, address: A
             _hook_failed(hook, exc)
 
 
-def _connect(self: socket.socket, address: Any, /) -> None:
-    hooks = _connect_hooks
+def _run_listen(sock: socket.socket, args: tuple[int, ...]) -> None:
+    hooks = _listen_hooks
     if hooks:
-        _run_connect(hooks, self, address)
-    bound = _connect_timeout
-    if bound is None or _gettimeout(self) is not None:
-        return _real_connect(self, address)
-    # A blocking socket with no timeout: bound the handshake only, then restore "no timeout".
-    _settimeout(self, bound)
-    try:
-        return _real_connect(self, address)
-    finally:
-        _settimeout(self, None)
+        requested = args[0] if args else min(socket.SOMAXCONN, 128)
+        for hook in hooks:
+            try:
+                hook(sock, requested)
+            except Warning:  # a warning the application's filters turned into an error
+                raise
+            except Exception as exc:
+                _hook_failed(hook, exc)
 
 
-def _connect_ex(self: socket.socket, address: Any, /) -> int:
-    hooks = _connect_hooks
-    if hooks:
-        _run_connect(hooks, self, address)
-    return _real_connect_ex(self, address)
-
-
-def _accept(self: socket.socket) -> tuple[socket.socket, Any]:
-    conn, addr = _orig_accept(self)
-    hooks = _accept_hooks
-    if hooks:
-        _run(hooks, conn)
-    return conn, addr
-
-
-def _listen(self: socket.socket, *args: int) -> None:
+def _listen_args(args: tuple[int, ...]) -> tuple[int, ...]:
     provider = _backlog_provider
     if not args and provider is not None:
         try:
@@ -136,34 +164,268 @@ def _listen(self: socket.socket, *args: int) -> None:
             _hook_failed(provider, exc)
             backlog = None
         if backlog is not None:
-            args = (backlog,)
-    _real_listen(self, *args)
-    hooks = _listen_hooks
+            return (backlog,)
+    return args
+
+
+def _record_explicit(raw: Any, level: int, optname: int) -> None:
+    with contextlib.suppress(TypeError):  # an object that cannot be weakly referenced
+        _explicit.setdefault(raw, set()).add((level, optname))
+
+
+def run_accept_hooks(sock: socket.socket) -> None:
+    """Run the accept hooks on *sock*, accepted by code that bypasses ``accept()`` (uvloop)."""
+    hooks = _accept_hooks
     if hooks:
-        requested = args[0] if args else min(socket.SOMAXCONN, 128)
-        for hook in hooks:
-            try:
-                hook(self, requested)
-            except Warning:  # a warning the application's filters turned into an error
-                raise
-            except Exception as exc:
-                _hook_failed(hook, exc)
+        _run(hooks, sock)
 
 
-def _setsockopt(self: socket.socket, level: int, optname: int, *value: Any) -> None:
-    _real_setsockopt(self, level, optname, *value)
-    if _track_explicit:
-        with contextlib.suppress(TypeError):  # an object that cannot be weakly referenced
-            _explicit.setdefault(self, set()).add((level, optname))
+def has_accept_hooks() -> bool:
+    """Whether any accept hook is registered (callers skip their own work when not)."""
+    return bool(_accept_hooks)
 
 
-_REPLACEMENTS: Final[dict[str, Any]] = {
-    "connect": _connect,
-    "connect_ex": _connect_ex,
-    "accept": _accept,
-    "listen": _listen,
-    "setsockopt": _setsockopt,
+# -- replacements for the standard library class (and its copies) -------------------------------
+# Each factory gets ``prev``, what the class answered before the patch (a C method, or another
+# library's patch), and returns the replacement that runs the hooks and then calls it.
+
+
+def _native_connect(prev: Any) -> Any:
+    def connect(self: socket.socket, address: Any, /) -> None:
+        hooks = _connect_hooks
+        if hooks:
+            _run_connect(hooks, self, address)
+        bound = _connect_timeout
+        if bound is None or _gettimeout(self) is not None:
+            return prev(self, address)  # type: ignore[no-any-return]
+        # A blocking socket with no timeout: bound the handshake only, then restore "no timeout".
+        _settimeout(self, bound)
+        try:
+            return prev(self, address)  # type: ignore[no-any-return]
+        finally:
+            _settimeout(self, None)
+
+    return connect
+
+
+def _native_connect_ex(prev: Any) -> Any:
+    def connect_ex(self: socket.socket, address: Any, /) -> int:
+        hooks = _connect_hooks
+        if hooks:
+            if _gettimeout(self) != 0.0:
+                _run_connect(hooks, self, address)
+            elif self not in _connecting:  # a non-blocking loop: the first call only
+                with contextlib.suppress(TypeError):
+                    _connecting.add(self)
+                _run_connect(hooks, self, address)
+        return prev(self, address)  # type: ignore[no-any-return]
+
+    return connect_ex
+
+
+def _native_accept(prev: Any) -> Any:
+    def accept(self: socket.socket) -> tuple[socket.socket, Any]:
+        conn, addr = prev(self)
+        hooks = _accept_hooks
+        if hooks:
+            _run(hooks, conn)
+        return conn, addr
+
+    return accept
+
+
+def _native_listen(prev: Any) -> Any:
+    def listen(self: socket.socket, *args: int) -> None:
+        args = _listen_args(args)
+        prev(self, *args)
+        _run_listen(self, args)
+
+    return listen
+
+
+def _native_setsockopt(prev: Any) -> Any:
+    def setsockopt(self: socket.socket, level: int, optname: int, *value: Any) -> None:
+        prev(self, level, optname, *value)
+        if _track_explicit:
+            _record_explicit(self, level, optname)
+
+    return setsockopt
+
+
+_NATIVE: Final[dict[str, _Factory]] = {
+    "connect": _native_connect,
+    "connect_ex": _native_connect_ex,
+    "accept": _native_accept,
+    "listen": _native_listen,
+    "setsockopt": _native_setsockopt,
 }
+
+
+# -- replacements for gevent's socket class: the C socket is ``self._sock`` ---------------------
+
+
+def _green_connect(prev: Any) -> Any:
+    def connect(self: Any, address: Any, /) -> None:
+        hooks = _connect_hooks
+        if hooks:
+            _run_connect(hooks, self._sock, address)
+        bound = _connect_timeout
+        if bound is None or self.gettimeout() is not None:
+            return prev(self, address)  # type: ignore[no-any-return]
+        self.settimeout(bound)
+        try:
+            return prev(self, address)  # type: ignore[no-any-return]
+        finally:
+            self.settimeout(None)
+
+    return connect
+
+
+def _green_connect_ex(prev: Any) -> Any:
+    def connect_ex(self: Any, address: Any, /) -> int:
+        hooks = _connect_hooks
+        if hooks:
+            _run_connect(hooks, self._sock, address)
+        return prev(self, address)  # type: ignore[no-any-return]
+
+    return connect_ex
+
+
+def _green_accept(prev: Any) -> Any:
+    def accept(self: Any) -> tuple[Any, Any]:
+        conn, addr = prev(self)
+        hooks = _accept_hooks
+        if hooks:
+            _run(hooks, conn._sock)
+        return conn, addr
+
+    return accept
+
+
+def _green_listen(prev: Any) -> Any:
+    def listen(self: Any, *args: int) -> None:
+        args = _listen_args(args)
+        prev(self, *args)
+        _run_listen(self._sock, args)
+
+    return listen
+
+
+def _green_setsockopt(prev: Any) -> Any:
+    def setsockopt(self: Any, level: int, optname: int, *value: Any) -> None:
+        prev(self, level, optname, *value)
+        if _track_explicit:
+            _record_explicit(self._sock, level, optname)
+
+    return setsockopt
+
+
+_GREEN: Final[dict[str, _Factory]] = {
+    "connect": _green_connect,
+    "connect_ex": _green_connect_ex,
+    "accept": _green_accept,
+    "listen": _green_listen,
+    "setsockopt": _green_setsockopt,
+}
+
+
+def _server_do_read(prev: Any) -> Any:
+    """For ``gevent.server.StreamServer.do_read``, which accepts below the socket class."""
+
+    def do_read(self: Any) -> Any:
+        result = prev(self)
+        hooks = _accept_hooks
+        if hooks and result is not None:
+            raw = getattr(result[0], "_sock", result[0])
+            if isinstance(raw, _socket.socket):
+                _run(hooks, raw)  # type: ignore[arg-type]
+        return result
+
+    return do_read
+
+
+# -- which classes, and installing/removing -----------------------------------------------------
+
+
+def native_classes() -> list[type]:
+    """Every copy of the standard library's ``socket.socket`` class in this process.
+
+    Normally one; eventlet imports a second copy of the :mod:`socket` module for the sockets its
+    green sockets wrap, and gevent replaces the module's ``socket`` attribute, so the class is
+    found as a subclass of the C type rather than as ``socket.socket``.
+    """
+    return [
+        cls
+        for cls in _socket.socket.__subclasses__()
+        if cls.__module__ == "socket" and cls.__qualname__ == "socket"
+    ]
+
+
+def _targets() -> Iterator[tuple[type, str, _Factory]]:
+    for cls in native_classes():
+        for name, factory in _NATIVE.items():
+            yield cls, name, factory
+    gsocket = sys.modules.get("gevent.socket")
+    green = getattr(gsocket, "socket", None)
+    if isinstance(green, type) and not issubclass(green, _socket.socket):
+        for name, factory in _GREEN.items():
+            yield green, name, factory
+    gserver = sys.modules.get("gevent.server")
+    stream_server = getattr(gserver, "StreamServer", None)
+    if isinstance(stream_server, type):
+        yield stream_server, "do_read", _server_do_read
+    loop = getattr(sys.modules.get("uvloop"), "Loop", None)
+    if isinstance(loop, type):
+        yield loop, "create_connection", _uvloop.wrap_create_connection
+        yield loop, "create_server", _uvloop.wrap_create_server
+
+
+def _install() -> None:
+    """Patch every target not patched yet (under _lock)."""
+    for cls, name, factory in _targets():
+        key = (cls, name)
+        current = cls.__dict__.get(name, _MISSING)
+        patch = _installed.get(key)
+        if patch is not None and (patch.func is current or patch.own is not current):
+            continue  # ours is on top, or a later patch wraps it: it runs again as it is
+        prev = getattr(cls, name)
+        func = factory(prev)
+        func.__wrapped__ = prev
+        func.__qualname__ = f"{cls.__qualname__}.{name}"
+        setattr(cls, name, func)
+        _installed[key] = _Patch(cls, name, current, func)
+
+
+def _uninstall() -> None:
+    """Take out every replacement still on top; leave the wrapped ones passing through."""
+    for key, patch in list(_installed.items()):
+        if patch.cls.__dict__.get(patch.name, _MISSING) is not patch.func:
+            if patch.cls.__dict__.get(patch.name, _MISSING) is patch.own:
+                del _installed[key]  # someone already put the original back: nothing of ours
+            else:
+                log_once(
+                    f"hooks-buried:{patch.cls.__qualname__}.{patch.name}",
+                    logging.DEBUG,
+                    "sockwise: %s.%s was wrapped by a later patch; ours stays, passing through",
+                    patch.cls.__qualname__,
+                    patch.name,
+                )
+            continue
+        if patch.own is _MISSING:
+            delattr(patch.cls, patch.name)
+        else:
+            setattr(patch.cls, patch.name, patch.own)
+        del _installed[key]
+
+
+def _on_import(module: ModuleType) -> None:
+    with _lock:
+        if module.__name__ == "gevent.events":
+            _green.watch_gevent(module)
+        elif module.__name__ == "eventlet":
+            _green.watch_eventlet(module)
+        if _active:
+            _install()
 
 
 def explicit_options(sock: socket.socket) -> frozenset[tuple[int, int]]:
@@ -178,12 +440,18 @@ def after_fork_in_child() -> None:
     _lock = threading.RLock()
 
 
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=after_fork_in_child)
+
+
+_uvloop.bindings.active = lambda: _active
+_uvloop.bindings.accept = run_accept_hooks
+_uvloop.bindings.listen = _run_listen
+
+
 def _sync() -> None:
     """Install the patch when anything is registered, remove it when nothing is (under _lock)."""
-    global _saved, _fork_handler_registered
-    if not _fork_handler_registered and hasattr(os, "register_at_fork"):
-        _fork_handler_registered = True
-        os.register_at_fork(after_in_child=after_fork_in_child)
+    global _active
     wanted = bool(
         _connect_hooks
         or _accept_hooks
@@ -192,23 +460,22 @@ def _sync() -> None:
         or _track_explicit
         or _connect_timeout is not None
     )
-    if wanted and _saved is None:
-        _saved = {name: _CLS.__dict__.get(name) for name in _PATCHED}
-        for name, func in _REPLACEMENTS.items():
-            setattr(_CLS, name, func)
-    elif not wanted and _saved is not None:
-        for name, previous in _saved.items():
-            if previous is None:
-                delattr(_CLS, name)
-            else:
-                setattr(_CLS, name, previous)
-        _saved = None
+    if wanted and not _active:
+        _active = True
+        _install()
+        for name in _WATCHED:
+            _imports.when_imported(name, _on_import)
+    elif not wanted and _active:
+        _active = False
+        for name in _WATCHED:
+            _imports.cancel(name, _on_import)
+        _uninstall()
         _explicit.clear()
 
 
 def is_patched() -> bool:
-    """Whether ``socket.socket`` currently carries sockwise's patch."""
-    return _saved is not None
+    """Whether the socket classes currently carry sockwise's patch."""
+    return _active
 
 
 def add_connect_hook(hook: ConnectHook) -> None:

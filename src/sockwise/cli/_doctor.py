@@ -289,12 +289,32 @@ def _policy_check(policy: Policy, origin: str) -> Check:
     )
 
 
+def _clients(proc: Proc, policy: Policy) -> Check:
+    """Installed clients whose C core opens its own sockets: ``harden()`` cannot reach them."""
+    from sockwise.harden import installed_c_clients
+
+    name = "clients with C sockets"
+    found = installed_c_clients()
+    if not found:
+        meaning = "No installed client opens its sockets in C: harden() reaches them all."
+        return Check(name, "none installed", "ok", meaning)
+    return Check(
+        name,
+        ", ".join(dist for _, dist, _ in found),
+        "info",
+        "These open their sockets in their C core: sockwise.harden() does not reach them (a "
+        "process importing one lists it in Hardening.unreached).",
+        "; ".join(f"{dist}: set {advice}" for _, dist, advice in found),
+    )
+
+
 _GROUPS: Final[tuple[tuple[str, Callable[[Proc, Policy], Check | list[Check]]], ...]] = (
     ("net.ipv4.tcp_keepalive_*", _keepalive),
     ("net.ipv4.tcp_retries2", _retries),
     ("net.core.somaxconn and SYN queue", _queues),
     ("TcpExt counters", _counters),
     ("ephemeral ports", _ports),
+    ("clients with C sockets", _clients),
 )
 
 

@@ -49,6 +49,16 @@ _lock = threading.Lock()
 _chosen: Reader | None = None
 
 
+def _after_fork_in_child() -> None:
+    """A fresh lock: another thread of the parent may have held it at fork time."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def default_readers() -> list[Reader]:
     """The readers to try on this platform, best first."""
     platform: str = sys.platform

@@ -8,6 +8,7 @@ from sockwise.harden._api import (
     is_hardened,
     unharden,
 )
+from sockwise.harden._reach import installed_c_clients, unreached
 from sockwise.harden._spawn import UnhardenedChildWarning
 
 __all__ = [
@@ -16,6 +17,8 @@ __all__ = [
     "UnhardenedChildWarning",
     "current_policy",
     "harden",
+    "installed_c_clients",
     "is_hardened",
     "unharden",
+    "unreached",
 ]

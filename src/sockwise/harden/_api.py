@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
 from typing import Any
 
-from sockwise._log import logger
-from sockwise.harden import _imports, _psycopg, _spawn, _stdlib, _urllib3
+from sockwise._log import log_once, logger
+from sockwise.harden import _imports, _psycopg, _reach, _spawn, _stdlib, _urllib3
 from sockwise.policy import Policy, set_policy_provider
 
 
@@ -34,13 +34,16 @@ class _State:
 
 _lock = threading.RLock()
 _state: _State | None = None
-_fork_handler_registered = False
 
 
 def _after_fork_in_child() -> None:
     """A fresh lock: another thread of the parent may have held it at fork time."""
     global _lock
     _lock = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,11 @@ class Hardening:
         already_active: ``True`` when sockwise was already hardened before this call (nothing
             was patched again; at most the policy changed).
         previous_policy: The policy in force before this call (``None`` if it was not hardened).
+        unreached: What this process uses that the drop-in does not reach, each with the
+            setting to use instead: a client whose C core opens its own sockets (grpcio,
+            confluent-kafka, mysqlclient, psycopg2, pycurl, pyzmq) or an event loop other than
+            asyncio's and uvloop's. Empty when everything is reached. See
+            :doc:`/howto/stacks`.
 
     """
 
@@ -62,6 +70,7 @@ class Hardening:
     changes: tuple[str, ...]
     already_active: bool
     previous_policy: Policy | None
+    unreached: tuple[str, ...] = ()
 
     def __enter__(self) -> Hardening:
         return self
@@ -160,6 +169,9 @@ def harden(
     * psycopg 3 (sync and async, pools included): the policy's libpq keywords, with anything the
       caller set explicitly winning.
     * The runtime guard (:class:`sockwise.Guard`) is started unless ``guard=False``.
+    * gevent and eventlet sockets (monkey-patched before or after this call, servers included)
+      and uvloop's connections and servers are covered the same way; clients whose C core opens
+      its own sockets are not, and are listed in :attr:`Hardening.unreached` (and logged once).
 
     urllib3 and psycopg are patched now if imported, else right after their import. Calling
     :func:`harden` again patches nothing twice (it swaps the policy); it is thread-safe, and
@@ -180,15 +192,12 @@ def harden(
     .. versionadded:: 0.1.0
 
     """
-    global _state, _fork_handler_registered
+    global _state
     if policy is None:
         policy = Policy.from_env()
     elif not isinstance(policy, Policy):
         raise TypeError(f"harden(policy=...) must be a sockwise.Policy, got {policy!r}")
     with _lock:
-        if not _fork_handler_registered and hasattr(os, "register_at_fork"):
-            _fork_handler_registered = True
-            os.register_at_fork(after_in_child=_after_fork_in_child)
         previous = _state.policy if _state is not None else None
         if _state is None:
             state = _State(policy=policy, stdlib=stdlib, urllib3=urllib3, psycopg=psycopg)
@@ -210,11 +219,15 @@ def harden(
             if policy != state.policy:
                 _set_policy(state, policy)
                 logger.info("sockwise: policy changed to %r", policy)
+        unreached = _reach.unreached()
+        for item in unreached:
+            log_once(f"harden-unreached:{item}", logging.WARNING, "sockwise: not reached: %s", item)
         return Hardening(
             policy=state.policy,
             changes=tuple(state.changes),
             already_active=previous is not None,
             previous_policy=previous,
+            unreached=unreached,
         )
 
 

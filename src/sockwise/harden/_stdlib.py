@@ -4,9 +4,11 @@ Clients (``connect``/``connect_ex``, which ``socket.create_connection``, asyncio
 urllib3 all end in) get the policy's options just before the SYN leaves, except those the
 application set itself on that socket; a blocking connect with no timeout of its own is bounded
 by ``connect_timeout``. Accepted sockets get them too (with ``accepted_user_timeout`` as their
-``TCP_USER_TIMEOUT``), so a hardened server answers without Nagle's 40 ms stall. ``listen()`` with
-no backlog gets the policy's backlog (capped at ``net.core.somaxconn``), and a backlog the
-application asked for that the kernel silently cuts is reported.
+``TCP_USER_TIMEOUT``), so a hardened server answers without Nagle's 40 ms stall; listening sockets
+get what accepted ones get, since Linux copies a listener's options to every connection it
+accepts, also below Python (uvloop, C extensions). ``listen()`` with no backlog gets the
+policy's backlog (capped at ``net.core.somaxconn``), and a backlog the application asked for
+that the kernel silently cuts is reported.
 """
 
 from __future__ import annotations
@@ -156,8 +158,19 @@ def read_somaxconn(path: Path = SOMAXCONN_PATH) -> int | None:
 
 
 def _on_listen(sock: socket.socket, backlog: int) -> None:
-    if not _is_tcp(sock):
+    current = _current
+    if current is None or not _is_tcp(sock):
         return
+    # Linux copies a listening socket's options to every socket it accepts, so what _on_accept
+    # sets reaches connections accepted below Python too (uvloop, C servers). Options the
+    # application set on the listener itself are kept.
+    explicit = _hooks.explicit_options(sock)
+    if not explicit or not any((level, opt) in explicit for level, opt, _ in current.options):
+        _on_accept(sock)
+    else:
+        for level, opt, value in current.options:
+            if (level, opt) not in explicit:
+                _setsockopt(sock, level, opt, value)
     somaxconn = read_somaxconn()
     if somaxconn is None or backlog <= somaxconn:
         return

@@ -11,6 +11,7 @@ published automatically, when those modules are in use.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import weakref
@@ -20,6 +21,16 @@ from typing import Any
 
 _lock = threading.Lock()
 _pools: dict[str, Callable[[], object | None]] = {}
+
+
+def _after_fork_in_child() -> None:
+    """A fresh lock: another thread of the parent may have held it at fork time."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _ref(pool: object) -> Callable[[], object | None]:
