@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -20,12 +21,19 @@ from sockwise._log import logger
 
 _paused: list[Any] = []
 _subscribed = False
+#: The running guards; the guard package installs its ``running_guards`` at import (this module
+#: sits below the guard and does not import it). No guard imported: none running.
+_running_guards: Callable[[], list[Any]] = list
+
+
+def set_guards_provider(provider: Callable[[], list[Any]]) -> None:
+    """Tell this module how to list the running guards (called by :mod:`sockwise.guard`)."""
+    global _running_guards
+    _running_guards = provider
 
 
 def _pause() -> None:
-    from sockwise.guard import running_guards
-
-    for guard in running_guards():
+    for guard in _running_guards():
         try:
             guard.stop()
         except Exception:  # Defensive: never break the application's monkey-patching

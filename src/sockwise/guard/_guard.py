@@ -27,7 +27,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Final, Literal
 
-from sockwise import _hooks
+from sockwise import _green, _hooks
 from sockwise._log import log_once, logger
 from sockwise.guard import _detect, _origin, _source
 from sockwise.guard._events import GuardEvent, GuardReport
@@ -363,3 +363,7 @@ def _after_fork_in_child() -> None:
 def running_guards() -> list[Guard]:
     """The guards currently running in this process."""
     return list(_running)
+
+
+# Monkey-patching by gevent/eventlet after a guard started pauses and restarts the running guards.
+_green.set_guards_provider(running_guards)
