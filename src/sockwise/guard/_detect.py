@@ -20,8 +20,8 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Final
 
-from sockwise._log import log_once
-from sockwise.guard import _origin
+from sockwise._log import log_once, logger
+from sockwise.guard import _origin, _pools
 from sockwise.guard._events import (
     AcceptQueueWarning,
     CloseWaitLeakWarning,
@@ -30,6 +30,7 @@ from sockwise.guard._events import (
     redact,
 )
 from sockwise.guard._origin import Origin
+from sockwise.guard._pools import PoolVerdict
 from sockwise.guard._procfs import parse_netstat, parse_port_range, read_int, read_text, socket_fds
 from sockwise.guard._records import SocketRecord
 from sockwise.guard._sample import TIME_WAIT_SECONDS, Address, Sample
@@ -38,6 +39,7 @@ from sockwise.guard._sample import TIME_WAIT_SECONDS, Address, Sample
 SCAN_EVERY: Final = 30.0
 _DEFAULT_RANGE: Final = (32768, 60999)
 _MAX_CLAIMS: Final = 8192
+_MAX_RESET: Final = 4096
 
 _claims_lock = threading.Lock()
 _claims: dict[tuple[str, object], float] = {}
@@ -92,14 +94,102 @@ class Thresholds:
     churn_scope: str = "process"
 
 
-def _where(origin: Origin | None) -> str:
+def _where(origin: Origin | None, opened: str = "opened") -> str:
     if origin is None:
-        return "origin not recorded (opened before the guard started, or by C code such as libpq)"
+        return (
+            "origin not recorded: opened before the guard started, or by code the guard does "
+            "not see (C extensions; a library's own thread)"
+        )
     line = linecache.getline(origin.filename, origin.lineno).strip()
     if len(line) > 120:
         line = line[:117] + "..."
-    text = f"opened at {origin}"
+    if origin.kind == "checkout":
+        opened = "checked out of its pool"
+    elif origin.kind == "accept":
+        opened = "accepted"
+    text = f"{opened} at {origin}"
     return f"{text}: {line}" if line else text
+
+
+#: What to do about a leak, by the library the socket was opened through (``Origin.via``).
+_ADVICE: Final = {
+    "requests": (
+        "Close the response when done with it (response.close(), or `with requests.get(..., "
+        "stream=True) as response:`), or read it to the end: a streamed response keeps its "
+        "connection until then."
+    ),
+    "urllib3": (
+        "Release the response (response.release_conn() or response.close(), or read it to the "
+        "end); with preload_content=False the connection stays checked out until then."
+    ),
+    "http": (
+        "Close the http.client connection when done (conn.close()), or reconnect per use: "
+        "servers close idle keep-alive connections, and a cached connection sits half-dead."
+    ),
+    "httpx": "Close the response or the client (use `with client.stream(...)` / `with Client()`).",
+    "httpcore": "Close the response or the client (use `with client.stream(...)`).",
+    "psycopg": "Close the connection (conn.close(), or `with psycopg.connect(...) as conn:`).",
+    "psycopg_pool": (
+        "Return the connection to its pool (pool.putconn(conn)), or use `with pool.connection() "
+        "as conn:`."
+    ),
+    "redis": "Close the client (client.close()) or use a shared connection pool.",
+    "aiohttp": "Close the response and the session (`async with session.get(...) as resp:`).",
+    "asyncpg": "Close the connection or release it to its pool (`async with pool.acquire()`).",
+}
+_RAW_ADVICE: Final = (
+    "Close the socket when a read returns b'' (use a with-block), or let a pool that drops "
+    "peer-closed connections own it."
+)
+
+
+def _advice(origin: Origin | None, verdict: PoolVerdict | None) -> str:
+    if origin is not None and origin.kind == "checkout":
+        return _ADVICE["psycopg_pool"]
+    if verdict is not None and verdict.lib == "psycopg_pool":
+        return _ADVICE["psycopg_pool"]
+    via = origin.via if origin is not None else ""
+    if via in _ADVICE:
+        return _ADVICE[via]
+    if verdict is not None and verdict.lib in _ADVICE:
+        return _ADVICE[verdict.lib]
+    if origin is not None and origin.kind == "accept":
+        return (
+            "Close the accepted connection once the client has closed its side (a read "
+            "returned b''): the handler never did."
+        )
+    return _RAW_ADVICE
+
+
+def _leak_event(
+    rec: SocketRecord, age: float, origin: Origin | None, verdict: PoolVerdict | None
+) -> GuardEvent:
+    if rec.state == "CLOSE":
+        what = (
+            f"CLOSE_WAIT leak: socket fd {rec.fd} {_addr(rec.local)} -> {_addr(rec.remote)}: "
+            f"the peer closed the connection {age:.0f} s ago and has since reset it, but this "
+            "process still holds the descriptor"
+        )
+    else:
+        what = (
+            f"CLOSE_WAIT leak: socket fd {rec.fd} {_addr(rec.local)} -> {_addr(rec.remote)} "
+            f"has been in CLOSE_WAIT for {age:.0f} s: the peer closed the connection and this "
+            "process never closed its end"
+        )
+    held = ""
+    if verdict is not None and verdict.state == "in_use" and verdict.pool:
+        held = f"; it is checked out of the {verdict.pool}, not idle in it"
+    msg = f"{what} ({_where(origin)}{held}). {_advice(origin, verdict)}"
+    return GuardEvent(
+        kind="close_wait",
+        category=CloseWaitLeakWarning,
+        message=redact(msg),
+        local=rec.local,
+        remote=rec.remote,
+        fd=rec.fd,
+        origin=origin,
+        details={"age": age, "inode": rec.inode, "state": rec.state},
+    )
 
 
 def _addr(a: Address) -> str:
@@ -110,9 +200,12 @@ def _addr(a: Address) -> str:
 class Detector:
     """Per-guard state of the three detectors."""
 
-    def __init__(self, th: Thresholds) -> None:
+    def __init__(self, th: Thresholds, scan_every: float = SCAN_EVERY) -> None:
         self.th = th
+        self.scan_every = scan_every
         self.cw_first: dict[int, float] = {}
+        self.cw_rec: dict[int, SocketRecord] = {}  # our CLOSE_WAIT sockets, last seen
+        self.reset: dict[int, SocketRecord] = {}  # ours that left CLOSE_WAIT, fd still open
         self.unhooked: dict[int, int] = {}  # inode -> fd found by listing /proc/self/fd
         self.foreign: set[int] = set()
         self.last_scan = -math.inf
@@ -150,7 +243,8 @@ class Detector:
         return None
 
     def _resolve(self, unknown: list[int], present: set[int], now: float) -> None:
-        if not unknown or now - self.last_scan < SCAN_EVERY:
+        unknown = [i for i in unknown if i not in self.foreign]
+        if not unknown or now - self.last_scan < self.scan_every:
             return
         self.last_scan = now
         try:
@@ -166,11 +260,27 @@ class Detector:
     # -- CLOSE_WAIT --------------------------------------------------------------------------
 
     def close_wait(
-        self, rows: list[SocketRecord], present_all: set[int], now: float
+        self,
+        rows: list[SocketRecord],
+        present_all: set[int],
+        now: float,
+        half_open: set[tuple[Address, Address]] | None = None,
     ) -> tuple[list[tuple[SocketRecord, float]], list[GuardEvent]]:
-        """Age the CLOSE_WAIT rows; return this process's ones and the leak events."""
+        """Age the CLOSE_WAIT rows; return this process's ones and the leak events.
+
+        Args:
+            rows: This uid's CLOSE_WAIT rows.
+            present_all: Inodes of every row of the sample (to keep per-socket state).
+            now: The sample's time.
+            half_open: ``(local, remote)`` of our CLOSE_WAIT sockets whose peer, on this
+                machine, still holds its socket open: it half-closed (``shutdown(SHUT_WR)``)
+                and waits for our answer, so our CLOSE_WAIT is no leak.
+
+        """
         th = self.th
         present = {r.inode for r in rows}
+        rows = rows + self._reset_rows(present)
+        present |= self.reset.keys()
         self.cw_first = {i: t for i, t in self.cw_first.items() if i in present}
         forget_claims("cw", set(present))
         due: float | None = None
@@ -178,12 +288,11 @@ class Detector:
         leaks: list[tuple[SocketRecord, float, Origin | None]] = []
         unknown: list[int] = []
         for rec in rows:
-            first = self.cw_first.setdefault(rec.inode, now)
-            age = now - first
-            owner = self._owner(rec.inode)
-            if owner is None and age >= th.close_wait_after:
+            self.cw_first.setdefault(rec.inode, now)
+            if self._owner(rec.inode) is None:
                 unknown.append(rec.inode)
         self._resolve(unknown, present_all, now)
+        idle_pooled: dict[object, tuple[PoolVerdict, SocketRecord]] = {}
         for rec in rows:
             owner = self._owner(rec.inode)
             if not isinstance(owner, tuple):
@@ -192,15 +301,59 @@ class Detector:
             age = now - self.cw_first[rec.inode]
             rec = replace(rec, fd=fd)
             ours.append((rec, age))
+            if rec.state == "CLOSE_WAIT":
+                self.cw_rec[rec.inode] = rec
             if _origin.is_pooled(rec.inode) or claimed(("cw", rec.inode)):
+                continue
+            if half_open and (rec.local, rec.remote) in half_open:
+                self.cw_first[rec.inode] = now  # the peer still waits: age from its full close
                 continue
             if age < th.close_wait_after:
                 limit = self.cw_first[rec.inode] + th.close_wait_after
                 due = limit if due is None else min(due, limit)
                 continue
+            verdict = _pools.judge(_origin.holder(rec.inode))
+            if verdict is not None and verdict.state == "idle":
+                idle_pooled.setdefault(verdict.key, (verdict, rec))
+                continue
             leaks.append((rec, age, origin))
+        self.cw_rec = {i: r for i, r in self.cw_rec.items() if i in present}
         self.cw_due = due
+        self._pool_notices(idle_pooled, now)
         return ours, self._leak_events(leaks, now)
+
+    def _reset_rows(self, present: set[int]) -> list[SocketRecord]:
+        """Our sockets seen in CLOSE_WAIT that left it (reset) while we hold the descriptor.
+
+        A peer that closed forgets the connection after ``tcp_fin_timeout``; the next segment we
+        send (a keepalive probe) meets a RST and our socket leaves CLOSE_WAIT for CLOSE, where
+        no dump shows it -- but the descriptor is still open: the leak goes on.
+        """
+        for ino, rec in self.cw_rec.items():
+            if ino not in present and ino not in self.reset:
+                self.reset[ino] = replace(rec, state="CLOSE")
+        alive = {}
+        for ino, rec in self.reset.items():
+            if ino not in present and rec.fd is not None and _origin._alive(rec.fd, ino):
+                alive[ino] = rec
+        self.reset = dict(list(alive.items())[-_MAX_RESET:])
+        return list(self.reset.values())
+
+    def _pool_notices(
+        self, idle: dict[object, tuple[PoolVerdict, SocketRecord]], now: float
+    ) -> None:
+        """Say once per pool that the server closed idle members (no warning: not a leak)."""
+        for key, (verdict, rec) in idle.items():
+            if claim(("pool", key), now, None):
+                logger.info(
+                    "sockwise guard: the server %s closed idle connections held by the %s "
+                    "(e.g. fd %s); the pool discards them when it next hands one out. Not a "
+                    "leak; nothing to do (to close them sooner, close idle pools or lower "
+                    "the server-side keep-alive mismatch).",
+                    _addr(rec.remote),
+                    verdict.pool or verdict.lib,
+                    rec.fd,
+                )
 
     def _leak_events(
         self, leaks: list[tuple[SocketRecord, float, Origin | None]], now: float
@@ -213,25 +366,8 @@ class Detector:
             if len(events) >= self.th.max_reports:
                 extra.append((rec, age, origin))
                 continue
-            msg = (
-                f"CLOSE_WAIT leak: socket fd {rec.fd} {_addr(rec.local)} -> {_addr(rec.remote)} "
-                f"has been in CLOSE_WAIT for {age:.0f} s: the peer closed the connection and "
-                f"this process never closed its end ({_where(origin)}). Close the socket when a "
-                "read returns b'' (use a with-block), or let a pool that drops peer-closed "
-                "connections own it."
-            )
-            events.append(
-                GuardEvent(
-                    kind="close_wait",
-                    category=CloseWaitLeakWarning,
-                    message=redact(msg),
-                    local=rec.local,
-                    remote=rec.remote,
-                    fd=rec.fd,
-                    origin=origin,
-                    details={"age": age, "inode": rec.inode},
-                )
-            )
+            verdict = _pools.judge(_origin.holder(rec.inode))
+            events.append(_leak_event(rec, age, origin, verdict))
         if extra and claim(("summary", "cw"), now, self.th.report_every):
             sites: dict[str, int] = {}
             for _, _, origin in extra:
@@ -246,6 +382,7 @@ class Detector:
                     kind="summary",
                     category=CloseWaitLeakWarning,
                     message=redact(msg),
+                    origin=next((o for _, _, o in extra if o is not None), None),
                     details={"count": len(extra), "sites": sites},
                 )
             )

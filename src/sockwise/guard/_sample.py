@@ -138,3 +138,34 @@ def sample(
     if timers:
         out.time_wait_recent = recent
     return out
+
+
+FIN_WAIT2: Final = STATE_NUMBERS["FIN_WAIT2"]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether *host* is a loopback address (``127.0.0.0/8``, ``::1``, ``::ffff:127.x``)."""
+    return host.startswith(("127.", "::ffff:127.")) or host == "::1"
+
+
+def half_open_peers(reader: object, rows: Collection[SocketRecord]) -> set[tuple[Address, Address]]:
+    """``(local, remote)`` of *rows* (our CLOSE_WAIT sockets) whose local peer only half-closed.
+
+    A peer on this machine that closed its socket leaves an orphan in FIN_WAIT2, which no
+    process owns (inode 0); a peer that called ``shutdown(SHUT_WR)`` and waits for our answer
+    still owns its socket (inode non-zero). Only loopback peers can be told apart this way; the
+    FIN_WAIT2 dump is made only when such a row exists.
+    """
+    wanted = {(r.remote, r.local) for r in rows if is_loopback(r.remote[0])}
+    if not wanted:
+        return set()
+    found: set[tuple[Address, Address]] = set()
+    records: list[SocketRecord]
+    if isinstance(reader, NetlinkReader):
+        records = [r for r in map(to_record, reader.raw_rows(1 << FIN_WAIT2)) if r is not None]
+    else:
+        records = reader.dump(1 << FIN_WAIT2)  # type: ignore[attr-defined]
+    for rec in records:
+        if rec.inode and (rec.local, rec.remote) in wanted:
+            found.add((rec.remote, rec.local))
+    return found

@@ -458,6 +458,7 @@ def guard_mark(conn: Any, idle: bool) -> None:
             guard_origin.register_pooled(conn.pgconn.socket)
         else:
             guard_origin.unregister_pooled(conn.pgconn.socket)
+            guard_origin.note_origin(conn.pgconn.socket, kind="checkout", owner=conn)
     except Exception:  # Defensive: the guard must never break the pool
         logger.debug("sockwise.guard pooled-member bookkeeping failed", exc_info=True)
 
