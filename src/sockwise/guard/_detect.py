@@ -348,8 +348,9 @@ class Detector:
                 logger.info(
                     "sockwise guard: the server %s closed idle connections held by the %s "
                     "(e.g. fd %s); the pool discards them when it next hands one out. Not a "
-                    "leak; nothing to do (to close them sooner, close idle pools or lower "
-                    "the server-side keep-alive mismatch).",
+                    "leak; nothing to do (to close them sooner, close pools no longer used; "
+                    "a pool whose idle timeout is shorter than the server's keep-alive, as "
+                    "sockwise's pools, closes them first).",
                     _addr(rec.remote),
                     verdict.pool or verdict.lib,
                     rec.fd,
