@@ -196,3 +196,26 @@ def test_threads_do_not_block_on_the_guard(listener: socket.socket) -> None:
         acc.join(5)
     assert not errors
     assert not any(w.is_alive() for w in workers)
+
+
+def test_reset_after_close_wait_is_still_a_leak(listener: socket.socket) -> None:
+    """A socket that left CLOSE_WAIT by a reset while its descriptor stays open is reported."""
+    guard = Guard(interval=60, close_wait_after=0.5).start()
+    client = _leak(listener)
+    try:
+        time.sleep(0.05)
+        assert [r.state for r, _ in guard.check().close_wait] == ["CLOSE_WAIT"]
+        client.send(b"x")  # the peer's socket is gone: its kernel answers with a RST
+        time.sleep(0.1)
+        with pytest.raises(OSError):
+            client.send(b"y")  # the reset reached us: the socket is CLOSE now
+        time.sleep(0.5)
+        with pytest.warns(CloseWaitLeakWarning, match="has since reset it") as record:
+            report = guard.check()
+        (event,) = report.events
+        assert event.details["state"] == "CLOSE" and event.fd == client.fileno()
+        assert record[0].filename == __file__
+    finally:
+        client.close()
+    assert guard.check().close_wait == ()
+    guard.stop()

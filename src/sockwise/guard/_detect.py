@@ -477,9 +477,18 @@ class Detector:
                 streak[dest] = self.streak.get(dest, 0) + 1
             by_rate = streak.get(dest, 0) >= th.churn_samples
             by_count = count >= th.time_wait_fraction * size
+            # A burst shorter than churn_samples samples: this process's own connects (counted
+            # as they happen, not sampled) add up to what sustained churn would have made.
+            burst = sum(h.get(dest, 0) for _, h in list(self.history)[-th.churn_samples :])
+            by_burst = burst >= threshold * th.churn_samples * window and count >= 0.5 * burst
+            if by_burst and not by_rate:
+                rate = max(rate, burst / (th.churn_samples * window))
+            by_rate = by_rate or by_burst
             if not (by_rate or by_count):
                 continue
             own_rate = mine.get(dest, 0) / window
+            if by_burst:
+                own_rate = max(own_rate, burst / (th.churn_samples * window))
             if gate:
                 own_recent = sum(h.get(dest, 0) for _, h in self.history)
                 by_rate = by_rate and own_rate >= 0.5 * rate
@@ -509,18 +518,42 @@ class Detector:
                 f"at this rate TIME_WAIT holds ~{steady:,.0f} ports ({steady / size:.0%} of the "
                 "range); a little faster and connect() fails with EADDRNOTAVAIL"
             )
+        sites = sorted(_origin.destination_sites(dest).items(), key=lambda kv: -kv[1])
+        origin = next((o for o, _ in sites if o is not None), None)
+        recorded = sum(n for _, n in sites)
+        if origin is not None:
+            top = ", ".join(f"{o} (x{n})" for o, n in sites[:3] if o is not None)
+            where = f"; the connects are issued at {top} of {recorded} recorded"
+            line = linecache.getline(origin.filename, origin.lineno).strip()
+            if line:
+                where += f" -- {line[:100]}"
+        else:
+            where = "; the line issuing them was not recorded"
+        via = origin.via if origin is not None else ""
+        if via == "psycopg":
+            fix = "a pool such as sockwise.psycopg.ConnectionPool (or psycopg_pool)"
+        elif via in ("requests", "urllib3", "http", "httpx", "httpcore"):
+            fix = (
+                "one Session/PoolManager/Client reused across requests "
+                "(e.g. sockwise.urllib3.PoolManager)"
+            )
+        else:
+            fix = (
+                "a pool such as sockwise.urllib3.PoolManager (HTTP) or "
+                "sockwise.psycopg.ConnectionPool (PostgreSQL)"
+            )
         msg = (
             f"ephemeral-port churn toward {_addr(dest)}: {rate:,.0f} new connections/s "
             f"(this process: {own_rate:,.0f}/s), {count:,} sockets in TIME_WAIT "
-            f"({count / size:.0%} of ip_local_port_range {low}-{high}, {size:,} ports); "
-            f"{outlook}. Reuse connections instead of opening one per request: a pool such as "
-            "sockwise.urllib3.PoolManager (HTTP) or sockwise.psycopg.ConnectionPool (PostgreSQL)."
+            f"({count / size:.0%} of ip_local_port_range {low}-{high}, {size:,} ports)"
+            f"{where}; {outlook}. Reuse connections instead of opening one per request: {fix}."
         )
         return GuardEvent(
             kind="port_churn",
             category=PortChurnWarning,
             message=redact(msg),
             remote=dest,
+            origin=origin,
             details={
                 "rate": rate,
                 "own_rate": own_rate,
