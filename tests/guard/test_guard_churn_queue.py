@@ -91,6 +91,8 @@ def test_full_accept_queue_names_the_port() -> None:
         assert event.details["backlog"] == 2
         assert event.details["queue"] >= 2
         assert "as requested" in event.message
+        assert event.details["TcpExt.ListenOverflows"] > 0  # the first report is not "+0"
+        assert "ListenOverflows +0" not in event.message
         assert event.origin is not None and event.origin.function == (
             "test_full_accept_queue_names_the_port"
         )
@@ -170,3 +172,33 @@ def test_psycopg_connect_per_query_churn_names_the_line(postgres: PostgresServer
     assert event.origin is not None
     assert (event.origin.filename, event.origin.lineno) == (__file__, line)
     assert "sockwise.psycopg.ConnectionPool" in event.message
+
+
+def test_transient_overflow_is_reported_from_the_kernel_counter() -> None:
+    """An overflow that drained below full before the sample is found through ListenOverflows."""
+    guard = Guard(interval=60).start()
+    srv = socket.socket()
+    clients: list[socket.socket] = []
+    accepted: list[socket.socket] = []
+    try:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(2)
+        port = srv.getsockname()[1]
+        for _ in range(12):
+            c = socket.socket()
+            c.setblocking(False)
+            c.connect_ex(("127.0.0.1", port))
+            clients.append(c)
+        time.sleep(0.2)
+        accepted = [srv.accept()[0] for _ in range(2)]  # the queue is no longer full
+        with pytest.warns(AcceptQueueWarning, match="dropped connections") as record:
+            report = guard.check()
+        (event,) = [e for e in report.events if e.kind == "accept_queue"]
+        assert 0 < event.details["queue"] < 3
+        assert event.details["TcpExt.ListenOverflows"] > 0
+        assert record[0].filename == __file__
+    finally:
+        for c in clients + accepted:
+            c.close()
+        srv.close()
+        guard.stop()

@@ -591,16 +591,31 @@ class Detector:
             owner = self._owner(rec.inode)
             if isinstance(owner, tuple):
                 ours.append((replace(rec, fd=owner[0]), None, None))
-        counters = self._netstat() if ours else {}
+        counters = self._netstat()  # every sample: the deltas are "since the last sample"
+        overflowed = counters.get("TcpExt.ListenOverflows", 0) > 0
         events = []
+        # The kernel counted overflows (namespace-wide) since the last sample: a transient
+        # overflow may have drained already, so our fullest non-empty listener is reported.
+        suspect = None
+        if overflowed:
+            waiting = [o[0] for o in ours if o[0].rqueue > 0]
+            if waiting:
+                suspect = max(waiting, key=lambda r: r.rqueue / max(1, r.wqueue)).inode
         for rec, requested, origin in ours:
             backlog = rec.wqueue or (min(requested, self.somaxconn) if requested else 0)
             if not backlog and requested is None:
                 continue
             full = rec.rqueue >= max(1, math.ceil(self.th.accept_queue_ratio * backlog))
-            if full and claim(("acceptq", rec.inode), now, self.th.report_every):
+            if (full or rec.inode == suspect) and claim(
+                ("acceptq", rec.inode), now, self.th.report_every
+            ):
                 events.append(self._queue_event(rec, backlog, requested, origin, counters))
         return [r for r, _, _ in ours], events
+
+    def baseline(self) -> None:
+        """Read the kernel's counters now, so the first report's deltas are real."""
+        self.netstat_prev = None
+        self._netstat()
 
     def _netstat(self) -> dict[str, int]:
         try:
@@ -627,19 +642,23 @@ class Detector:
             cut = f"possibly truncated to net.core.somaxconn={somaxconn}"
         else:
             cut = "as requested"
-        drops = ""
-        if counters:
+        overflows = counters.get("TcpExt.ListenOverflows", 0)
+        if overflows > 0:
             drops = (
-                f"; since the last sample the kernel counted ListenOverflows "
-                f"+{counters.get('TcpExt.ListenOverflows', 0)}, ListenDrops "
-                f"+{counters.get('TcpExt.ListenDrops', 0)} (namespace-wide)"
+                f"; since the last sample the kernel dropped connections: ListenOverflows "
+                f"+{overflows}, ListenDrops +{counters.get('TcpExt.ListenDrops', 0)} "
+                "(counted for the whole network namespace)"
             )
+            effect = "New connections are being dropped and clients see connect timeouts."
+        else:
+            drops = ""
+            effect = "The next connections will be dropped and clients see connect timeouts."
+        full = "full" if rec.rqueue >= backlog else "overflowing"
         msg = (
-            f"accept queue full on {_addr(rec.local)} (fd {rec.fd}): {rec.rqueue} connections "
-            f"wait to be accepted, backlog {backlog} ({cut}){drops}. New connections are "
-            "dropped and clients see connect timeouts. Accept faster (a dedicated accept loop, "
-            "more workers) or raise the backlog and net.core.somaxconn. Listener "
-            f"{_where(origin)}."
+            f"accept queue {full} on {_addr(rec.local)} (fd {rec.fd}): {rec.rqueue} connections "
+            f"wait to be accepted, backlog {backlog} ({cut}){drops}. {effect} Accept faster "
+            "(a dedicated accept loop, more workers) or raise the backlog and "
+            f"net.core.somaxconn. Listener {_where(origin, 'opened')}."
         )
         return GuardEvent(
             kind="accept_queue",

@@ -203,6 +203,7 @@ class Guard:
         self._stop = threading.Event()
         self._detector.last_connects = _origin.connects()
         self._detector.dest_prev = _origin.destination_connects()
+        self._detector.baseline()
         self._thread = threading.Thread(target=self._run, name="sockwise-guard", daemon=True)
         self._thread.start()
 
