@@ -107,6 +107,12 @@ def _where(origin: Origin | None, opened: str = "opened") -> str:
         opened = "checked out of its pool"
     elif origin.kind == "accept":
         opened = "accepted"
+    elif origin.kind == "served":
+        opened = (
+            "accepted by a socketserver thread for the handler"
+            if origin.via == "socketserver"
+            else "accepted by the server set up"
+        )
     text = f"{opened} at {origin}"
     return f"{text}: {line}" if line else text
 
@@ -153,7 +159,7 @@ def _advice(origin: Origin | None, verdict: PoolVerdict | None) -> str:
         return _ADVICE[via]
     if verdict is not None and verdict.lib in _ADVICE:
         return _ADVICE[verdict.lib]
-    if origin is not None and origin.kind == "accept":
+    if origin is not None and origin.kind in ("accept", "served"):
         return (
             "Close the accepted connection once the client has closed its side (a read "
             "returned b''): the handler never did."

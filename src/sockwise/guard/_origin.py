@@ -96,8 +96,10 @@ class Origin:
         lineno: Line number.
         function: Function name (qualified where Python knows it).
         module: The module's ``__name__`` (for :mod:`warnings` filters).
-        kind: ``"connect"``, ``"accept"``, ``"listen"`` or ``"checkout"`` (a pool handed out
-            a connection it opened earlier).
+        kind: ``"connect"``, ``"accept"``, ``"listen"``, ``"checkout"`` (a pool handed out
+            a connection it opened earlier) or ``"served"`` (accepted by library code in a
+            server thread: the frame is the application's request handler, or the line that
+            set up the listening socket).
         via: The outermost library between the socket call and this frame (``"requests"``,
             ``"urllib3"``, ``"http"`` for :mod:`http.client`, ``"psycopg"``...), or ``""`` when
             the frame called ``socket`` itself. Advice in reports depends on it.
@@ -137,6 +139,7 @@ class _State:
         self.tracked: dict[int, tuple[int, Origin | None]] = {}
         self.holders: dict[int, tuple[int, Holder]] = {}
         self.dest_origins: dict[tuple[str, int], dict[Origin | None, int]] = {}
+        self.listen_sites: dict[tuple[str, int], Origin] = {}
         self.listeners: dict[int, tuple[int, int, Origin | None]] = {}
         self.pooled: dict[int, int] = {}
         self.connects = 0
@@ -199,6 +202,12 @@ def _grab_redis(frame: FrameType, holder: Holder) -> None:
     holder.setdefault("conn", _weak(loc.get("connection")))
 
 
+def _grab_socketserver(frame: FrameType, holder: Holder) -> None:
+    """``BaseServer._handle_request_noblock(self)``: the server, whose handler class we name."""
+    holder.setdefault("lib", "socketserver")
+    holder.setdefault("server", _weak(frame.f_locals.get("self")))
+
+
 #: Library frames that reveal which pool a new connection belongs to, by ``(module, qualname)``.
 #: Read only when a connect passes through them (a new connection, not every request): the
 #: guard later asks the pool whether the connection is idle in it (see :mod:`._pools`).
@@ -210,19 +219,15 @@ _GRABBERS: Final[dict[tuple[str, str], Callable[[FrameType, Holder], None]]] = {
     ("psycopg_pool.pool_async", "AsyncConnectionPool._connect"): _grab_self_pool("psycopg_pool"),
     ("redis.connection", "ConnectionPool.get_connection"): _grab_redis,
     ("redis.asyncio.connection", "ConnectionPool.get_connection"): _grab_redis,
+    ("socketserver", "BaseServer._handle_request_noblock"): _grab_socketserver,
 }
 
 
 def _classify(code: CodeType, module: str) -> str:
     """The library tag of *code* (its top package, e.g. ``"urllib3"``); ``""`` for user code."""
     name = code.co_filename
-    top = module.partition(".")[0] or os.path.basename(name).partition(".")[0] or "?"
-    if name.startswith("<frozen") or _LIB_RE.search(name):
-        return top
-    if name.startswith(_state.prefixes) and (
-        ("site-packages" not in name and "dist-packages" not in name) or "sockwise" in name
-    ):
-        return top
+    if _classify_file(name):
+        return module.partition(".")[0] or os.path.basename(name).partition(".")[0] or "?"
     return ""
 
 
@@ -311,8 +316,8 @@ def _on_connect(sock: socket.socket, address: object) -> None:
 
 def _on_accept(sock: socket.socket) -> None:
     if _raw_type(sock) & 0xF == _STREAM and _raw_family(sock) in _INET:
-        origin = find_origin(_getframe(2), "accept")[0]
-        _state.pending.append((_ref(sock), origin, None, "accept", None))
+        origin, holder = find_origin(_getframe(2), "accept", True)
+        _state.pending.append((_ref(sock), origin, None, "accept", holder))
 
 
 def _on_listen(sock: socket.socket, backlog: int) -> None:
@@ -443,6 +448,10 @@ def _drain_locked(st: _State) -> None:
         ino = found
         if kind == "checkout" and ino in tracked and origin is None:
             origin = tracked[ino][1]
+        if kind == "accept" and origin is None and not isinstance(ref, tuple):
+            origin = _served_origin(st, ref(), holder)
+        if kind == "listen" and not isinstance(ref, tuple):
+            _remember_listener(st, ref(), origin)
         tracked[ino] = (fd, origin)
         if len(tracked) > MAX_TRACKED:
             _evict_oldest(tracked)
@@ -457,6 +466,72 @@ def _drain_locked(st: _State) -> None:
             listeners[ino] = (fd, extra, origin)
             if len(listeners) > MAX_TRACKED:
                 _evict_oldest(listeners)
+
+
+def _served_origin(st: _State, sock: socket.socket | None, holder: Holder | None) -> Origin | None:
+    """Who serves an accepted socket whose accept ran in library code only (a server thread).
+
+    The application's request handler when the server is a :mod:`socketserver` one, else the
+    line that set up the listening socket (``TCPServer(...)``, ``uvicorn.run(...)``).
+    """
+    server_ref = holder.get("server") if holder else None
+    server = server_ref() if server_ref is not None else None
+    handler = getattr(getattr(server, "RequestHandlerClass", None), "handle", None)
+    code = getattr(handler, "__code__", None)
+    if isinstance(code, CodeType) and not is_library_file(code.co_filename):
+        return Origin(
+            filename=code.co_filename,
+            lineno=code.co_firstlineno,
+            function=code.co_qualname,
+            module=str(getattr(handler, "__module__", "")),
+            kind="served",
+            via="socketserver",
+        )
+    if sock is None:
+        return None
+    try:
+        host, port = sock.getsockname()[:2]
+    except (OSError, ValueError, TypeError):
+        return None
+    for key in ((host, port), ("0.0.0.0", port), ("::", port)):
+        found = st.listen_sites.get(key)
+        if found is not None:
+            return Origin(
+                filename=found.filename,
+                lineno=found.lineno,
+                function=found.function,
+                module=found.module,
+                kind="served",
+                via=found.via,
+            )
+    return None
+
+
+def _remember_listener(st: _State, sock: socket.socket | None, origin: Origin | None) -> None:
+    if sock is None or origin is None:
+        return
+    try:
+        host, port = sock.getsockname()[:2]
+    except (OSError, ValueError, TypeError):
+        return
+    st.listen_sites[(host, port)] = origin
+    if len(st.listen_sites) > 1024:
+        _evict_oldest(st.listen_sites)
+
+
+def is_library_file(filename: str) -> bool:
+    """Whether *filename* belongs to sockwise, the standard library or a wrapped library."""
+    if not _state.prefixes:
+        _state.prefixes = _lib_prefixes()
+    return bool(_classify_file(filename))
+
+
+def _classify_file(name: str) -> bool:
+    if name.startswith("<frozen") or _LIB_RE.search(name):
+        return True
+    return name.startswith(_state.prefixes) and (
+        ("site-packages" not in name and "dist-packages" not in name) or "sockwise" in name
+    )
 
 
 def _count_destination(st: _State, key: tuple[str, int] | None, origin: Origin | None) -> None:
@@ -529,6 +604,7 @@ def disable() -> None:
                 _state.dest_connects.clear()
                 _state.dest_origins.clear()
                 _state.holders.clear()
+                _state.listen_sites.clear()
                 _state.listeners.clear()
                 _state.pooled.clear()  # pools stop telling once no guard runs
 

@@ -1,0 +1,122 @@
+"""Attribution of sockets opened outside the application's own frames: libpq, server threads."""
+
+from __future__ import annotations
+
+import socket
+import socketserver
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import psycopg
+import pytest
+
+import sockwise
+from sockwise.guard import CloseWaitLeakWarning, Guard, GuardEvent, note_origin
+from sockwise.testing import PostgresServer
+
+SOURCE = Path(__file__).read_text().splitlines()
+
+
+def _line(marker: str) -> int:
+    return next(i for i, text in enumerate(SOURCE, 1) if text.endswith(f"# {marker}"))
+
+
+def _wait_events(events: list[GuardEvent], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not any(e.kind == "close_wait" for e in events):
+        assert time.monotonic() < deadline, "no report"
+        time.sleep(0.05)
+
+
+def test_psycopg_connect_names_the_callers_line(postgres: PostgresServer) -> None:
+    """A libpq socket left in CLOSE_WAIT names the line that called psycopg.connect."""
+    events: list[GuardEvent] = []
+    hardening = sockwise.harden(guard=False)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CloseWaitLeakWarning)
+            with Guard(interval=0.2, close_wait_after=0.5, callback=events.append):
+                conn = psycopg.connect(postgres.dsn)  # ORIGIN:psycopg
+                try:
+                    postgres.execute(f"SELECT pg_terminate_backend({conn.info.backend_pid})")
+                    _wait_events(events, 10)
+                finally:
+                    conn.close()
+    finally:
+        hardening.__exit__(None, None, None)
+    (event,) = [e for e in events if e.kind == "close_wait"]
+    assert event.origin is not None
+    assert (event.origin.filename, event.origin.lineno) == (__file__, _line("ORIGIN:psycopg"))
+    assert event.origin.via == "psycopg"
+    assert "with psycopg.connect(" in event.message
+    assert "<sockwise guard>" not in event.message
+
+
+class _StuckHandler(socketserver.BaseRequestHandler):
+    """Reads the request, then waits on something else and never sees the client's close."""
+
+    release = threading.Event()
+
+    def handle(self) -> None:
+        self.request.recv(100)
+        self.release.wait(20)
+
+
+def test_socketserver_thread_names_the_handler() -> None:
+    """A socket accepted in a socketserver thread is attributed to the application's handler."""
+    events: list[GuardEvent] = []
+    _StuckHandler.release.clear()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CloseWaitLeakWarning)
+        with Guard(interval=0.2, close_wait_after=0.5, callback=events.append):
+            server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _StuckHandler)
+            serving = threading.Thread(target=server.serve_forever, daemon=True)
+            serving.start()
+            try:
+                with socket.create_connection(server.server_address[:2]) as client:
+                    client.sendall(b"hello")
+                time.sleep(0.05)
+                _wait_events(events, 10)
+            finally:
+                _StuckHandler.release.set()
+                server.shutdown()
+                server.server_close()
+                serving.join(5)
+    leaks = [e for e in events if e.kind == "close_wait"]
+    assert len(leaks) == 1
+    origin = leaks[0].origin
+    assert origin is not None and origin.kind == "served"
+    assert origin.function == "_StuckHandler.handle" and origin.filename == __file__
+    assert "socketserver thread for the handler" in leaks[0].message
+    assert "accepted connection" in leaks[0].message
+
+
+def test_note_origin_validates_and_records() -> None:
+    """note_origin names bad arguments, ignores closed sockets, and records the caller's line."""
+    with pytest.raises(ValueError, match="kind"):
+        note_origin(0, kind="bogus")
+    with pytest.raises(TypeError, match="sock_or_fd"):
+        note_origin("3")  # type: ignore[arg-type]
+    srv = socket.create_server(("127.0.0.1", 0))
+    try:
+        with Guard(interval=3600, close_wait_after=0) as guard:
+            client = socket.socket()
+            client.connect(srv.getsockname())
+            conn, _ = srv.accept()
+            try:
+                note_origin(client, kind="checkout")  # ORIGIN:note
+                conn.close()
+                time.sleep(0.05)
+                with pytest.warns(CloseWaitLeakWarning, match="checked out of its pool") as rec:
+                    report = guard.check()
+                (event,) = report.events
+                assert event.origin is not None
+                assert event.origin.lineno == _line("ORIGIN:note")
+                assert rec[0].lineno == _line("ORIGIN:note")
+            finally:
+                client.close()
+                conn.close()
+    finally:
+        srv.close()
