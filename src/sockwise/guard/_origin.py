@@ -138,7 +138,8 @@ class _State:
         self.pending: deque[_Pending] = deque(maxlen=MAX_PENDING)
         self.tracked: dict[int, tuple[int, Origin | None]] = {}
         self.holders: dict[int, tuple[int, Holder]] = {}
-        self.dest_origins: dict[tuple[str, int], dict[Origin | None, int]] = {}
+        self.dest_sites: dict[tuple[tuple[str, int], Origin | None], int] = {}
+        self.dest_keys: dict[tuple[Any, ...], tuple[str, int]] = {}
         self.listen_sites: dict[tuple[str, int], Origin] = {}
         self.listeners: dict[int, tuple[int, int, Origin | None]] = {}
         self.pooled: dict[int, int] = {}
@@ -307,11 +308,9 @@ def _new_origin(frame: FrameType, code: CodeType, key: tuple[CodeType, int, str,
 
 
 def _on_connect(sock: socket.socket, address: object) -> None:
-    st = _state
-    st.connects += 1
-    if _raw_type(sock) & 0xF == _STREAM and _raw_family(sock) in _INET:
-        origin, holder = find_origin(_getframe(2), "connect", True)
-        st.pending.append((_ref(sock), origin, address, "connect", holder))
+    # Not even the socket's type is read here: the drain counts TCP connects and skips the rest.
+    origin, holder = find_origin(_getframe(2), "connect", True)
+    _state.pending.append((_ref(sock), origin, address, "connect", holder))
 
 
 def _on_accept(sock: socket.socket) -> None:
@@ -371,10 +370,8 @@ def note_origin(
     if owner is not None:
         holder = holder if holder is not None else {}
         holder["conn"] = _weak(owner)
-    if kind == "connect":
-        st.connects += 1
-        if address is None:
-            address = _peer_of(fd)
+    if kind == "connect" and address is None:
+        address = _peer_of(fd)
     st.pending.append(((fd, ino), origin, address, kind, holder))
 
 
@@ -390,6 +387,7 @@ def _evict_oldest(table: dict[Any, Any]) -> None:
 
 
 _MAX_DESTINATIONS: Final = 4096
+_MAX_SITES: Final = 16384
 
 
 def destination_key(address: object) -> tuple[str, int] | None:
@@ -415,7 +413,9 @@ def _drain_locked(st: _State) -> None:
             MAX_PENDING,
         )
     tracked = st.tracked
-    listeners = st.listeners
+    counts = st.dest_connects
+    sites = st.dest_sites
+    keys = st.dest_keys
     popleft = pending.popleft
     fstat = os.fstat
     for _ in range(len(pending)):
@@ -423,49 +423,86 @@ def _drain_locked(st: _State) -> None:
             ref, origin, extra, kind, holder = popleft()
         except IndexError:  # Defensive: only drainers pop, under drain_lock
             break
-        ino = -1
-        if isinstance(ref, tuple):
-            fd, ino = ref
-        else:
-            sock = ref()
-            if sock is None:
-                fd = -1  # closed and collected already: nothing to watch
-            else:
-                try:
-                    fd = sock.fileno()
-                except (OSError, ValueError):  # Defensive
-                    fd = -1
+        noted = type(ref) is tuple
+        sock = None if noted else ref()  # type: ignore[operator]
         if kind == "connect":
-            _count_destination(st, destination_key(extra), origin)
+            if sock is not None and not _is_tcp(sock):
+                continue  # UDP, Unix: not the guard's business
+            st.connects += 1
+            key = keys.get(extra) if type(extra) is tuple else None
+            if key is None:
+                key = destination_key(extra)
+                if key is not None and len(keys) < _MAX_DESTINATIONS:
+                    keys[extra] = key
+            if key is not None:
+                counts[key] = counts.get(key, 0) + 1
+                site = (key, origin)
+                sites[site] = sites.get(site, 0) + 1
+                if len(sites) > _MAX_SITES:
+                    _evict_oldest(sites)
+                    if len(counts) > _MAX_DESTINATIONS:
+                        _evict_oldest(counts)
+        if noted:
+            fd, ino = ref  # type: ignore[misc]
+        else:
+            if sock is None:
+                continue  # closed and collected already: nothing to watch
+            try:
+                fd = sock.fileno()
+            except (OSError, ValueError):  # Defensive
+                continue
+            ino = -1
         if fd < 0:
             continue  # closed (or detached)
         try:
             found = fstat(fd).st_ino
         except (OSError, ValueError, OverflowError):
             continue
-        if ino >= 0 and found != ino:
+        if noted and found != ino:
             continue  # noted by descriptor, closed since (the number now names another file)
-        ino = found
-        if kind == "checkout" and ino in tracked and origin is None:
-            origin = tracked[ino][1]
-        if kind == "accept" and origin is None and not isinstance(ref, tuple):
-            origin = _served_origin(st, ref(), holder)
-        if kind == "listen" and not isinstance(ref, tuple):
-            _remember_listener(st, ref(), origin)
-        tracked[ino] = (fd, origin)
+        if kind != "connect":
+            origin = _other_kind(st, found, fd, ref, origin, extra, kind, holder)
+        tracked[found] = (fd, origin)
         if len(tracked) > MAX_TRACKED:
             _evict_oldest(tracked)
         if holder:
             if "lib" not in holder and holder.get("conn") is not None:
                 owner = holder["conn"]()
                 holder["lib"] = type(owner).__module__.partition(".")[0] if owner else ""
-            st.holders[ino] = (fd, holder)
+            st.holders[found] = (fd, holder)
             if len(st.holders) > MAX_TRACKED:
                 _evict_oldest(st.holders)
-        if kind == "listen":
-            listeners[ino] = (fd, extra, origin)
-            if len(listeners) > MAX_TRACKED:
-                _evict_oldest(listeners)
+
+
+def _is_tcp(sock: socket.socket) -> bool:
+    try:
+        return _raw_type(sock) & 0xF == _STREAM and _raw_family(sock) in _INET
+    except (TypeError, ValueError):  # Defensive: not a socket after all
+        return False
+
+
+def _other_kind(
+    st: _State,
+    ino: int,
+    fd: int,
+    ref: Any,
+    origin: Origin | None,
+    extra: Any,
+    kind: str,
+    holder: Holder | None,
+) -> Origin | None:
+    """Drain an accept, listen or checkout event; return the origin to record."""
+    if kind == "checkout" and origin is None and ino in st.tracked:
+        return st.tracked[ino][1]
+    sock = None if type(ref) is tuple else ref()
+    if kind == "accept" and origin is None:
+        return _served_origin(st, sock, holder)
+    if kind == "listen":
+        _remember_listener(st, sock, origin)
+        st.listeners[ino] = (fd, extra, origin)
+        if len(st.listeners) > MAX_TRACKED:
+            _evict_oldest(st.listeners)
+    return origin
 
 
 def _served_origin(st: _State, sock: socket.socket | None, holder: Holder | None) -> Origin | None:
@@ -534,21 +571,6 @@ def _classify_file(name: str) -> bool:
     )
 
 
-def _count_destination(st: _State, key: tuple[str, int] | None, origin: Origin | None) -> None:
-    if key is None:
-        return
-    counts = st.dest_connects
-    counts[key] = counts.get(key, 0) + 1
-    if len(counts) > _MAX_DESTINATIONS:
-        _evict_oldest(counts)
-        _evict_oldest(st.dest_origins)
-    sites = st.dest_origins.get(key)
-    if sites is None:
-        sites = st.dest_origins[key] = {}
-    if origin in sites or len(sites) < 64:
-        sites[origin] = sites.get(origin, 0) + 1
-
-
 def _peer_of(fd: int) -> tuple[str, int] | None:
     """The peer address of descriptor *fd* (a duplicate is queried; *fd* stays untouched)."""
     try:
@@ -602,7 +624,8 @@ def disable() -> None:
                 _state.pending.clear()
                 _state.tracked.clear()
                 _state.dest_connects.clear()
-                _state.dest_origins.clear()
+                _state.dest_sites.clear()
+                _state.dest_keys.clear()
                 _state.holders.clear()
                 _state.listen_sites.clear()
                 _state.listeners.clear()
@@ -627,9 +650,9 @@ def holder(inode: int) -> Holder | None:
 
 
 def destination_sites(dest: tuple[str, int]) -> dict[Origin | None, int]:
-    """Connects toward *dest* per origin (cumulative, bounded to 64 sites per destination)."""
+    """Connects toward *dest* per origin (cumulative, bounded: the oldest sites are dropped)."""
     drain()
-    return dict(_state.dest_origins.get(dest, {}))
+    return {o: n for (d, o), n in list(_state.dest_sites.items()) if d == dest}
 
 
 def listeners() -> dict[int, tuple[int, int, Origin | None]]:
@@ -645,7 +668,8 @@ def destination_connects() -> dict[tuple[str, int], int]:
 
 
 def connects() -> int:
-    """How many TCP connects this process made while recording (approximate under threads)."""
+    """How many TCP connects this process made while recording (counted when drained)."""
+    drain()
     return _state.connects
 
 
