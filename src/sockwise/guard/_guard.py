@@ -3,11 +3,14 @@
 Theory of operation: a daemon thread (``sockwise-guard``) wakes every ``interval`` seconds (or
 earlier, when a CLOSE_WAIT socket is about to cross ``close_wait_after``), asks the kernel for the
 namespace's CLOSE_WAIT, LISTEN and TIME_WAIT sockets in one state-filtered query, keeps those of
-this process (matched by inode against the sockets the hooks saw being created, and -- lazily,
-only for sockets already suspicious -- against a listing of ``/proc/self/fd``), and hands them to
-the detectors. Each finding becomes a :class:`GuardEvent`, sent to the ``sockwise`` logger, the
-optional callback and :mod:`warnings` (with the warning's file and line set to the code that
-opened the socket, so ``warnings`` filters by module work).
+this process (matched by inode against the sockets the hooks saw being created or
+:func:`~sockwise.guard.note_origin` was told about, and -- only for rows still unmatched, at most
+every two intervals -- against a listing of ``/proc/self/fd``), and hands them to the detectors.
+Our sockets seen in CLOSE_WAIT that then vanish from the dump while their descriptor stays open
+(reset by the peer) stay under watch. Each finding becomes a :class:`GuardEvent`, given to the
+optional callback and emitted once: to :mod:`warnings` (with the warning's file and line set to
+the code that opened the socket, so ``warnings`` filters by module work), or -- when the
+application configured the ``sockwise`` logger -- to that logger instead.
 
 The thread survives its own errors (each kind logged once), holds no lock the application uses,
 stops at interpreter exit, and after ``fork()`` the child starts its own thread (or stays stopped

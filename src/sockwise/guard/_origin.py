@@ -101,7 +101,7 @@ class Origin:
             server thread: the frame is the application's request handler, or the line that
             set up the listening socket).
         via: The outermost library between the socket call and this frame (``"requests"``,
-            ``"urllib3"``, ``"http"`` for :mod:`http.client`, ``"psycopg"``...), or ``""`` when
+            ``"urllib3"``, ``"http"`` for ``http.client``, ``"psycopg"``...), or ``""`` when
             the frame called ``socket`` itself. Advice in reports depends on it.
 
     """
