@@ -8,12 +8,13 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 import sockwise
-from sockwise.guard import CloseWaitLeakWarning, Guard, GuardEvent, note_origin
+from sockwise.guard import CloseWaitLeakWarning, Guard, GuardEvent, _origin, note_origin
 from sockwise.testing import PostgresServer
 
 SOURCE = Path(__file__).read_text().splitlines()
@@ -120,3 +121,39 @@ def test_note_origin_validates_and_records() -> None:
                 conn.close()
     finally:
         srv.close()
+
+
+async def _asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A minimal ASGI application (the line uvicorn's sockets are attributed to)."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+def test_uvicorn_in_a_thread_names_the_application() -> None:
+    """uvicorn listening and accepting from its own thread: both name the ASGI application."""
+    import uvicorn
+
+    with Guard(interval=3600):
+        config = uvicorn.Config(_asgi_app, host="127.0.0.1", port=0, log_level="error")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not server.started:
+                assert time.monotonic() < deadline and thread.is_alive()
+                time.sleep(0.05)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            with socket.create_connection(("127.0.0.1", port)) as client:
+                client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert client.recv(100).startswith(b"HTTP/1.1 200")
+                time.sleep(0.1)
+                _origin.drain()
+                origins = [o for _, o in _origin._state.tracked.values() if o is not None]
+        finally:
+            server.should_exit = True
+            thread.join(10)
+    app_line = _asgi_app.__code__.co_firstlineno
+    kinds = {o.kind for o in origins if (o.filename, o.lineno) == (__file__, app_line)}
+    assert kinds == {"listen", "served"}, origins

@@ -108,11 +108,12 @@ def _where(origin: Origin | None, opened: str = "opened") -> str:
     elif origin.kind == "accept":
         opened = "accepted"
     elif origin.kind == "served":
-        opened = (
-            "accepted by a socketserver thread for the handler"
-            if origin.via == "socketserver"
-            else "accepted by the server set up"
-        )
+        if origin.via == "socketserver":
+            opened = "accepted by a socketserver thread for the handler"
+        elif origin.via == "uvicorn":
+            opened = "accepted by uvicorn, serving the application set up"
+        else:
+            opened = "accepted by the server set up"
     text = f"{opened} at {origin}"
     return f"{text}: {line}" if line else text
 

@@ -209,6 +209,12 @@ def _grab_socketserver(frame: FrameType, holder: Holder) -> None:
     holder.setdefault("server", _weak(frame.f_locals.get("self")))
 
 
+def _grab_uvicorn(frame: FrameType, holder: Holder) -> None:
+    """``Server.startup(self)``: the uvicorn server, whose configured application we name."""
+    holder.setdefault("lib", "uvicorn")
+    holder.setdefault("server", _weak(frame.f_locals.get("self")))
+
+
 #: Library frames that reveal which pool a new connection belongs to, by ``(module, qualname)``.
 #: Read only when a connect passes through them (a new connection, not every request): the
 #: guard later asks the pool whether the connection is idle in it (see :mod:`._pools`).
@@ -221,6 +227,7 @@ _GRABBERS: Final[dict[tuple[str, str], Callable[[FrameType, Holder], None]]] = {
     ("redis.connection", "ConnectionPool.get_connection"): _grab_redis,
     ("redis.asyncio.connection", "ConnectionPool.get_connection"): _grab_redis,
     ("socketserver", "BaseServer._handle_request_noblock"): _grab_socketserver,
+    ("uvicorn.server", "Server.startup"): _grab_uvicorn,
 }
 
 
@@ -321,8 +328,8 @@ def _on_accept(sock: socket.socket) -> None:
 
 def _on_listen(sock: socket.socket, backlog: int) -> None:
     if _raw_type(sock) & 0xF == _STREAM and _raw_family(sock) in _INET:
-        origin = find_origin(_getframe(1), "listen")[0]
-        _state.pending.append((_ref(sock), origin, backlog, "listen", None))
+        origin, holder = find_origin(_getframe(1), "listen", True)
+        _state.pending.append((_ref(sock), origin, backlog, "listen", holder))
 
 
 def note_origin(
@@ -498,6 +505,8 @@ def _other_kind(
     if kind == "accept" and origin is None:
         return _served_origin(st, sock, holder)
     if kind == "listen":
+        if origin is None:
+            origin = _app_origin(holder)
         _remember_listener(st, sock, origin)
         st.listeners[ino] = (fd, extra, origin)
         if len(st.listeners) > MAX_TRACKED:
@@ -541,6 +550,37 @@ def _served_origin(st: _State, sock: socket.socket | None, holder: Holder | None
                 kind="served",
                 via=found.via,
             )
+    return None
+
+
+def _app_origin(holder: Holder | None) -> Origin | None:
+    """The application a server library (uvicorn) serves, when its listener has no user frame.
+
+    uvicorn started from its command line, or in a thread, listens from library frames only;
+    its configuration names the application (an object or ``"module:attribute"``), and the
+    application's definition is the line to report.
+    """
+    server_ref = holder.get("server") if holder and holder.get("lib") == "uvicorn" else None
+    server = server_ref() if server_ref is not None else None
+    app = getattr(getattr(server, "config", None), "app", None)
+    if isinstance(app, str):
+        module_name, _, attr = app.partition(":")
+        module = sys.modules.get(module_name)
+        app = getattr(module, attr, None) if module is not None and attr else None
+    if app is None:
+        return None
+    code = getattr(app, "__code__", None)
+    if not isinstance(code, CodeType):
+        code = getattr(type(app).__dict__.get("__call__"), "__code__", None)
+    if isinstance(code, CodeType) and not is_library_file(code.co_filename):
+        return Origin(
+            filename=code.co_filename,
+            lineno=code.co_firstlineno,
+            function=code.co_qualname,
+            module=str(getattr(app, "__module__", "")),
+            kind="listen",
+            via="uvicorn",
+        )
     return None
 
 
