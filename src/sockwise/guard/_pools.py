@@ -44,7 +44,12 @@ class PoolVerdict:
 
 
 def _contains(items: Any, conn: object) -> bool:
-    return any(item is conn for item in list(items))
+    for _ in range(3):  # another thread may mutate the pool's container while we copy it
+        try:
+            return any(item is conn for item in list(items))
+        except RuntimeError:
+            continue
+    raise RuntimeError("the pool kept changing")  # Defensive: judged "unknown" by the caller
 
 
 def _urllib3(pool: Any, conn: Any) -> PoolVerdict:
