@@ -219,3 +219,21 @@ def test_reset_after_close_wait_is_still_a_leak(listener: socket.socket) -> None
         client.close()
     assert guard.check().close_wait == ()
     guard.stop()
+
+
+def test_socket_not_seen_opened_is_matched_within_two_intervals(listener: socket.socket) -> None:
+    """A leaked socket the hooks never saw is reported within close_wait_after + 2 intervals."""
+    client = _leak(listener)  # opened before the guard: no origin recorded
+    events: list[GuardEvent] = []
+    interval, after = 0.3, 0.5
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CloseWaitLeakWarning)
+            with Guard(interval=interval, close_wait_after=after, callback=events.append):
+                elapsed = _wait_for(events, "close_wait", timeout=10)
+        bound = after + 2 * interval
+        assert elapsed <= bound + max(0.5, 0.1 * bound)
+        (event,) = [e for e in events if e.fd == client.fileno()]
+        assert event.origin is None and "origin not recorded" in event.message
+    finally:
+        client.close()

@@ -138,7 +138,7 @@ class _State:
         self.pending: deque[_Pending] = deque(maxlen=MAX_PENDING)
         self.tracked: dict[int, tuple[int, Origin | None]] = {}
         self.holders: dict[int, tuple[int, Holder]] = {}
-        self.dest_sites: dict[tuple[tuple[str, int], Origin | None], int] = {}
+        self.dest_sites: dict[tuple[tuple[str, int], int], list[Origin | int | None]] = {}
         self.dest_keys: dict[tuple[Any, ...], tuple[str, int]] = {}
         self.listen_sites: dict[tuple[str, int], Origin] = {}
         self.listeners: dict[int, tuple[int, int, Origin | None]] = {}
@@ -433,7 +433,9 @@ def _drain_locked(st: _State) -> None:
         noted = type(ref) is tuple
         sock = None if noted else ref()  # type: ignore[operator]
         if kind == "connect":
-            if sock is not None and not _is_tcp(sock):
+            if sock is not None and (
+                _raw_type(sock) & 0xF != _STREAM or _raw_family(sock) not in _INET
+            ):
                 continue  # UDP, Unix: not the guard's business
             st.connects += 1
             key = keys.get(extra) if type(extra) is tuple else None
@@ -443,8 +445,13 @@ def _drain_locked(st: _State) -> None:
                     keys[extra] = key
             if key is not None:
                 counts[key] = counts.get(key, 0) + 1
-                site = (key, origin)
-                sites[site] = sites.get(site, 0) + 1
+                # Keyed by identity (Origins are interned per call site; a dataclass hash is a
+                # Python call over six fields); the entry keeps its Origin alive, so ids are stable.
+                entry = sites.get((key, id(origin)))
+                if entry is None:
+                    sites[(key, id(origin))] = [origin, 1]
+                else:
+                    entry[1] += 1  # type: ignore[operator]
                 if len(sites) > _MAX_SITES:
                     _evict_oldest(sites)
                     if len(counts) > _MAX_DESTINATIONS:
@@ -479,13 +486,6 @@ def _drain_locked(st: _State) -> None:
             st.holders[found] = (fd, holder)
             if len(st.holders) > MAX_TRACKED:
                 _evict_oldest(st.holders)
-
-
-def _is_tcp(sock: socket.socket) -> bool:
-    try:
-        return _raw_type(sock) & 0xF == _STREAM and _raw_family(sock) in _INET
-    except (TypeError, ValueError):  # Defensive: not a socket after all
-        return False
 
 
 def _other_kind(
@@ -692,7 +692,11 @@ def holder(inode: int) -> Holder | None:
 def destination_sites(dest: tuple[str, int]) -> dict[Origin | None, int]:
     """Connects toward *dest* per origin (cumulative, bounded: the oldest sites are dropped)."""
     drain()
-    return {o: n for (d, o), n in list(_state.dest_sites.items()) if d == dest}
+    out: dict[Origin | None, int] = {}
+    for (d, _), (origin, n) in list(_state.dest_sites.items()):
+        if d == dest and not isinstance(origin, int) and isinstance(n, int):
+            out[origin] = out.get(origin, 0) + n
+    return out
 
 
 def listeners() -> dict[int, tuple[int, int, Origin | None]]:
