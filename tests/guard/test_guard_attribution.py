@@ -157,3 +157,39 @@ def test_uvicorn_in_a_thread_names_the_application() -> None:
     app_line = _asgi_app.__code__.co_firstlineno
     kinds = {o.kind for o in origins if (o.filename, o.lineno) == (__file__, app_line)}
     assert kinds == {"listen", "served"}, origins
+
+
+def test_aiohttp_connect_names_the_callers_line() -> None:
+    """aiohttp connects through aiohappyeyeballs in the caller's task: its line is recorded."""
+    import asyncio
+
+    import aiohttp
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def answer() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(1000)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+
+    async def fetch() -> list[Any]:
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"http://127.0.0.1:{port}/") as resp:  # ORIGIN:aiohttp
+                await resp.read()
+                _origin.drain()
+                return [o for _, o in _origin._state.tracked.values() if o is not None]
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    try:
+        with Guard(interval=3600):
+            origins = asyncio.run(fetch())
+    finally:
+        thread.join(10)
+        server.close()
+    connects = [o for o in origins if o.kind == "connect"]
+    assert [(o.filename, o.lineno, o.via) for o in connects] == [
+        (__file__, _line("ORIGIN:aiohttp"), "aiohttp")
+    ]
