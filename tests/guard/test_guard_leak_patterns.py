@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg_pool
 import pytest
 import requests
 import urllib3
@@ -104,7 +105,7 @@ def _wait(cond: Any, timeout: float) -> None:
 def test_every_leak_pattern_is_reported_within_the_bound(
     peer: tuple[str, int], postgres: PostgresServer
 ) -> None:
-    """Five real leaks under plain harden() are each reported once, in time, at the user's line."""
+    """Six real leaks under plain harden() are each reported once, in time, at the user's line."""
     host, port = peer
     url = f"http://{host}:{port}/"
     events: list[tuple[float, GuardEvent]] = []
@@ -133,16 +134,26 @@ def test_every_leak_pattern_is_reported_within_the_bound(
                 postgres.dsn, min_size=1, max_size=2, open=True
             )
             conn = pool.getconn()  # LEAK:psycopg
-            pid = conn.info.backend_pid
-            postgres.execute(f"SELECT pg_terminate_backend({pid})")
+            # 6. the same with psycopg_pool's own pool
+            stock: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
+                postgres.dsn, min_size=1, max_size=2, open=True
+            )
+            stock_conn = stock.getconn()  # LEAK:psycopg_pool
+            pids = (conn.info.backend_pid, stock_conn.info.backend_pid)
+            # in a later sample than the HTTP leaks: at most max_reports (5) leaks are reported
+            # one by one per sample, more are folded into a summary
+            _wait(lambda: len(clock.first) >= 4, 10)
+            time.sleep(guard.interval + 0.1)
+            postgres.execute(f"SELECT pg_terminate_backend(pid) FROM unnest(ARRAY{list(pids)}) pid")
             expected = {
                 "requests": streamed.raw.connection.sock.fileno(),
                 "urllib3": kept[1].connection.sock.fileno(),
                 "http": cached.sock.fileno() if cached.sock else -1,
                 "raw": kept[2].fileno(),
                 "psycopg": conn.pgconn.socket,
+                "psycopg_pool": stock_conn.pgconn.socket,
             }
-            _wait(lambda: len({e.fd for _, e in events}) >= 5, DETECTION_BOUND + 15)
+            _wait(lambda: len({e.fd for _, e in events}) >= 6, DETECTION_BOUND + 15)
             time.sleep(2 * guard.interval)  # no second report for the same socket
         finally:
             clock.stop()
@@ -153,6 +164,8 @@ def test_every_leak_pattern_is_reported_within_the_bound(
             manager.clear()
             pool.putconn(conn)
             pool.close()
+            stock.putconn(stock_conn)
+            stock.close()
     assert hardening.policy is not None
     leaks = [(t, e) for t, e in events if e.kind == "close_wait"]
     by_fd = {e.fd: (t, e) for t, e in leaks}
@@ -181,4 +194,5 @@ def test_every_leak_pattern_is_reported_within_the_bound(
     assert "release_conn" in messages["urllib3"]
     assert "conn.close()" in messages["http"]
     assert "with-block" in messages["raw"]
-    assert "putconn" in messages["psycopg"] and "checked out" in messages["psycopg"]
+    for name in ("psycopg", "psycopg_pool"):
+        assert "putconn" in messages[name] and "checked out" in messages[name]

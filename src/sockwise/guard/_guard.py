@@ -32,7 +32,7 @@ from typing import Final, Literal
 
 from sockwise import _hooks
 from sockwise._log import log_once, logger
-from sockwise.guard import _detect, _origin, _source
+from sockwise.guard import _checkout, _detect, _origin, _source
 from sockwise.guard._events import GuardEvent, GuardReport
 from sockwise.guard._sample import half_open_peers, sample
 
@@ -198,6 +198,7 @@ class Guard:
                 return self
             _install_process_hooks()
             _origin.enable()
+            _checkout.install()
             _running.add(self)
             self._spawn()
         return self
@@ -223,6 +224,8 @@ class Guard:
             thread.join(timeout)
         with _registry_lock:
             _origin.disable()  # after the join: the last sample still attributes correctly
+            if not _origin.recording():
+                _checkout.uninstall()
 
     def __enter__(self) -> Guard:
         return self.start()
@@ -300,6 +303,7 @@ class Guard:
             log_once("guard-no-source", logging.WARNING, "sockwise guard: %s", exc)
             return GuardReport(source="unavailable", duration=0.0, error=str(exc))
         _origin.drain()  # resolve the sockets recorded since the last tick
+        _checkout.install()  # psycopg_pool imported since the start: name its checkouts too
         window = det.window(now, self.interval)
         counting = det.wants_time_wait(window, now)
         targets = det.time_wait_targets() if counting else None
@@ -392,6 +396,7 @@ def _after_fork_in_child() -> None:
     _hooks.after_fork_in_child()  # before the restart below needs it (handlers run in order)
     _origin.after_fork_in_child()
     _detect.after_fork_in_child()
+    _checkout.after_fork_in_child()
     survivors = list(_running)
     _running.clear()
     for guard in survivors:

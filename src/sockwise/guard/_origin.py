@@ -344,7 +344,8 @@ def note_origin(
 
     For sockets the ``socket`` hooks cannot see -- opened in C (libpq), by libuv (uvloop), or
     handed out again by a pool (``kind="checkout"``, which replaces the earlier origin, so a
-    leak names the line that took the connection out). Costs a short stack walk and one append
+    leak names the line that took the connection out, and also does what
+    :func:`unregister_pooled` does). Costs a short stack walk and one append
     while a guard runs; nothing (one attribute test) otherwise. A closed socket is ignored.
 
     Args:
@@ -373,6 +374,8 @@ def note_origin(
         ino = os.fstat(fd).st_ino  # now: by the drain the descriptor may be reused
     except (OSError, ValueError, OverflowError):
         return
+    if kind == "checkout" and st.pooled:
+        st.pooled.pop(ino, None)  # handed out: no longer an idle member (unregister_pooled)
     origin, holder = find_origin(_getframe(depth), kind, True)
     if owner is not None:
         holder = holder if holder is not None else {}
