@@ -483,6 +483,9 @@ def _drain_locked(st: _State) -> None:
         if len(tracked) > MAX_TRACKED:
             _evict_oldest(tracked)
         if holder:
+            known = st.holders.get(found) if kind == "checkout" else None
+            if known is not None and known[0] == fd:
+                holder = {**holder, **known[1]}  # keep the pool the connection was opened for
             if "lib" not in holder and holder.get("conn") is not None:
                 owner = holder["conn"]()
                 holder["lib"] = type(owner).__module__.partition(".")[0] if owner else ""
