@@ -309,7 +309,11 @@ class Guard:
         targets = det.time_wait_targets() if counting else None
         smp = sample(reader, _detect.uid(), window, counting, targets)
         present = {r.inode for r in smp.close_wait} | {r.inode for r in smp.listen}
-        half_open = half_open_peers(reader, smp.close_wait) if smp.close_wait else set()
+        half_open = (
+            half_open_peers(reader, smp.close_wait, smp.fin_wait2_owned)
+            if smp.close_wait
+            else set()
+        )
         close_wait, cw_events = det.close_wait(smp.close_wait, present, now, half_open)
         listeners, q_events = det.accept_queue(smp.listen, present, now)
         churn_events = det.churn(smp, window, now)
