@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg_pool
 import pytest
 import requests
@@ -72,6 +73,14 @@ def peer() -> Iterator[tuple[str, int]]:
         proc.stdout.close()
 
 
+def _httpx_fd(response: httpx.Response) -> int:
+    """The descriptor under a streamed httpx response (httpcore's network stream)."""
+    stream = response.extensions["network_stream"]
+    sock = stream.get_extra_info("socket")
+    assert isinstance(sock, socket.socket)
+    return sock.fileno()
+
+
 class CloseWaitClock:
     """Polls this process's CLOSE_WAIT sockets; remembers when each descriptor entered it."""
 
@@ -105,7 +114,7 @@ def _wait(cond: Any, timeout: float) -> None:
 def test_every_leak_pattern_is_reported_within_the_bound(
     peer: tuple[str, int], postgres: PostgresServer
 ) -> None:
-    """Six real leaks under plain harden() are each reported once, in time, at the user's line."""
+    """Seven real leaks under plain harden() are each reported once, in time, at the user's line."""
     host, port = peer
     url = f"http://{host}:{port}/"
     events: list[tuple[float, GuardEvent]] = []
@@ -129,12 +138,15 @@ def test_every_leak_pattern_is_reported_within_the_bound(
             cached.getresponse().read()
             # 4. a raw socket kept in a list
             kept.append(socket.create_connection(peer))  # LEAK:raw
-            # 5. a pooled PostgreSQL connection never returned, its backend killed
+            # 5. an httpx streamed response never closed
+            client = httpx.Client()
+            streamed_x = client.send(client.build_request("GET", url), stream=True)  # LEAK:httpx
+            # 6. a pooled PostgreSQL connection never returned, its backend killed
             pool: ConnectionPool[Any] = ConnectionPool(
                 postgres.dsn, min_size=1, max_size=2, open=True
             )
             conn = pool.getconn()  # LEAK:psycopg
-            # 6. the same with psycopg_pool's own pool
+            # 7. the same with psycopg_pool's own pool
             stock: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
                 postgres.dsn, min_size=1, max_size=2, open=True
             )
@@ -142,7 +154,7 @@ def test_every_leak_pattern_is_reported_within_the_bound(
             pids = (conn.info.backend_pid, stock_conn.info.backend_pid)
             # in a later sample than the HTTP leaks: at most max_reports (5) leaks are reported
             # one by one per sample, more are folded into a summary
-            _wait(lambda: len(clock.first) >= 4, 10)
+            _wait(lambda: len(clock.first) >= 5, 10)
             time.sleep(guard.interval + 0.1)
             postgres.execute(f"SELECT pg_terminate_backend(pid) FROM unnest(ARRAY{list(pids)}) pid")
             expected = {
@@ -150,10 +162,11 @@ def test_every_leak_pattern_is_reported_within_the_bound(
                 "urllib3": kept[1].connection.sock.fileno(),
                 "http": cached.sock.fileno() if cached.sock else -1,
                 "raw": kept[2].fileno(),
+                "httpx": _httpx_fd(streamed_x),
                 "psycopg": conn.pgconn.socket,
                 "psycopg_pool": stock_conn.pgconn.socket,
             }
-            _wait(lambda: len({e.fd for _, e in events}) >= 6, DETECTION_BOUND + 15)
+            _wait(lambda: len({e.fd for _, e in events}) >= 7, DETECTION_BOUND + 15)
             time.sleep(2 * guard.interval)  # no second report for the same socket
         finally:
             clock.stop()
@@ -162,6 +175,8 @@ def test_every_leak_pattern_is_reported_within_the_bound(
                 item.close()
             cached.close()
             manager.clear()
+            streamed_x.close()
+            client.close()
             pool.putconn(conn)
             pool.close()
             stock.putconn(stock_conn)
@@ -194,5 +209,6 @@ def test_every_leak_pattern_is_reported_within_the_bound(
     assert "release_conn" in messages["urllib3"]
     assert "conn.close()" in messages["http"]
     assert "with-block" in messages["raw"]
+    assert "client.stream" in messages["httpx"]
     for name in ("psycopg", "psycopg_pool"):
         assert "putconn" in messages[name] and "checked out" in messages[name]
