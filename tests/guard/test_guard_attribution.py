@@ -76,7 +76,8 @@ def test_socketserver_thread_names_the_handler() -> None:
             serving = threading.Thread(target=server.serve_forever, daemon=True)
             serving.start()
             try:
-                with socket.create_connection(server.server_address[:2]) as client:
+                host, port = server.server_address[:2]
+                with socket.create_connection((str(host), int(port))) as client:
                     client.sendall(b"hello")
                 time.sleep(0.05)
                 _wait_events(events, 10)

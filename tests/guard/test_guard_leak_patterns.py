@@ -157,6 +157,7 @@ def test_every_leak_pattern_is_reported_within_the_bound(
             _wait(lambda: len(clock.first) >= 5, 10)
             time.sleep(guard.interval + 0.1)
             postgres.execute(f"SELECT pg_terminate_backend(pid) FROM unnest(ARRAY{list(pids)}) pid")
+            assert streamed.raw.connection is not None
             expected = {
                 "requests": streamed.raw.connection.sock.fileno(),
                 "urllib3": kept[1].connection.sock.fileno(),
