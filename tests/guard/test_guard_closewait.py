@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -86,6 +87,7 @@ def test_no_report_after_close(listener: socket.socket) -> None:
     guard = Guard(interval=60, close_wait_after=0.3)
     guard.start()
     client = _leak(listener)
+    inode = os.fstat(client.fileno()).st_ino
     try:
         time.sleep(0.05)
         report = guard.check()
@@ -95,7 +97,8 @@ def test_no_report_after_close(listener: socket.socket) -> None:
     time.sleep(0.4)
     report = guard.check()
     assert report.close_wait == () and report.events == ()
-    assert guard.sizes()["close_wait_ages"] == 0
+    # (other processes of this uid may have CLOSE_WAIT sockets of their own)
+    assert inode not in guard._detector.cw_first and inode not in guard._detector.reset
     guard.stop()
 
 
@@ -193,3 +196,44 @@ def test_threads_do_not_block_on_the_guard(listener: socket.socket) -> None:
         acc.join(5)
     assert not errors
     assert not any(w.is_alive() for w in workers)
+
+
+def test_reset_after_close_wait_is_still_a_leak(listener: socket.socket) -> None:
+    """A socket that left CLOSE_WAIT by a reset while its descriptor stays open is reported."""
+    guard = Guard(interval=60, close_wait_after=0.5).start()
+    client = _leak(listener)
+    try:
+        time.sleep(0.05)
+        assert [r.state for r, _ in guard.check().close_wait] == ["CLOSE_WAIT"]
+        client.send(b"x")  # the peer's socket is gone: its kernel answers with a RST
+        time.sleep(0.1)
+        with pytest.raises(OSError):
+            client.send(b"y")  # the reset reached us: the socket is CLOSE now
+        time.sleep(0.5)
+        with pytest.warns(CloseWaitLeakWarning, match="has since reset it") as record:
+            report = guard.check()
+        (event,) = report.events
+        assert event.details["state"] == "CLOSE" and event.fd == client.fileno()
+        assert record[0].filename == __file__
+    finally:
+        client.close()
+    assert guard.check().close_wait == ()
+    guard.stop()
+
+
+def test_socket_not_seen_opened_is_matched_within_two_intervals(listener: socket.socket) -> None:
+    """A leaked socket the hooks never saw is reported within close_wait_after + 2 intervals."""
+    client = _leak(listener)  # opened before the guard: no origin recorded
+    events: list[GuardEvent] = []
+    interval, after = 0.3, 0.5
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CloseWaitLeakWarning)
+            with Guard(interval=interval, close_wait_after=after, callback=events.append):
+                elapsed = _wait_for(events, "close_wait", timeout=10)
+        bound = after + 2 * interval
+        assert elapsed <= bound + max(0.5, 0.1 * bound)
+        (event,) = [e for e in events if e.fd == client.fileno()]
+        assert event.origin is None and "origin not recorded" in event.message
+    finally:
+        client.close()

@@ -3,7 +3,9 @@
 Public names (re-exported from :mod:`sockwise`): :class:`Guard`, :class:`GuardReport`,
 :class:`GuardEvent` and the warning classes. The socket reading layer (:func:`process_sockets`,
 :func:`machine_sockets`, :func:`source_name`, :class:`SocketRecord`) serves the CLI and metrics;
-:func:`register_pooled`/:func:`unregister_pooled` let sockwise pools mark idle members.
+:func:`register_pooled`/:func:`unregister_pooled` let sockwise pools mark idle members, and
+:func:`note_origin` records the application's line for a socket the ``socket`` hooks cannot see
+(libpq's, uvloop's) or that a pool hands out again.
 """
 
 from sockwise.guard._events import (
@@ -18,10 +20,11 @@ from sockwise.guard._guard import (
     DEFAULT_CLOSE_WAIT_AFTER,
     DEFAULT_INTERVAL,
     DEFAULT_REPORT_EVERY,
+    DETECTION_BOUND,
     Guard,
     running_guards,
 )
-from sockwise.guard._origin import Origin, register_pooled, unregister_pooled
+from sockwise.guard._origin import Origin, note_origin, register_pooled, unregister_pooled
 from sockwise.guard._records import TCP_STATES, SocketRecord
 from sockwise.guard._source import NoSourceError, machine_sockets, process_sockets, source_name
 
@@ -29,6 +32,7 @@ __all__ = [
     "DEFAULT_CLOSE_WAIT_AFTER",
     "DEFAULT_INTERVAL",
     "DEFAULT_REPORT_EVERY",
+    "DETECTION_BOUND",
     "TCP_STATES",
     "AcceptQueueWarning",
     "CloseWaitLeakWarning",
@@ -40,6 +44,7 @@ __all__ = [
     "PortChurnWarning",
     "SocketRecord",
     "machine_sockets",
+    "note_origin",
     "process_sockets",
     "redact",
     "register_pooled",

@@ -20,8 +20,8 @@ from collections import deque
 from dataclasses import dataclass, replace
 from typing import Final
 
-from sockwise._log import log_once
-from sockwise.guard import _origin
+from sockwise._log import log_once, logger
+from sockwise.guard import _origin, _pools
 from sockwise.guard._events import (
     AcceptQueueWarning,
     CloseWaitLeakWarning,
@@ -30,6 +30,7 @@ from sockwise.guard._events import (
     redact,
 )
 from sockwise.guard._origin import Origin
+from sockwise.guard._pools import PoolVerdict
 from sockwise.guard._procfs import parse_netstat, parse_port_range, read_int, read_text, socket_fds
 from sockwise.guard._records import SocketRecord
 from sockwise.guard._sample import TIME_WAIT_SECONDS, Address, Sample
@@ -38,6 +39,7 @@ from sockwise.guard._sample import TIME_WAIT_SECONDS, Address, Sample
 SCAN_EVERY: Final = 30.0
 _DEFAULT_RANGE: Final = (32768, 60999)
 _MAX_CLAIMS: Final = 8192
+_MAX_RESET: Final = 4096
 
 _claims_lock = threading.Lock()
 _claims: dict[tuple[str, object], float] = {}
@@ -92,14 +94,109 @@ class Thresholds:
     churn_scope: str = "process"
 
 
-def _where(origin: Origin | None) -> str:
+def _where(origin: Origin | None, opened: str = "opened") -> str:
     if origin is None:
-        return "origin not recorded (opened before the guard started, or by C code such as libpq)"
+        return (
+            "origin not recorded: opened before the guard started, or by code the guard does "
+            "not see (C extensions; a library's own thread)"
+        )
     line = linecache.getline(origin.filename, origin.lineno).strip()
     if len(line) > 120:
         line = line[:117] + "..."
-    text = f"opened at {origin}"
+    if origin.kind == "checkout":
+        opened = "checked out of its pool"
+    elif origin.kind == "accept":
+        opened = "accepted"
+    elif origin.kind == "served":
+        if origin.via == "socketserver":
+            opened = "accepted by a socketserver thread for the handler"
+        elif origin.via == "uvicorn":
+            opened = "accepted by uvicorn, serving the application set up"
+        else:
+            opened = "accepted by the server set up"
+    text = f"{opened} at {origin}"
     return f"{text}: {line}" if line else text
+
+
+#: What to do about a leak, by the library the socket was opened through (``Origin.via``).
+_ADVICE: Final = {
+    "requests": (
+        "Close the response when done with it (response.close(), or `with requests.get(..., "
+        "stream=True) as response:`), or read it to the end: a streamed response keeps its "
+        "connection until then."
+    ),
+    "urllib3": (
+        "Release the response (response.release_conn() or response.close(), or read it to the "
+        "end); with preload_content=False the connection stays checked out until then."
+    ),
+    "http": (
+        "Close the http.client connection when done (conn.close()), or reconnect per use: "
+        "servers close idle keep-alive connections, and a cached connection sits half-dead."
+    ),
+    "httpx": "Close the response or the client (use `with client.stream(...)` / `with Client()`).",
+    "httpcore": "Close the response or the client (use `with client.stream(...)`).",
+    "psycopg": "Close the connection (conn.close(), or `with psycopg.connect(...) as conn:`).",
+    "psycopg_pool": (
+        "Return the connection to its pool (pool.putconn(conn)), or use `with pool.connection() "
+        "as conn:`."
+    ),
+    "redis": "Close the client (client.close()) or use a shared connection pool.",
+    "aiohttp": "Close the response and the session (`async with session.get(...) as resp:`).",
+    "asyncpg": "Close the connection or release it to its pool (`async with pool.acquire()`).",
+}
+_RAW_ADVICE: Final = (
+    "Close the socket when a read returns b'' (use a with-block), or let a pool that drops "
+    "peer-closed connections own it."
+)
+
+
+def _advice(origin: Origin | None, verdict: PoolVerdict | None) -> str:
+    if origin is not None and origin.kind == "checkout":
+        return _ADVICE["psycopg_pool"]
+    if verdict is not None and verdict.lib == "psycopg_pool":
+        return _ADVICE["psycopg_pool"]
+    via = origin.via if origin is not None else ""
+    if via in _ADVICE:
+        return _ADVICE[via]
+    if verdict is not None and verdict.lib in _ADVICE:
+        return _ADVICE[verdict.lib]
+    if origin is not None and origin.kind in ("accept", "served"):
+        return (
+            "Close the accepted connection once the client has closed its side (a read "
+            "returned b''): the handler never did."
+        )
+    return _RAW_ADVICE
+
+
+def _leak_event(
+    rec: SocketRecord, age: float, origin: Origin | None, verdict: PoolVerdict | None
+) -> GuardEvent:
+    if rec.state == "CLOSE":
+        what = (
+            f"CLOSE_WAIT leak: socket fd {rec.fd} {_addr(rec.local)} -> {_addr(rec.remote)}: "
+            f"the peer closed the connection {age:.0f} s ago and has since reset it, but this "
+            "process still holds the descriptor"
+        )
+    else:
+        what = (
+            f"CLOSE_WAIT leak: socket fd {rec.fd} {_addr(rec.local)} -> {_addr(rec.remote)} "
+            f"has been in CLOSE_WAIT for {age:.0f} s: the peer closed the connection and this "
+            "process never closed its end"
+        )
+    held = ""
+    if verdict is not None and verdict.state == "in_use" and verdict.pool:
+        held = f"; it is checked out of the {verdict.pool}, not idle in it"
+    msg = f"{what} ({_where(origin)}{held}). {_advice(origin, verdict)}"
+    return GuardEvent(
+        kind="close_wait",
+        category=CloseWaitLeakWarning,
+        message=redact(msg),
+        local=rec.local,
+        remote=rec.remote,
+        fd=rec.fd,
+        origin=origin,
+        details={"age": age, "inode": rec.inode, "state": rec.state},
+    )
 
 
 def _addr(a: Address) -> str:
@@ -110,9 +207,12 @@ def _addr(a: Address) -> str:
 class Detector:
     """Per-guard state of the three detectors."""
 
-    def __init__(self, th: Thresholds) -> None:
+    def __init__(self, th: Thresholds, scan_every: float = SCAN_EVERY) -> None:
         self.th = th
+        self.scan_every = scan_every
         self.cw_first: dict[int, float] = {}
+        self.cw_rec: dict[int, SocketRecord] = {}  # our CLOSE_WAIT sockets, last seen
+        self.reset: dict[int, SocketRecord] = {}  # ours that left CLOSE_WAIT, fd still open
         self.unhooked: dict[int, int] = {}  # inode -> fd found by listing /proc/self/fd
         self.foreign: set[int] = set()
         self.last_scan = -math.inf
@@ -150,7 +250,8 @@ class Detector:
         return None
 
     def _resolve(self, unknown: list[int], present: set[int], now: float) -> None:
-        if not unknown or now - self.last_scan < SCAN_EVERY:
+        unknown = [i for i in unknown if i not in self.foreign]
+        if not unknown or now - self.last_scan < self.scan_every:
             return
         self.last_scan = now
         try:
@@ -166,11 +267,27 @@ class Detector:
     # -- CLOSE_WAIT --------------------------------------------------------------------------
 
     def close_wait(
-        self, rows: list[SocketRecord], present_all: set[int], now: float
+        self,
+        rows: list[SocketRecord],
+        present_all: set[int],
+        now: float,
+        half_open: set[tuple[Address, Address]] | None = None,
     ) -> tuple[list[tuple[SocketRecord, float]], list[GuardEvent]]:
-        """Age the CLOSE_WAIT rows; return this process's ones and the leak events."""
+        """Age the CLOSE_WAIT rows; return this process's ones and the leak events.
+
+        Args:
+            rows: This uid's CLOSE_WAIT rows.
+            present_all: Inodes of every row of the sample (to keep per-socket state).
+            now: The sample's time.
+            half_open: ``(local, remote)`` of our CLOSE_WAIT sockets whose peer, on this
+                machine, still holds its socket open: it half-closed (``shutdown(SHUT_WR)``)
+                and waits for our answer, so our CLOSE_WAIT is no leak.
+
+        """
         th = self.th
         present = {r.inode for r in rows}
+        rows = rows + self._reset_rows(present)
+        present |= self.reset.keys()
         self.cw_first = {i: t for i, t in self.cw_first.items() if i in present}
         forget_claims("cw", set(present))
         due: float | None = None
@@ -178,12 +295,11 @@ class Detector:
         leaks: list[tuple[SocketRecord, float, Origin | None]] = []
         unknown: list[int] = []
         for rec in rows:
-            first = self.cw_first.setdefault(rec.inode, now)
-            age = now - first
-            owner = self._owner(rec.inode)
-            if owner is None and age >= th.close_wait_after:
+            self.cw_first.setdefault(rec.inode, now)
+            if self._owner(rec.inode) is None:
                 unknown.append(rec.inode)
         self._resolve(unknown, present_all, now)
+        idle_pooled: dict[object, tuple[PoolVerdict, SocketRecord]] = {}
         for rec in rows:
             owner = self._owner(rec.inode)
             if not isinstance(owner, tuple):
@@ -192,15 +308,60 @@ class Detector:
             age = now - self.cw_first[rec.inode]
             rec = replace(rec, fd=fd)
             ours.append((rec, age))
+            if rec.state == "CLOSE_WAIT":
+                self.cw_rec[rec.inode] = rec
             if _origin.is_pooled(rec.inode) or claimed(("cw", rec.inode)):
+                continue
+            if half_open and (rec.local, rec.remote) in half_open:
+                self.cw_first[rec.inode] = now  # the peer still waits: age from its full close
                 continue
             if age < th.close_wait_after:
                 limit = self.cw_first[rec.inode] + th.close_wait_after
                 due = limit if due is None else min(due, limit)
                 continue
+            verdict = _pools.judge(_origin.holder(rec.inode))
+            if verdict is not None and verdict.state == "idle":
+                idle_pooled.setdefault(verdict.key, (verdict, rec))
+                continue
             leaks.append((rec, age, origin))
+        self.cw_rec = {i: r for i, r in self.cw_rec.items() if i in present}
         self.cw_due = due
+        self._pool_notices(idle_pooled, now)
         return ours, self._leak_events(leaks, now)
+
+    def _reset_rows(self, present: set[int]) -> list[SocketRecord]:
+        """Our sockets seen in CLOSE_WAIT that left it (reset) while we hold the descriptor.
+
+        A peer that closed forgets the connection after ``tcp_fin_timeout``; the next segment we
+        send (a keepalive probe) meets a RST and our socket leaves CLOSE_WAIT for CLOSE, where
+        no dump shows it -- but the descriptor is still open: the leak goes on.
+        """
+        for ino, rec in self.cw_rec.items():
+            if ino not in present and ino not in self.reset:
+                self.reset[ino] = replace(rec, state="CLOSE")
+        alive = {}
+        for ino, rec in self.reset.items():
+            if ino not in present and rec.fd is not None and _origin._alive(rec.fd, ino):
+                alive[ino] = rec
+        self.reset = dict(list(alive.items())[-_MAX_RESET:])
+        return list(self.reset.values())
+
+    def _pool_notices(
+        self, idle: dict[object, tuple[PoolVerdict, SocketRecord]], now: float
+    ) -> None:
+        """Say once per pool that the server closed idle members (no warning: not a leak)."""
+        for key, (verdict, rec) in idle.items():
+            if claim(("pool", key), now, None):
+                logger.info(
+                    "sockwise guard: the server %s closed idle connections held by the %s "
+                    "(e.g. fd %s); the pool discards them when it next hands one out. Not a "
+                    "leak; nothing to do (to close them sooner, close pools no longer used; "
+                    "a pool whose idle timeout is shorter than the server's keep-alive, as "
+                    "sockwise's pools, closes them first).",
+                    _addr(rec.remote),
+                    verdict.pool or verdict.lib,
+                    rec.fd,
+                )
 
     def _leak_events(
         self, leaks: list[tuple[SocketRecord, float, Origin | None]], now: float
@@ -213,25 +374,8 @@ class Detector:
             if len(events) >= self.th.max_reports:
                 extra.append((rec, age, origin))
                 continue
-            msg = (
-                f"CLOSE_WAIT leak: socket fd {rec.fd} {_addr(rec.local)} -> {_addr(rec.remote)} "
-                f"has been in CLOSE_WAIT for {age:.0f} s: the peer closed the connection and "
-                f"this process never closed its end ({_where(origin)}). Close the socket when a "
-                "read returns b'' (use a with-block), or let a pool that drops peer-closed "
-                "connections own it."
-            )
-            events.append(
-                GuardEvent(
-                    kind="close_wait",
-                    category=CloseWaitLeakWarning,
-                    message=redact(msg),
-                    local=rec.local,
-                    remote=rec.remote,
-                    fd=rec.fd,
-                    origin=origin,
-                    details={"age": age, "inode": rec.inode},
-                )
-            )
+            verdict = _pools.judge(_origin.holder(rec.inode))
+            events.append(_leak_event(rec, age, origin, verdict))
         if extra and claim(("summary", "cw"), now, self.th.report_every):
             sites: dict[str, int] = {}
             for _, _, origin in extra:
@@ -246,6 +390,7 @@ class Detector:
                     kind="summary",
                     category=CloseWaitLeakWarning,
                     message=redact(msg),
+                    origin=next((o for _, _, o in extra if o is not None), None),
                     details={"count": len(extra), "sites": sites},
                 )
             )
@@ -339,9 +484,18 @@ class Detector:
                 streak[dest] = self.streak.get(dest, 0) + 1
             by_rate = streak.get(dest, 0) >= th.churn_samples
             by_count = count >= th.time_wait_fraction * size
+            # A burst shorter than churn_samples samples: this process's own connects (counted
+            # as they happen, not sampled) add up to what sustained churn would have made.
+            burst = sum(h.get(dest, 0) for _, h in list(self.history)[-th.churn_samples :])
+            by_burst = burst >= threshold * th.churn_samples * window and count >= 0.5 * burst
+            if by_burst and not by_rate:
+                rate = max(rate, burst / (th.churn_samples * window))
+            by_rate = by_rate or by_burst
             if not (by_rate or by_count):
                 continue
             own_rate = mine.get(dest, 0) / window
+            if by_burst:
+                own_rate = max(own_rate, burst / (th.churn_samples * window))
             if gate:
                 own_recent = sum(h.get(dest, 0) for _, h in self.history)
                 by_rate = by_rate and own_rate >= 0.5 * rate
@@ -371,18 +525,42 @@ class Detector:
                 f"at this rate TIME_WAIT holds ~{steady:,.0f} ports ({steady / size:.0%} of the "
                 "range); a little faster and connect() fails with EADDRNOTAVAIL"
             )
+        sites = sorted(_origin.destination_sites(dest).items(), key=lambda kv: -kv[1])
+        origin = next((o for o, _ in sites if o is not None), None)
+        recorded = sum(n for _, n in sites)
+        if origin is not None:
+            top = ", ".join(f"{o} (x{n})" for o, n in sites[:3] if o is not None)
+            where = f"; the connects are issued at {top} of {recorded} recorded"
+            line = linecache.getline(origin.filename, origin.lineno).strip()
+            if line:
+                where += f" -- {line[:100]}"
+        else:
+            where = "; the line issuing them was not recorded"
+        via = origin.via if origin is not None else ""
+        if via == "psycopg":
+            fix = "a pool such as sockwise.psycopg.ConnectionPool (or psycopg_pool)"
+        elif via in ("requests", "urllib3", "http", "httpx", "httpcore"):
+            fix = (
+                "one Session/PoolManager/Client reused across requests "
+                "(e.g. sockwise.urllib3.PoolManager)"
+            )
+        else:
+            fix = (
+                "a pool such as sockwise.urllib3.PoolManager (HTTP) or "
+                "sockwise.psycopg.ConnectionPool (PostgreSQL)"
+            )
         msg = (
             f"ephemeral-port churn toward {_addr(dest)}: {rate:,.0f} new connections/s "
             f"(this process: {own_rate:,.0f}/s), {count:,} sockets in TIME_WAIT "
-            f"({count / size:.0%} of ip_local_port_range {low}-{high}, {size:,} ports); "
-            f"{outlook}. Reuse connections instead of opening one per request: a pool such as "
-            "sockwise.urllib3.PoolManager (HTTP) or sockwise.psycopg.ConnectionPool (PostgreSQL)."
+            f"({count / size:.0%} of ip_local_port_range {low}-{high}, {size:,} ports)"
+            f"{where}; {outlook}. Reuse connections instead of opening one per request: {fix}."
         )
         return GuardEvent(
             kind="port_churn",
             category=PortChurnWarning,
             message=redact(msg),
             remote=dest,
+            origin=origin,
             details={
                 "rate": rate,
                 "own_rate": own_rate,
@@ -420,16 +598,31 @@ class Detector:
             owner = self._owner(rec.inode)
             if isinstance(owner, tuple):
                 ours.append((replace(rec, fd=owner[0]), None, None))
-        counters = self._netstat() if ours else {}
+        counters = self._netstat()  # every sample: the deltas are "since the last sample"
+        overflowed = counters.get("TcpExt.ListenOverflows", 0) > 0
         events = []
+        # The kernel counted overflows (namespace-wide) since the last sample: a transient
+        # overflow may have drained already, so our fullest non-empty listener is reported.
+        suspect = None
+        if overflowed:
+            waiting = [o[0] for o in ours if o[0].rqueue > 0]
+            if waiting:
+                suspect = max(waiting, key=lambda r: r.rqueue / max(1, r.wqueue)).inode
         for rec, requested, origin in ours:
             backlog = rec.wqueue or (min(requested, self.somaxconn) if requested else 0)
             if not backlog and requested is None:
                 continue
             full = rec.rqueue >= max(1, math.ceil(self.th.accept_queue_ratio * backlog))
-            if full and claim(("acceptq", rec.inode), now, self.th.report_every):
+            if (full or rec.inode == suspect) and claim(
+                ("acceptq", rec.inode), now, self.th.report_every
+            ):
                 events.append(self._queue_event(rec, backlog, requested, origin, counters))
         return [r for r, _, _ in ours], events
+
+    def baseline(self) -> None:
+        """Read the kernel's counters now, so the first report's deltas are real."""
+        self.netstat_prev = None
+        self._netstat()
 
     def _netstat(self) -> dict[str, int]:
         try:
@@ -456,19 +649,23 @@ class Detector:
             cut = f"possibly truncated to net.core.somaxconn={somaxconn}"
         else:
             cut = "as requested"
-        drops = ""
-        if counters:
+        overflows = counters.get("TcpExt.ListenOverflows", 0)
+        if overflows > 0:
             drops = (
-                f"; since the last sample the kernel counted ListenOverflows "
-                f"+{counters.get('TcpExt.ListenOverflows', 0)}, ListenDrops "
-                f"+{counters.get('TcpExt.ListenDrops', 0)} (namespace-wide)"
+                f"; since the last sample the kernel dropped connections: ListenOverflows "
+                f"+{overflows}, ListenDrops +{counters.get('TcpExt.ListenDrops', 0)} "
+                "(counted for the whole network namespace)"
             )
+            effect = "New connections are being dropped and clients see connect timeouts."
+        else:
+            drops = ""
+            effect = "The next connections will be dropped and clients see connect timeouts."
+        full = "full" if rec.rqueue >= backlog else "overflowing"
         msg = (
-            f"accept queue full on {_addr(rec.local)} (fd {rec.fd}): {rec.rqueue} connections "
-            f"wait to be accepted, backlog {backlog} ({cut}){drops}. New connections are "
-            "dropped and clients see connect timeouts. Accept faster (a dedicated accept loop, "
-            "more workers) or raise the backlog and net.core.somaxconn. Listener "
-            f"{_where(origin)}."
+            f"accept queue {full} on {_addr(rec.local)} (fd {rec.fd}): {rec.rqueue} connections "
+            f"wait to be accepted, backlog {backlog} ({cut}){drops}. {effect} Accept faster "
+            "(a dedicated accept loop, more workers) or raise the backlog and "
+            f"net.core.somaxconn. Listener {_where(origin, 'opened')}."
         )
         return GuardEvent(
             kind="accept_queue",

@@ -3,11 +3,14 @@
 Theory of operation: a daemon thread (``sockwise-guard``) wakes every ``interval`` seconds (or
 earlier, when a CLOSE_WAIT socket is about to cross ``close_wait_after``), asks the kernel for the
 namespace's CLOSE_WAIT, LISTEN and TIME_WAIT sockets in one state-filtered query, keeps those of
-this process (matched by inode against the sockets the hooks saw being created, and -- lazily,
-only for sockets already suspicious -- against a listing of ``/proc/self/fd``), and hands them to
-the detectors. Each finding becomes a :class:`GuardEvent`, sent to the ``sockwise`` logger, the
-optional callback and :mod:`warnings` (with the warning's file and line set to the code that
-opened the socket, so ``warnings`` filters by module work).
+this process (matched by inode against the sockets the hooks saw being created or
+:func:`~sockwise.guard.note_origin` was told about, and -- only for rows still unmatched, at most
+every two intervals -- against a listing of ``/proc/self/fd``), and hands them to the detectors.
+Our sockets seen in CLOSE_WAIT that then vanish from the dump while their descriptor stays open
+(reset by the peer) stay under watch. Each finding becomes a :class:`GuardEvent`, given to the
+optional callback and emitted once: to :mod:`warnings` (with the warning's file and line set to
+the code that opened the socket, so ``warnings`` filters by module work), or -- when the
+application configured the ``sockwise`` logger -- to that logger instead.
 
 The thread survives its own errors (each kind logged once), holds no lock the application uses,
 stops at interpreter exit, and after ``fork()`` the child starts its own thread (or stays stopped
@@ -29,24 +32,49 @@ from typing import Final, Literal
 
 from sockwise import _green, _hooks
 from sockwise._log import log_once, logger
-from sockwise.guard import _detect, _origin, _source
+from sockwise.guard import _checkout, _detect, _origin, _source
 from sockwise.guard._events import GuardEvent, GuardReport
-from sockwise.guard._sample import sample
+from sockwise.guard._sample import half_open_peers, sample
 
-#: Default seconds between samples. A sample of a process with tens of sockets costs ~0.1 ms, one
-#: with 10,000 sockets open and 10,000 TIME_WAIT rows on the machine a few ms: well under 1 % of a
-#: core at 5 s. Three samples (15 s) of churn at the default rate threshold use about a quarter of
-#: the default port range, leaving ~45 s before exhaustion to act on the warning.
-DEFAULT_INTERVAL: Final = 5.0
+#: Default seconds between samples. A sample asks the kernel (sock_diag) for this namespace's
+#: CLOSE_WAIT and LISTEN sockets only -- ~0.1 ms in a process with tens of sockets, a few ms with
+#: 10,000 -- so sampling every 2 s costs well under 0.1 % of a core, and it bounds how late a
+#: leak is reported (see :data:`DEFAULT_CLOSE_WAIT_AFTER`), how long a socket the hooks did not
+#: see waits to be matched (two intervals) and how short a churn burst may be and still count.
+DEFAULT_INTERVAL: Final = 2.0
 #: Default seconds in CLOSE_WAIT before a socket is reported. A correct program closes within
-#: milliseconds of reading EOF, and sockwise pools drop peer-closed idle members within seconds;
-#: a minute is far above both and still reports a real leak long before descriptors run out.
-DEFAULT_CLOSE_WAIT_AFTER: Final = 60.0
+#: milliseconds of reading EOF; idle pool members the server closed are recognised as such and
+#: not reported (their pool drops them at the next checkout), and a peer on this machine that
+#: only half-closed is told apart. The threshold must stay far below the kernel's timers that
+#: end CLOSE_WAIT on their own: a peer that closed forgets the connection after
+#: ``tcp_fin_timeout`` (60 s) and the default policy's first keepalive probe (60 s idle) then
+#: meets a RST -- a 60 s threshold raced that and mostly lost. 5 s leaves a handler 5 s to finish
+#: an answer to a client that closed, and reports every leak within
+#: ``DEFAULT_CLOSE_WAIT_AFTER + DEFAULT_INTERVAL`` = 7 s of the peer's close (measured in
+#: ``tests/guard/test_guard_leak_patterns.py``). A socket whose peer reset it after that while
+#: the application still holds the descriptor is reported too (it left CLOSE_WAIT, the leak
+#: did not end).
+DEFAULT_CLOSE_WAIT_AFTER: Final = 5.0
+#: The promise of the defaults: seconds from the peer's close to the report of a leaked socket.
+DETECTION_BOUND: Final = DEFAULT_CLOSE_WAIT_AFTER + DEFAULT_INTERVAL
 #: Default re-report period for destination- and listener-wide findings (and summaries).
 DEFAULT_REPORT_EVERY: Final = 300.0
 
 #: Longest the guard's thread sleeps before checking whether recorded origins need draining.
 _DRAIN_SLICE: Final = 0.5
+
+#: Where an event without an origin points (a destination-wide finding with no recorded line).
+_GUARD_FILE: Final = __file__
+
+
+def _logger_configured() -> bool:
+    """Whether the application configured sockwise's logger (a handler or a level of its own)."""
+    for name in ("sockwise", "sockwise.guard"):
+        configured = logging.getLogger(name)
+        if configured.handlers or configured.level != logging.NOTSET:
+            return True
+    return False
+
 
 _registry_lock = threading.Lock()
 _running: set[Guard] = set()
@@ -68,9 +96,10 @@ class Guard:
     running guard turns it off. Several guards may run; each finding is reported once per process.
 
     Args:
-        interval: Seconds between samples (default 5; see :data:`DEFAULT_INTERVAL`).
+        interval: Seconds between samples (default 2; see :data:`DEFAULT_INTERVAL`).
         close_wait_after: Seconds a socket may sit in CLOSE_WAIT before it is reported as a leak
-            (default 60).
+            (default 5; see :data:`DEFAULT_CLOSE_WAIT_AFTER`). A leak is reported within
+            ``close_wait_after + interval`` of the peer's close.
         churn_rate: New connections per second toward one destination that count as churn;
             ``None`` (default) derives it from ``net.ipv4.ip_local_port_range``: the rate that
             fills the range within the 60 s TIME_WAIT period (≈470/s for 32768-60999).
@@ -137,11 +166,16 @@ class Guard:
         )
         self.callback = callback
         self.restart_after_fork = restart_after_fork
-        self._detector = _detect.Detector(self.thresholds)
+        self._detector = self._new_detector()
         self._lock = threading.Lock()  # serialises samples (thread vs check()); never the app's
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._samples = 0
+
+    def _new_detector(self) -> _detect.Detector:
+        # Sockets the hooks never saw (libpq's, ones opened before start) are matched by listing
+        # /proc/self/fd at most every two intervals, and only while unmatched rows exist.
+        return _detect.Detector(self.thresholds, scan_every=2 * self.interval)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -164,6 +198,7 @@ class Guard:
                 return self
             _install_process_hooks()
             _origin.enable()
+            _checkout.install()
             _running.add(self)
             self._spawn()
         return self
@@ -172,6 +207,7 @@ class Guard:
         self._stop = threading.Event()
         self._detector.last_connects = _origin.connects()
         self._detector.dest_prev = _origin.destination_connects()
+        self._detector.baseline()
         self._thread = threading.Thread(target=self._run, name="sockwise-guard", daemon=True)
         self._thread.start()
 
@@ -188,6 +224,8 @@ class Guard:
             thread.join(timeout)
         with _registry_lock:
             _origin.disable()  # after the join: the last sample still attributes correctly
+            if not _origin.recording():
+                _checkout.uninstall()
 
     def __enter__(self) -> Guard:
         return self.start()
@@ -265,12 +303,18 @@ class Guard:
             log_once("guard-no-source", logging.WARNING, "sockwise guard: %s", exc)
             return GuardReport(source="unavailable", duration=0.0, error=str(exc))
         _origin.drain()  # resolve the sockets recorded since the last tick
+        _checkout.install()  # psycopg_pool imported since the start: name its checkouts too
         window = det.window(now, self.interval)
         counting = det.wants_time_wait(window, now)
         targets = det.time_wait_targets() if counting else None
         smp = sample(reader, _detect.uid(), window, counting, targets)
         present = {r.inode for r in smp.close_wait} | {r.inode for r in smp.listen}
-        close_wait, cw_events = det.close_wait(smp.close_wait, present, now)
+        half_open = (
+            half_open_peers(reader, smp.close_wait, smp.fin_wait2_owned)
+            if smp.close_wait
+            else set()
+        )
+        close_wait, cw_events = det.close_wait(smp.close_wait, present, now, half_open)
         listeners, q_events = det.accept_queue(smp.listen, present, now)
         churn_events = det.churn(smp, window, now)
         det.prune(present)
@@ -288,8 +332,16 @@ class Guard:
         )
 
     def _emit(self, events: tuple[GuardEvent, ...], in_thread: bool) -> None:
+        """Send each event once: to the callback, and to *one* of the log or :mod:`warnings`.
+
+        Events go to the ``sockwise`` logger when the application configured it (gave it -- or
+        ``sockwise.guard`` -- a handler or a level), else to :mod:`warnings`, with the warning's
+        file and line set to the socket's origin so filters by module work.
+        """
+        to_log = _logger_configured()
         for event in events:
-            logger.warning("%s", event.message)
+            if to_log:
+                logger.warning("%s", event.message)
             if self.callback is not None:
                 try:
                     self.callback(event)
@@ -301,20 +353,22 @@ class Guard:
                         self.callback,
                         exc,
                     )
+        if to_log:
+            return
         for event in events:
             origin = event.origin
             try:
                 warnings.warn_explicit(
                     event.category(event.message),
                     event.category,
-                    filename=origin.filename if origin else "<sockwise guard>",
-                    lineno=origin.lineno if origin else 0,
+                    filename=origin.filename if origin else _GUARD_FILE,
+                    lineno=origin.lineno if origin else 1,
                     module=origin.module if origin and origin.module else "sockwise.guard",
                 )
             except Exception:
                 if not in_thread:
                     raise  # the caller turned the warning into an error: give it to them
-                # in the thread there is nobody to raise to; the event is logged already
+                # in the thread there is nobody to raise to; the event was given to the callback
 
     def sizes(self) -> dict[str, int]:
         """Entries in every internal table (origins, per-socket state): for memory checks."""
@@ -346,12 +400,13 @@ def _after_fork_in_child() -> None:
     _hooks.after_fork_in_child()  # before the restart below needs it (handlers run in order)
     _origin.after_fork_in_child()
     _detect.after_fork_in_child()
+    _checkout.after_fork_in_child()
     survivors = list(_running)
     _running.clear()
     for guard in survivors:
         guard._lock = threading.Lock()
         guard._thread = None
-        guard._detector = _detect.Detector(guard.thresholds)
+        guard._detector = guard._new_detector()
         _origin.disable()
         if guard.restart_after_fork:
             try:

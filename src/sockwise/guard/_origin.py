@@ -32,6 +32,7 @@ import sysconfig
 import threading
 import weakref
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 from types import CodeType, FrameType
@@ -50,6 +51,8 @@ MAX_PENDING: Final = 65536
 DRAIN_EARLY: Final = MAX_PENDING // 4
 _MAX_CACHE: Final = 4096
 
+#: Third-party libraries whose frames are never "the user's line": HTTP and database clients,
+#: their pools and transports, and servers that accept on the application's behalf.
 _WRAPPED: Final = (
     "urllib3",
     "psycopg",
@@ -57,9 +60,23 @@ _WRAPPED: Final = (
     "requests",
     "httpx",
     "httpcore",
+    "h11",
+    "h2",
     "aiohttp",
+    "aiohappyeyeballs",
     "asyncio",
     "anyio",
+    "sniffio",
+    "redis",
+    "asyncpg",
+    "sqlalchemy",
+    "uvicorn",
+    "gunicorn",
+    "starlette",
+    "websockets",
+    "uvloop",
+    "gevent",
+    "eventlet",
 )
 _LIB_RE: Final = re.compile(r"[/\\](?:site|dist)-packages[/\\](?:" + "|".join(_WRAPPED) + r")[/\\]")
 _INET: Final = (socket.AF_INET, socket.AF_INET6)
@@ -79,7 +96,13 @@ class Origin:
         lineno: Line number.
         function: Function name (qualified where Python knows it).
         module: The module's ``__name__`` (for :mod:`warnings` filters).
-        kind: ``"connect"``, ``"accept"`` or ``"listen"``.
+        kind: ``"connect"``, ``"accept"``, ``"listen"``, ``"checkout"`` (a pool handed out
+            a connection it opened earlier) or ``"served"`` (accepted by library code in a
+            server thread: the frame is the application's request handler, or the line that
+            set up the listening socket).
+        via: The outermost library between the socket call and this frame (``"requests"``,
+            ``"urllib3"``, ``"http"`` for ``http.client``, ``"psycopg"``...), or ``""`` when
+            the frame called ``socket`` itself. Advice in reports depends on it.
 
     """
 
@@ -88,13 +111,21 @@ class Origin:
     function: str
     module: str
     kind: str
+    via: str = ""
 
     def __str__(self) -> str:
         return f"{self.filename}:{self.lineno} in {self.function}()"
 
 
-#: One recorded event: (weak reference to the socket, origin, address or backlog, kind).
-_Pending = tuple["weakref.ref[socket.socket]", "Origin | None", Any, str]
+#: What owned a socket when it was opened: ``{"lib": name, "pool": weakref, "conn": weakref}``
+#: (entries present when found), captured from the library's own frames (see :data:`_GRABBERS`).
+Holder = dict[str, Any]
+
+#: One recorded event: (weak reference to the socket, or ``(fd, inode)``, origin, address or
+#: backlog, kind, holder).
+_Pending = tuple[
+    "weakref.ref[socket.socket] | tuple[int, int]", "Origin | None", Any, str, "Holder | None"
+]
 
 
 class _State:
@@ -106,12 +137,17 @@ class _State:
         self.users = 0
         self.pending: deque[_Pending] = deque(maxlen=MAX_PENDING)
         self.tracked: dict[int, tuple[int, Origin | None]] = {}
+        self.holders: dict[int, tuple[int, Holder]] = {}
+        self.dest_sites: dict[tuple[tuple[str, int], int], list[Origin | int | None]] = {}
+        self.dest_keys: dict[tuple[Any, ...], tuple[str, int]] = {}
+        self.listen_sites: dict[tuple[str, int], Origin] = {}
         self.listeners: dict[int, tuple[int, int, Origin | None]] = {}
         self.pooled: dict[int, int] = {}
         self.connects = 0
         self.dest_connects: dict[tuple[str, int], int] = {}
-        self.is_lib: dict[CodeType, bool] = {}
-        self.origins: dict[tuple[CodeType, int, str], Origin] = {}
+        self.is_lib: dict[CodeType, str] = {}  # code -> library tag ("" for the user's code)
+        self.grab: dict[CodeType, Callable[[FrameType, Holder], None]] = {}
+        self.origins: dict[tuple[CodeType, int, str, str], Origin] = {}
         self.prefixes: tuple[str, ...] = ()
 
 
@@ -130,45 +166,146 @@ def _lib_prefixes() -> tuple[str, ...]:
     return tuple(paths)
 
 
-def _classify(code: CodeType) -> bool:
+def _weak(obj: object) -> Any:
+    try:
+        return _ref(obj)
+    except TypeError:
+        return None
+
+
+def _grab_urllib3(frame: FrameType, holder: Holder) -> None:
+    """``HTTPConnectionPool._make_request(self, conn, ...)``: the pool and its connection."""
+    loc = frame.f_locals
+    holder.setdefault("lib", "urllib3")
+    holder.setdefault("pool", _weak(loc.get("self")))
+    holder.setdefault("conn", _weak(loc.get("conn")))
+
+
+def _grab_httpcore_conn(frame: FrameType, holder: Holder) -> None:
+    """``HTTPConnection._connect(self, request)``: the connection (it knows when it is idle)."""
+    holder.setdefault("lib", "httpcore")
+    holder.setdefault("conn", _weak(frame.f_locals.get("self")))
+
+
+def _grab_self_pool(lib: str) -> Callable[[FrameType, Holder], None]:
+    def grab(frame: FrameType, holder: Holder) -> None:
+        holder.setdefault("lib", lib)
+        holder.setdefault("pool", _weak(frame.f_locals.get("self")))
+
+    return grab
+
+
+def _grab_redis(frame: FrameType, holder: Holder) -> None:
+    """``ConnectionPool.get_connection(self, ...)``: the pool and the connection it hands out."""
+    loc = frame.f_locals
+    holder.setdefault("lib", "redis")
+    holder.setdefault("pool", _weak(loc.get("self")))
+    holder.setdefault("conn", _weak(loc.get("connection")))
+
+
+def _grab_socketserver(frame: FrameType, holder: Holder) -> None:
+    """``BaseServer._handle_request_noblock(self)``: the server, whose handler class we name."""
+    holder.setdefault("lib", "socketserver")
+    holder.setdefault("server", _weak(frame.f_locals.get("self")))
+
+
+def _grab_uvicorn(frame: FrameType, holder: Holder) -> None:
+    """``Server.startup(self)``: the uvicorn server, whose configured application we name."""
+    holder.setdefault("lib", "uvicorn")
+    holder.setdefault("server", _weak(frame.f_locals.get("self")))
+
+
+#: Library frames that reveal which pool a new connection belongs to, by ``(module, qualname)``.
+#: Read only when a connect passes through them (a new connection, not every request): the
+#: guard later asks the pool whether the connection is idle in it (see :mod:`._pools`).
+_GRABBERS: Final[dict[tuple[str, str], Callable[[FrameType, Holder], None]]] = {
+    ("urllib3.connectionpool", "HTTPConnectionPool._make_request"): _grab_urllib3,
+    ("httpcore._sync.connection", "HTTPConnection._connect"): _grab_httpcore_conn,
+    ("httpcore._async.connection", "AsyncHTTPConnection._connect"): _grab_httpcore_conn,
+    ("psycopg_pool.pool", "ConnectionPool._connect"): _grab_self_pool("psycopg_pool"),
+    ("psycopg_pool.pool_async", "AsyncConnectionPool._connect"): _grab_self_pool("psycopg_pool"),
+    ("redis.connection", "ConnectionPool.get_connection"): _grab_redis,
+    ("redis.asyncio.connection", "ConnectionPool.get_connection"): _grab_redis,
+    ("socketserver", "BaseServer._handle_request_noblock"): _grab_socketserver,
+    ("uvicorn.server", "Server.startup"): _grab_uvicorn,
+}
+
+
+def _classify(code: CodeType, module: str) -> str:
+    """The library tag of *code* (its top package, e.g. ``"urllib3"``); ``""`` for user code."""
     name = code.co_filename
-    if name.startswith("<frozen") or _LIB_RE.search(name):
-        return True
-    if name.startswith(_state.prefixes):
-        return ("site-packages" not in name and "dist-packages" not in name) or "sockwise" in name
-    return False
+    if _classify_file(name):
+        return module.partition(".")[0] or os.path.basename(name).partition(".")[0] or "?"
+    return ""
 
 
-def find_origin(frame: FrameType | None, kind: str) -> Origin | None:
-    """The first frame from *frame* upwards outside sockwise, the stdlib and wrapped libraries."""
+def _classify_new(frame: FrameType, code: CodeType) -> str:
+    st = _state
+    if len(st.is_lib) >= _MAX_CACHE:
+        st.is_lib.clear()
+        st.grab.clear()
+    module = frame.f_globals.get("__name__")
+    module = module if isinstance(module, str) else ""
+    tag = _classify(code, module)
+    if tag:
+        grabber = _GRABBERS.get((module, code.co_qualname))
+        if grabber is not None:
+            st.grab[code] = grabber
+    st.is_lib[code] = tag
+    return tag
+
+
+def find_origin(
+    frame: FrameType | None, kind: str, want_holder: bool = False
+) -> tuple[Origin | None, Holder | None]:
+    """The first frame from *frame* upwards outside sockwise, the stdlib and wrapped libraries.
+
+    Returns ``(origin, holder)``; *holder* (the pool a library opened the socket for) is only
+    looked for when *want_holder* is true and a pool's frame is on the way.
+    """
     st = _state
     is_lib = st.is_lib
+    grab = st.grab
+    via = ""
+    holder: Holder | None = None
     for _ in range(64):
         if frame is None:
-            return None
+            return None, holder
         code = frame.f_code
-        lib = is_lib.get(code)
-        if lib is None:
-            if len(is_lib) >= _MAX_CACHE:
-                is_lib.clear()
-            lib = is_lib[code] = _classify(code)
-        if not lib:
+        tag = is_lib.get(code)
+        if tag is None:
+            tag = _classify_new(frame, code)
+        if not tag:
             # Keyed by instruction offset: f_lasti is a field, f_lineno decodes the line table.
-            key = (code, frame.f_lasti, kind)
+            key = (code, frame.f_lasti, kind, via)
             found = st.origins.get(key)
             if found is None:
-                if len(st.origins) >= _MAX_CACHE:
-                    st.origins.clear()
-                found = st.origins[key] = Origin(
-                    filename=code.co_filename,
-                    lineno=frame.f_lineno,
-                    function=code.co_qualname,
-                    module=str(frame.f_globals.get("__name__", "")),
-                    kind=kind,
-                )
-            return found
+                found = _new_origin(frame, code, key)
+            return found, holder
+        if tag != "sockwise":
+            via = tag
+        if want_holder and code in grab:
+            if holder is None:
+                holder = {}
+            with contextlib.suppress(Exception):  # Defensive: a library changed its locals
+                grab[code](frame, holder)
         frame = frame.f_back
-    return None
+    return None, holder
+
+
+def _new_origin(frame: FrameType, code: CodeType, key: tuple[CodeType, int, str, str]) -> Origin:
+    st = _state
+    if len(st.origins) >= _MAX_CACHE:
+        st.origins.clear()
+    found = st.origins[key] = Origin(
+        filename=code.co_filename,
+        lineno=frame.f_lineno,
+        function=code.co_qualname,
+        module=str(frame.f_globals.get("__name__", "")),
+        kind=key[2],
+        via="" if key[3] == "socket" else key[3],
+    )
+    return found
 
 
 # -- the hooks: the hot path. No system call, no lock, one append. ---------------------------
@@ -178,20 +315,77 @@ def find_origin(frame: FrameType | None, kind: str) -> Origin | None:
 
 
 def _on_connect(sock: socket.socket, address: object) -> None:
-    st = _state
-    st.connects += 1
-    if _raw_type(sock) & 0xF == _STREAM and _raw_family(sock) in _INET:
-        st.pending.append((_ref(sock), find_origin(_getframe(2), "connect"), address, "connect"))
+    # Not even the socket's type is read here: the drain counts TCP connects and skips the rest.
+    origin, holder = find_origin(_getframe(2), "connect", True)
+    _state.pending.append((_ref(sock), origin, address, "connect", holder))
 
 
 def _on_accept(sock: socket.socket) -> None:
     if _raw_type(sock) & 0xF == _STREAM and _raw_family(sock) in _INET:
-        _state.pending.append((_ref(sock), find_origin(_getframe(2), "accept"), None, "accept"))
+        origin, holder = find_origin(_getframe(2), "accept", True)
+        _state.pending.append((_ref(sock), origin, None, "accept", holder))
 
 
 def _on_listen(sock: socket.socket, backlog: int) -> None:
     if _raw_type(sock) & 0xF == _STREAM and _raw_family(sock) in _INET:
-        _state.pending.append((_ref(sock), find_origin(_getframe(1), "listen"), backlog, "listen"))
+        origin, holder = find_origin(_getframe(1), "listen", True)
+        _state.pending.append((_ref(sock), origin, backlog, "listen", holder))
+
+
+def note_origin(
+    sock_or_fd: socket.socket | int,
+    *,
+    kind: str = "connect",
+    address: tuple[str, int] | None = None,
+    owner: object = None,
+    depth: int = 1,
+) -> None:
+    """Record the calling application line as the origin of a socket opened outside ``socket``.
+
+    For sockets the ``socket`` hooks cannot see -- opened in C (libpq), by libuv (uvloop), or
+    handed out again by a pool (``kind="checkout"``, which replaces the earlier origin, so a
+    leak names the line that took the connection out, and also does what
+    :func:`unregister_pooled` does). Costs a short stack walk and one append
+    while a guard runs; nothing (one attribute test) otherwise. A closed socket is ignored.
+
+    Args:
+        sock_or_fd: The socket, or its file descriptor (resolved to its inode right away).
+        kind: ``"connect"`` (counted toward the destination, for churn reports),
+            ``"accept"``, ``"listen"`` or ``"checkout"``.
+        address: The destination ``(host, port)`` of a connect (default: the socket's peer).
+        owner: The library object owning the socket (e.g. a psycopg connection), for pool
+            recognition.
+        depth: Frames above the caller of :func:`note_origin` to start from (1: its caller).
+
+    Raises:
+        TypeError: *sock_or_fd* is neither a socket nor an int.
+        ValueError: *kind* is not one of the kinds above.
+
+    .. versionadded:: 0.2.0
+
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"kind: {kind!r} is not allowed; allowed: {', '.join(_KINDS)}")
+    fd = _fd_of(sock_or_fd, "sock_or_fd")
+    st = _state
+    if st.users == 0 or fd < 0:
+        return
+    try:
+        ino = os.fstat(fd).st_ino  # now: by the drain the descriptor may be reused
+    except (OSError, ValueError, OverflowError):
+        return
+    if kind == "checkout" and st.pooled:
+        st.pooled.pop(ino, None)  # handed out: no longer an idle member (unregister_pooled)
+    origin, holder = find_origin(_getframe(depth), kind, True)
+    if owner is not None:
+        holder = holder if holder is not None else {}
+        holder["conn"] = _weak(owner)
+    if kind == "connect" and address is None:
+        address = _peer_of(fd)
+    st.pending.append(((fd, ino), origin, address, kind, holder))
+
+
+_KINDS: Final = ("connect", "accept", "listen", "checkout")
 
 
 # -- draining: fstat and per-destination counting, off the hot path ---------------------------
@@ -203,6 +397,7 @@ def _evict_oldest(table: dict[Any, Any]) -> None:
 
 
 _MAX_DESTINATIONS: Final = 4096
+_MAX_SITES: Final = 16384
 
 
 def destination_key(address: object) -> tuple[str, int] | None:
@@ -228,38 +423,212 @@ def _drain_locked(st: _State) -> None:
             MAX_PENDING,
         )
     tracked = st.tracked
-    listeners = st.listeners
     counts = st.dest_connects
+    sites = st.dest_sites
+    keys = st.dest_keys
     popleft = pending.popleft
     fstat = os.fstat
     for _ in range(len(pending)):
         try:
-            ref, origin, extra, kind = popleft()
+            ref, origin, extra, kind, holder = popleft()
         except IndexError:  # Defensive: only drainers pop, under drain_lock
             break
+        noted = type(ref) is tuple
+        sock = None if noted else ref()  # type: ignore[operator]
         if kind == "connect":
-            key = destination_key(extra)
+            if sock is not None and (
+                _raw_type(sock) & 0xF != _STREAM or _raw_family(sock) not in _INET
+            ):
+                continue  # UDP, Unix: not the guard's business
+            st.connects += 1
+            key = keys.get(extra) if type(extra) is tuple else None
+            if key is None:
+                key = destination_key(extra)
+                if key is not None and len(keys) < _MAX_DESTINATIONS:
+                    keys[extra] = key
             if key is not None:
                 counts[key] = counts.get(key, 0) + 1
-                if len(counts) > _MAX_DESTINATIONS:
-                    _evict_oldest(counts)
-        sock = ref()
-        if sock is None:
-            continue  # closed and collected already: nothing to watch
+                # Keyed by identity (Origins are interned per call site; a dataclass hash is a
+                # Python call over six fields); the entry keeps its Origin alive, so ids are stable.
+                entry = sites.get((key, id(origin)))
+                if entry is None:
+                    sites[(key, id(origin))] = [origin, 1]
+                else:
+                    entry[1] += 1  # type: ignore[operator]
+                if len(sites) > _MAX_SITES:
+                    _evict_oldest(sites)
+                    if len(counts) > _MAX_DESTINATIONS:
+                        _evict_oldest(counts)
+        if noted:
+            fd, ino = ref  # type: ignore[misc]
+        else:
+            if sock is None:
+                continue  # closed and collected already: nothing to watch
+            try:
+                fd = sock.fileno()
+            except (OSError, ValueError):  # Defensive
+                continue
+            ino = -1
+        if fd < 0:
+            continue  # closed (or detached)
         try:
-            fd = sock.fileno()
-            if fd < 0:
-                continue  # closed (or detached)
-            ino = fstat(fd).st_ino
+            found = fstat(fd).st_ino
         except (OSError, ValueError, OverflowError):
             continue
-        tracked[ino] = (fd, origin)
+        if noted and found != ino:
+            continue  # noted by descriptor, closed since (the number now names another file)
+        if kind != "connect":
+            origin = _other_kind(st, found, fd, ref, origin, extra, kind, holder)
+        tracked[found] = (fd, origin)
         if len(tracked) > MAX_TRACKED:
             _evict_oldest(tracked)
-        if kind == "listen":
-            listeners[ino] = (fd, extra, origin)
-            if len(listeners) > MAX_TRACKED:
-                _evict_oldest(listeners)
+        if holder:
+            known = st.holders.get(found) if kind == "checkout" else None
+            if known is not None and known[0] == fd:
+                holder = {**holder, **known[1]}  # keep the pool the connection was opened for
+            if "lib" not in holder and holder.get("conn") is not None:
+                owner = holder["conn"]()
+                holder["lib"] = type(owner).__module__.partition(".")[0] if owner else ""
+            st.holders[found] = (fd, holder)
+            if len(st.holders) > MAX_TRACKED:
+                _evict_oldest(st.holders)
+
+
+def _other_kind(
+    st: _State,
+    ino: int,
+    fd: int,
+    ref: Any,
+    origin: Origin | None,
+    extra: Any,
+    kind: str,
+    holder: Holder | None,
+) -> Origin | None:
+    """Drain an accept, listen or checkout event; return the origin to record."""
+    if kind == "checkout" and origin is None and ino in st.tracked:
+        return st.tracked[ino][1]
+    sock = None if type(ref) is tuple else ref()
+    if kind == "accept" and origin is None:
+        return _served_origin(st, sock, holder)
+    if kind == "listen":
+        if origin is None:
+            origin = _app_origin(holder)
+        _remember_listener(st, sock, origin)
+        st.listeners[ino] = (fd, extra, origin)
+        if len(st.listeners) > MAX_TRACKED:
+            _evict_oldest(st.listeners)
+    return origin
+
+
+def _served_origin(st: _State, sock: socket.socket | None, holder: Holder | None) -> Origin | None:
+    """Who serves an accepted socket whose accept ran in library code only (a server thread).
+
+    The application's request handler when the server is a :mod:`socketserver` one, else the
+    line that set up the listening socket (``TCPServer(...)``, ``uvicorn.run(...)``).
+    """
+    server_ref = holder.get("server") if holder else None
+    server = server_ref() if server_ref is not None else None
+    handler = getattr(getattr(server, "RequestHandlerClass", None), "handle", None)
+    code = getattr(handler, "__code__", None)
+    if isinstance(code, CodeType) and not is_library_file(code.co_filename):
+        return Origin(
+            filename=code.co_filename,
+            lineno=code.co_firstlineno,
+            function=code.co_qualname,
+            module=str(getattr(handler, "__module__", "")),
+            kind="served",
+            via="socketserver",
+        )
+    if sock is None:
+        return None
+    try:
+        host, port = sock.getsockname()[:2]
+    except (OSError, ValueError, TypeError):
+        return None
+    for key in ((host, port), ("0.0.0.0", port), ("::", port)):
+        found = st.listen_sites.get(key)
+        if found is not None:
+            return Origin(
+                filename=found.filename,
+                lineno=found.lineno,
+                function=found.function,
+                module=found.module,
+                kind="served",
+                via=found.via,
+            )
+    return None
+
+
+def _app_origin(holder: Holder | None) -> Origin | None:
+    """The application a server library (uvicorn) serves, when its listener has no user frame.
+
+    uvicorn started from its command line, or in a thread, listens from library frames only;
+    its configuration names the application (an object or ``"module:attribute"``), and the
+    application's definition is the line to report.
+    """
+    server_ref = holder.get("server") if holder and holder.get("lib") == "uvicorn" else None
+    server = server_ref() if server_ref is not None else None
+    app = getattr(getattr(server, "config", None), "app", None)
+    if isinstance(app, str):
+        module_name, _, attr = app.partition(":")
+        module = sys.modules.get(module_name)
+        app = getattr(module, attr, None) if module is not None and attr else None
+    if app is None:
+        return None
+    code = getattr(app, "__code__", None)
+    if not isinstance(code, CodeType):
+        code = getattr(type(app).__dict__.get("__call__"), "__code__", None)
+    if isinstance(code, CodeType) and not is_library_file(code.co_filename):
+        return Origin(
+            filename=code.co_filename,
+            lineno=code.co_firstlineno,
+            function=code.co_qualname,
+            module=str(getattr(app, "__module__", "")),
+            kind="listen",
+            via="uvicorn",
+        )
+    return None
+
+
+def _remember_listener(st: _State, sock: socket.socket | None, origin: Origin | None) -> None:
+    if sock is None or origin is None:
+        return
+    try:
+        host, port = sock.getsockname()[:2]
+    except (OSError, ValueError, TypeError):
+        return
+    st.listen_sites[(host, port)] = origin
+    if len(st.listen_sites) > 1024:
+        _evict_oldest(st.listen_sites)
+
+
+def is_library_file(filename: str) -> bool:
+    """Whether *filename* belongs to sockwise, the standard library or a wrapped library."""
+    if not _state.prefixes:
+        _state.prefixes = _lib_prefixes()
+    return bool(_classify_file(filename))
+
+
+def _classify_file(name: str) -> bool:
+    if name.startswith("<frozen") or _LIB_RE.search(name):
+        return True
+    return name.startswith(_state.prefixes) and (
+        ("site-packages" not in name and "dist-packages" not in name) or "sockwise" in name
+    )
+
+
+def _peer_of(fd: int) -> tuple[str, int] | None:
+    """The peer address of descriptor *fd* (a duplicate is queried; *fd* stays untouched)."""
+    try:
+        dup = os.dup(fd)
+    except OSError:
+        return None
+    try:
+        with socket.socket(fileno=dup) as sock:
+            peer = sock.getpeername()
+    except OSError:
+        return None
+    return (peer[0], peer[1]) if isinstance(peer, tuple) else None
 
 
 def drain() -> None:
@@ -301,6 +670,10 @@ def disable() -> None:
                 _state.pending.clear()
                 _state.tracked.clear()
                 _state.dest_connects.clear()
+                _state.dest_sites.clear()
+                _state.dest_keys.clear()
+                _state.holders.clear()
+                _state.listen_sites.clear()
                 _state.listeners.clear()
                 _state.pooled.clear()  # pools stop telling once no guard runs
 
@@ -316,6 +689,22 @@ def lookup(inode: int) -> tuple[int, Origin | None] | None:
     return _state.tracked.get(inode)
 
 
+def holder(inode: int) -> Holder | None:
+    """What owned *inode* when it was opened (a pool, a connection object), if recorded."""
+    entry = _state.holders.get(inode)
+    return entry[1] if entry is not None else None
+
+
+def destination_sites(dest: tuple[str, int]) -> dict[Origin | None, int]:
+    """Connects toward *dest* per origin (cumulative, bounded: the oldest sites are dropped)."""
+    drain()
+    out: dict[Origin | None, int] = {}
+    for (d, _), (origin, n) in list(_state.dest_sites.items()):
+        if d == dest and not isinstance(origin, int) and isinstance(n, int):
+            out[origin] = out.get(origin, 0) + n
+    return out
+
+
 def listeners() -> dict[int, tuple[int, int, Origin | None]]:
     """A snapshot of ``{inode: (fd, requested backlog, origin)}`` of listening sockets seen."""
     drain()
@@ -329,7 +718,8 @@ def destination_connects() -> dict[tuple[str, int], int]:
 
 
 def connects() -> int:
-    """How many TCP connects this process made while recording (approximate under threads)."""
+    """How many TCP connects this process made while recording (counted when drained)."""
+    drain()
     return _state.connects
 
 
@@ -342,6 +732,7 @@ def sizes() -> dict[str, int]:
         "tracked": len(st.tracked),
         "listeners": len(st.listeners),
         "pooled": len(st.pooled),
+        "holders": len(st.holders),
         "code_cache": len(st.is_lib),
         "origin_cache": len(st.origins),
     }
@@ -374,7 +765,7 @@ def sweep(minimum: int = 512) -> int:
     dropped = 0
     drain()
     with _state.drain_lock:
-        for table in (_state.tracked, _state.listeners, _state.pooled):
+        for table in (_state.tracked, _state.listeners, _state.pooled, _state.holders):
             count = min(max(minimum, len(table) // 8), 8192)
             dropped += _sweep_table(table, count)  # type: ignore[arg-type]
     return dropped

@@ -28,6 +28,7 @@ TIME_WAIT_SECONDS: Final = 60.0
 CLOSE_WAIT: Final = STATE_NUMBERS["CLOSE_WAIT"]
 LISTEN: Final = STATE_NUMBERS["LISTEN"]
 TIME_WAIT: Final = STATE_NUMBERS["TIME_WAIT"]
+FIN_WAIT2: Final = STATE_NUMBERS["FIN_WAIT2"]
 GUARD_MASK: Final = (1 << CLOSE_WAIT) | (1 << LISTEN) | (1 << TIME_WAIT)
 
 Address = tuple[str, int]
@@ -50,6 +51,9 @@ class Sample:
     listen: list[SocketRecord] = field(default_factory=list)
     time_wait: Counter[Address] = field(default_factory=Counter)
     time_wait_recent: Counter[Address] | None = None
+    #: FIN_WAIT2 rows a process still owns (inode non-zero: a half-close, not a close), read in
+    #: the same dump; ``None`` when the source does not give them that way.
+    fin_wait2_owned: list[SocketRecord] | None = None
 
 
 def packed_destinations(
@@ -79,9 +83,16 @@ def _sample_netlink(
     time_wait: bool,
     destinations: Collection[Address] | None,
 ) -> Sample:
-    out = Sample(time_wait_recent=Counter())
-    for row in reader.raw_rows((1 << CLOSE_WAIT) | (1 << LISTEN)):
-        if row[9] == uid:
+    out = Sample(time_wait_recent=Counter(), fin_wait2_owned=[])
+    owned = out.fin_wait2_owned
+    assert owned is not None
+    for row in reader.raw_rows((1 << CLOSE_WAIT) | (1 << LISTEN) | (1 << FIN_WAIT2)):
+        if row[1] == FIN_WAIT2:
+            if row[10]:  # owned by a process: it half-closed (orphans of a close() have inode 0)
+                rec = to_record(row)
+                if rec is not None:
+                    owned.append(rec)
+        elif row[9] == uid:
             rec = to_record(row)
             if rec is not None:
                 (out.close_wait if row[1] == CLOSE_WAIT else out.listen).append(rec)
@@ -138,3 +149,32 @@ def sample(
     if timers:
         out.time_wait_recent = recent
     return out
+
+
+def is_loopback(host: str) -> bool:
+    """Whether *host* is a loopback address (``127.0.0.0/8``, ``::1``, ``::ffff:127.x``)."""
+    return host.startswith(("127.", "::ffff:127.")) or host == "::1"
+
+
+def half_open_peers(
+    reader: object, rows: Collection[SocketRecord], owned: list[SocketRecord] | None = None
+) -> set[tuple[Address, Address]]:
+    """``(local, remote)`` of *rows* (our CLOSE_WAIT sockets) whose local peer only half-closed.
+
+    A peer on this machine that closed its socket leaves an orphan in FIN_WAIT2, which no
+    process owns (inode 0); a peer that called ``shutdown(SHUT_WR)`` and waits for our answer
+    still owns its socket (inode non-zero). Only loopback peers can be told apart this way; the
+    FIN_WAIT2 rows come from the sample (*owned*, netlink) or, for other sources, from a dump
+    made only when such a row exists.
+    """
+    wanted = {(r.remote, r.local) for r in rows if is_loopback(r.remote[0])}
+    if not wanted:
+        return set()
+    found: set[tuple[Address, Address]] = set()
+    records: list[SocketRecord] = (
+        owned if owned is not None else reader.dump(1 << FIN_WAIT2)  # type: ignore[attr-defined]
+    )
+    for rec in records:
+        if rec.inode and (rec.local, rec.remote) in wanted:
+            found.add((rec.remote, rec.local))
+    return found

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from contextlib import suppress
 from types import ModuleType
 from typing import Any
 
 from sockwise.policy import Policy
 
 _saved: list[tuple[type, Any]] = []  # (class, original classmethod object)
+_saved_gen: list[tuple[type, Any]] = []  # (class, its own _connect_gen or None if inherited)
 _policy_params: dict[str, int] = {}
 
 #: libpq keywords that also come from an environment variable (libpq-envars).
@@ -74,12 +76,41 @@ def install(module: ModuleType, policy: Policy) -> list[str]:
         _saved.append((cls, cls.__dict__["_get_connection_params"]))
         func.__doc__ = "Connection parameters with the sockwise policy's libpq keywords merged in."
         setattr(cls, "_get_connection_params", classmethod(func))  # noqa: B010
+    _note_connects(psycopg)
     return [f"psycopg.{cls.__name__}._get_connection_params" for cls, _ in _saved]
 
 
+def _note_connects(psycopg: ModuleType) -> None:
+    """Tell the guard which application line opened each libpq socket (the hooks cannot see it).
+
+    ``_connect_gen`` (inherited from psycopg's base connection, sync and async alike) builds the
+    connection object once libpq has connected; the guard walks the stack from there to the
+    caller of ``connect`` (nothing happens when no guard runs).
+    """
+    from sockwise.guard import note_origin
+
+    original = psycopg.Connection._connect_gen.__func__
+
+    def _connect_gen(cls: Any, conninfo: str = "") -> Any:
+        conn = yield from original(cls, conninfo)
+        with suppress(Exception):  # the guard's bookkeeping never fails a connect
+            note_origin(conn.pgconn.socket, owner=conn)
+        return conn
+
+    for cls in (psycopg.Connection, psycopg.AsyncConnection):
+        _saved_gen.append((cls, cls.__dict__.get("_connect_gen")))
+        setattr(cls, "_connect_gen", classmethod(_connect_gen))  # noqa: B010
+
+
 def uninstall() -> None:
-    """Restore psycopg's own ``_get_connection_params``."""
+    """Restore psycopg's own ``_get_connection_params`` and ``_connect_gen``."""
     while _saved:
         cls, original = _saved.pop()
         setattr(cls, "_get_connection_params", original)  # noqa: B010
+    while _saved_gen:
+        cls, gen = _saved_gen.pop()
+        if gen is None:
+            delattr(cls, "_connect_gen")
+        else:
+            setattr(cls, "_connect_gen", gen)  # noqa: B010
     _policy_params.clear()

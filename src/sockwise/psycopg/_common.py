@@ -638,8 +638,8 @@ def guard_mark(conn: Any, idle: bool) -> None:
     try:
         if idle:
             guard_origin.register_pooled(conn.pgconn.socket)
-        else:
-            guard_origin.unregister_pooled(conn.pgconn.socket)
+        else:  # also unregisters it; names the line that checked it out
+            guard_origin.note_origin(conn.pgconn.socket, kind="checkout", owner=conn)
     except Exception:  # Defensive: the guard must never break the pool
         logger.debug("sockwise.guard pooled-member bookkeeping failed", exc_info=True)
 
