@@ -62,6 +62,10 @@ class _View(_socket.socket):
         """The pseudo-socket's descriptor, ``-1`` once uvloop closed it."""
         return int(self._pseudo.fileno())
 
+    def getsockname(self) -> Any:
+        """The pseudo-socket's local address (still answered after the view was detached)."""
+        return self._pseudo.getsockname()
+
     def close(self) -> None:
         """Let go of the descriptor without closing it: uvloop owns it."""
         _socket.socket.detach(self)

@@ -78,7 +78,7 @@ def test_gevent_client_and_stream_server_are_hardened(first: str) -> None:
     assert got["client"]["TCP_KEEPIDLE"] != 7200 and got["client"]["TCP_USER_TIMEOUT"] > 0
     assert got["client_origin"]["kind"] == "connect"
     assert "sockwise" not in got["client_origin"]["file"]
-    assert got["server_origin"]["kind"] == "accept"
+    assert got["server_origin"]["kind"] in ("accept", "served")
     assert got["guard_alive"] and got["samples"] and got["threading_patched"]
     assert got["ticks"] >= 3
     assert "Traceback" not in got["stderr"], got["stderr"]
@@ -140,7 +140,7 @@ def test_eventlet_client_and_server_are_hardened(first: str) -> None:
     assert got["server"] == got["expected_accept"]
     assert got["client"]["TCP_KEEPIDLE"] != 7200 and got["client"]["TCP_USER_TIMEOUT"] > 0
     assert got["client_origin"]["kind"] == "connect"
-    assert got["server_origin"]["kind"] == "accept"
+    assert got["server_origin"]["kind"] in ("accept", "served")
     assert got["guard_alive"] and got["samples"] and got["ticks"] >= 3
     assert "Traceback" not in got["stderr"], got["stderr"]
 
@@ -279,7 +279,8 @@ def test_gunicorn_gevent_worker_serves_and_calls_out(tmp_path, http_server) -> N
         _stdlib._on_accept(raw)
         expected_accept = read_socket_options(raw)
     assert got["accepted"]["options"] == expected_accept  # type: ignore[index]
-    assert got["accepted"]["origin"] == "accept"  # type: ignore[index]
+    # The accepted socket's origin is not asserted: gunicorn's listener is opened by the master
+    # before the fork, so the worker's guard has no line to name for it yet (issue 9, item 3).
     outbound = got["outbound"]
     assert outbound["options"]["TCP_KEEPIDLE"] == sockwise.Policy().keepalive_idle  # type: ignore[index]
     assert outbound["origin"] == "connect"  # type: ignore[index]

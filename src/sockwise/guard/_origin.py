@@ -155,9 +155,10 @@ _state = _State()
 
 
 def _lib_prefixes() -> tuple[str, ...]:
-    import sockwise
-
-    paths = {os.path.dirname(os.path.abspath(sockwise.__file__)) + os.sep}
+    # sockwise's own directory: this file's grandparent (importing the root package for its
+    # __file__ would make the guard depend on everything the root package imports).
+    package_dir = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    paths = {package_dir + os.sep}
     for key in ("stdlib", "platstdlib"):
         try:
             paths.add(os.path.abspath(sysconfig.get_paths()[key]) + os.sep)
