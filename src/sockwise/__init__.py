@@ -21,6 +21,8 @@ from sockwise.guard import (
     GuardReport,
     PortChurnWarning,
     SocketRecord,
+    StallWarning,
+    expect_silence,
 )
 from sockwise.harden import (
     Hardening,
@@ -47,9 +49,11 @@ __all__ = [
     "SockwiseError",
     "SockwiseWarning",
     "SomaxconnTruncationWarning",
+    "StallWarning",
     "Unhardened",
     "__version__",
     "current_policy",
+    "expect_silence",
     "harden",
     "is_hardened",
     "unharden",

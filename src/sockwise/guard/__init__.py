@@ -12,6 +12,7 @@ from sockwise.guard._events import (
     GuardEvent,
     GuardReport,
     PortChurnWarning,
+    StallWarning,
     redact,
 )
 from sockwise.guard._guard import (
@@ -24,11 +25,13 @@ from sockwise.guard._guard import (
 from sockwise.guard._origin import Origin, register_pooled, unregister_pooled
 from sockwise.guard._records import TCP_STATES, SocketRecord
 from sockwise.guard._source import NoSourceError, machine_sockets, process_sockets, source_name
+from sockwise.guard._stall import DEFAULT_STALL_AFTER, expect_silence
 
 __all__ = [
     "DEFAULT_CLOSE_WAIT_AFTER",
     "DEFAULT_INTERVAL",
     "DEFAULT_REPORT_EVERY",
+    "DEFAULT_STALL_AFTER",
     "TCP_STATES",
     "AcceptQueueWarning",
     "CloseWaitLeakWarning",
@@ -39,6 +42,8 @@ __all__ = [
     "Origin",
     "PortChurnWarning",
     "SocketRecord",
+    "StallWarning",
+    "expect_silence",
     "machine_sockets",
     "process_sockets",
     "redact",

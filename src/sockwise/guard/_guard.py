@@ -29,8 +29,9 @@ from typing import Final, Literal
 
 from sockwise import _hooks
 from sockwise._log import log_once, logger
-from sockwise.guard import _detect, _origin, _source
+from sockwise.guard import _detect, _origin, _source, _stall
 from sockwise.guard._events import GuardEvent, GuardReport
+from sockwise.guard._records import SocketRecord
 from sockwise.guard._sample import sample
 
 #: Default seconds between samples. A sample of a process with tens of sockets costs ~0.1 ms, one
@@ -88,6 +89,9 @@ class Guard:
             guard that was never started reports no churn); ``"namespace"`` reports churn of
             any process in the network namespace (for a machine-wide monitor).
         callback: Called with each :class:`GuardEvent` (from the guard's thread).
+        stall_after: Seconds of silence before a connection is reported as stalled (a
+            :class:`~sockwise.StallWarning`; default 30, see :data:`DEFAULT_STALL_AFTER`);
+            ``None`` turns stall detection off.
         restart_after_fork: In a child after ``fork()``, start the guard again (default) or
             leave it stopped.
 
@@ -107,6 +111,7 @@ class Guard:
         churn_scope: Literal["process", "namespace"] = "process",
         callback: Callable[[GuardEvent], None] | None = None,
         restart_after_fork: bool = True,
+        stall_after: float | None = _stall.DEFAULT_STALL_AFTER,
     ) -> None:
         self.interval = _check_number("interval", interval, 0.01, 86400.0)
         if churn_rate is not None:
@@ -138,6 +143,11 @@ class Guard:
         self.callback = callback
         self.restart_after_fork = restart_after_fork
         self._detector = _detect.Detector(self.thresholds)
+        # -- stall detection (sockwise.guard._stall) --
+        self.stall_after = (
+            None if stall_after is None else _check_number("stall_after", stall_after, 0.1, 86400.0)
+        )
+        self._stall = None if self.stall_after is None else _stall.StallDetector(self.stall_after)
         self._lock = threading.Lock()  # serialises samples (thread vs check()); never the app's
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -273,6 +283,7 @@ class Guard:
         close_wait, cw_events = det.close_wait(smp.close_wait, present, now)
         listeners, q_events = det.accept_queue(smp.listen, present, now)
         churn_events = det.churn(smp, window, now)
+        stall_events = self._collect_stalls(reader, now, smp.listen)
         det.prune(present)
         det.last_time = now
         _origin.sweep()
@@ -284,8 +295,26 @@ class Guard:
             close_wait=tuple(close_wait),
             listeners=tuple(listeners),
             time_wait=tuple(top),
-            events=(*cw_events, *churn_events, *q_events),
+            events=(*cw_events, *churn_events, *q_events, *stall_events),
         )
+
+    def _collect_stalls(
+        self, reader: object, now: float, listen: list[SocketRecord]
+    ) -> list[GuardEvent]:
+        """The stall detector's events (:mod:`sockwise.guard._stall`); never raises."""
+        if self._stall is None:
+            return []
+        try:
+            ports = frozenset(r.local[1] for r in listen)
+            return self._stall.collect(reader, _detect.uid(), now, self.interval, ports)
+        except Exception as exc:  # the other detectors' findings still go out
+            log_once(
+                f"guard-stall-error:{type(exc).__name__}",
+                logging.ERROR,
+                "sockwise guard: stall detection failed (%r); sampling continues",
+                exc,
+            )
+            return []
 
     def _emit(self, events: tuple[GuardEvent, ...], in_thread: bool) -> None:
         for event in events:

@@ -1,0 +1,575 @@
+"""The stall detector: connections that wait forever, read from the kernel's ``tcp_info``.
+
+Theory of operation: each scan asks sock_diag for the namespace's ESTABLISHED sockets with
+``struct tcp_info`` attached (``INET_DIAG_INFO``), keeps -- without a Python loop per row -- those
+owned by this user that could be stalled (bytes queued, or data sent after the last data
+received), confirms they belong to this process (the origin table, else a listing of
+``/proc/self/fd``), and classifies each:
+
+* ``"retransmitting"``: data unacknowledged and the kernel retransmitting (``tcpi_backoff``) for
+  a third of ``stall_after``: the path to the peer is gone. Reported with the time left before
+  ``TCP_USER_TIMEOUT`` aborts the connection.
+* ``"zero_window"``: the peer advertises a zero window (``tcpi_snd_wnd == 0``, or the
+  zero-window probe timer pending) and nothing could be sent for ``stall_after``: it stopped
+  reading.
+* ``"unread"``: our receive queue holds bytes that arrived ``stall_after`` ago or more: this
+  process stopped reading.
+* ``"awaiting_reply"``: on a connection we opened (not an accepted one), everything we sent is
+  acknowledged, nothing is queued, and nothing came back for ``stall_after`` since our last
+  send; reported when a thread is blocked reading that socket, or when the connection has
+  answered before (a keep-alive connection reused): a connection that only ever sends (a log
+  shipper) is not waiting for anything.
+
+Without netlink, ``getsockopt(TCP_INFO)`` on the sockets the origin table knows gives the same
+fields (no timer). At 10,000 established sockets one scan costs about as much as the rest of the
+tick, so above :data:`ROWS_PER_TICK` rows the scan runs every few ticks; a socket found on its
+way to a stall is scanned again when it comes due, so the delay of a report stays
+``stall_after`` plus one interval.
+
+Applications declare expected silences with :func:`expect_silence` (a long-poll, a stream, a
+push channel): a socket or thread inside it is not reported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import itertools
+import logging
+import math
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import FrameType
+from typing import Final
+
+from sockwise._log import log_once
+from sockwise.guard import _origin
+from sockwise.guard._events import GuardEvent, StallWarning, redact
+from sockwise.guard._netlink import NetlinkReader, parse_tcp_info, scan_info
+from sockwise.guard._origin import Origin
+from sockwise.guard._procfs import socket_fds
+from sockwise.guard._records import SocketRecord
+
+#: Default seconds of silence before a stall is reported. Thirty seconds is longer than a
+#: healthy request/response exchange takes behind common proxies (Heroku's router and many API
+#: gateways cut requests at 30 s; nginx and load balancers at 60 s), so a reply that has not
+#: started by then is not coming in time anyway, and it reports a hung thread within a minute,
+#: well before the policy's 90 s ``user_timeout`` would end a dead connection.
+DEFAULT_STALL_AFTER: Final = 30.0
+#: Retransmissions are reported after this share of ``stall_after`` (10 s by default): a lost
+#: segment is recovered within a few retransmission timeouts (well under 2 s on a working path).
+RETRANSMIT_SHARE: Final = 1 / 3
+#: Above this many ESTABLISHED rows in a scan, scans are spread over several ticks.
+ROWS_PER_TICK: Final = 2000
+#: Least seconds between two ``/proc/self/fd`` listings (for sockets the hooks did not see).
+FD_SCAN_EVERY: Final = 10.0
+#: Most sockets read through ``getsockopt`` per tick when netlink is unavailable.
+MAX_FALLBACK: Final = 4096
+_TCP_INFO_LEN: Final = 512
+_TCP_INFO_OPT: Final = getattr(socket, "TCP_INFO", 11)
+_TCP_USER_TIMEOUT: Final = getattr(socket, "TCP_USER_TIMEOUT", 18)
+_ZERO_WINDOW_PROBE: Final = 4
+_MAX_FRAMES: Final = 8
+
+Address = tuple[str, int]
+
+
+# -- declared silences -------------------------------------------------------------------------
+
+#: ``{inode: [deadline, ...]}`` and ``{thread ident: [deadline, ...]}`` (monotonic seconds;
+#: ``inf`` for no limit). Plain dict and list operations: atomic under the GIL, no lock to fork.
+_silent_sockets: dict[int, list[float]] = {}
+_silent_threads: dict[int, list[float]] = {}
+
+
+def _find_fd(target: object) -> int | None:
+    """The descriptor behind *target*: a socket, an fd, or an HTTP response (``None``: none)."""
+    if isinstance(target, int) and not isinstance(target, bool):
+        return target
+    if isinstance(target, socket.socket):
+        return target.fileno()
+    seen: set[int] = set()
+    candidates: list[object] = [target]
+    for _ in range(12):  # bounded walk: response -> raw -> connection -> sock
+        if not candidates:
+            break
+        obj = candidates.pop(0)
+        if obj is None or id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, socket.socket):
+            return obj.fileno()
+        extensions = getattr(obj, "extensions", None)
+        if isinstance(extensions, dict):  # httpx / httpcore: the network stream
+            stream = extensions.get("network_stream")
+            get = getattr(stream, "get_extra_info", None)
+            if callable(get):
+                with contextlib.suppress(Exception):
+                    candidates.append(get("socket"))
+        for attr in ("raw", "connection", "_connection", "sock", "_sock", "_fp", "fp"):
+            with contextlib.suppress(Exception):
+                candidates.append(getattr(obj, attr, None))
+    return None
+
+
+@contextlib.contextmanager
+def expect_silence(target: object = None, *, up_to: float | None = None) -> Iterator[None]:
+    """Declare a wait that is meant to be long: a long-poll, a stream, a push channel.
+
+    Inside the block the guard does not report the declared socket (or, without *target*, any
+    socket the calling thread is blocked on) as stalled -- for at most *up_to* seconds, after
+    which a silence is a stall again.
+
+    Example::
+
+        with sockwise.expect_silence(up_to=120):  # this thread's long-poll
+            events = session.get(url, timeout=(5, 130))
+
+        resp = session.get(stream_url, stream=True)
+        with sockwise.expect_silence(resp):  # a server-sent event stream
+            for line in resp.iter_lines():
+                ...
+
+    Args:
+        target: A socket, a file descriptor, or a response of requests, urllib3 or httpx
+            (whose connection's socket is used); ``None``: the calling thread.
+        up_to: Seconds the silence may last (``None``: the whole block).
+
+    Raises:
+        TypeError: *target* is not a socket, descriptor or response with a socket, or *up_to*
+            is not a number.
+        ValueError: *up_to* is not positive.
+
+    """
+    if up_to is not None:
+        if isinstance(up_to, bool) or not isinstance(up_to, int | float):
+            raise TypeError(f"up_to: expected a number of seconds or None, got {up_to!r}")
+        if not (0 < up_to <= 10**9):
+            raise ValueError(f"up_to: {up_to!r} is out of range; allowed: 0 < up_to <= 1e9")
+    deadline = math.inf if up_to is None else time.monotonic() + float(up_to)
+    table: dict[int, list[float]]
+    if target is None:
+        table, key = _silent_threads, threading.get_ident()
+    else:
+        fd = _find_fd(target)
+        if fd is None or fd < 0:
+            raise TypeError(
+                f"target: {target!r} is not an open socket, a file descriptor, or a response "
+                "holding one"
+            )
+        try:
+            key = os.fstat(fd).st_ino
+        except OSError as exc:
+            raise TypeError(f"target: {target!r} has no open descriptor ({exc})") from None
+        table = _silent_sockets
+    table.setdefault(key, []).append(deadline)
+    try:
+        yield
+    finally:
+        entries = table.get(key)
+        if entries is not None:
+            with contextlib.suppress(ValueError):
+                entries.remove(deadline)
+            if not entries:
+                table.pop(key, None)
+
+
+def _silenced(table: dict[int, list[float]], key: int, now: float) -> bool:
+    entries = table.get(key)
+    return bool(entries) and max(entries or (0.0,)) > now
+
+
+# -- threads blocked on a socket ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """A thread blocked reading a socket.
+
+    Attributes:
+        ident: The thread's identifier.
+        name: The thread's name.
+        where: The first frame of the application's code in its stack, when found.
+        timeout: The socket object's timeout (``None``: blocking, no timeout).
+
+    """
+
+    ident: int
+    name: str
+    where: Origin | None
+    timeout: float | None
+
+
+def _socket_in(frame: FrameType, fd: int) -> socket.socket | None:
+    try:
+        values = list(frame.f_locals.values())
+    except Exception:  # Defensive: a frame that cannot build its locals
+        return None
+    for value in values:
+        for obj in (value, getattr(value, "_sock", None)):
+            if isinstance(obj, socket.socket):
+                try:
+                    if obj.fileno() == fd:
+                        return obj
+                except OSError:  # Defensive: a closed wrapper
+                    continue
+    return None
+
+
+def blocked_on(fd: int) -> Blocked | None:
+    """The thread whose innermost frames hold the socket *fd* (a ``recv`` in progress)."""
+    me = threading.get_ident()
+    names = {t.ident: t.name for t in threading.enumerate()}
+    for ident, top in sys._current_frames().items():
+        if ident == me:
+            continue
+        frame: FrameType | None = top
+        for _ in range(_MAX_FRAMES):
+            if frame is None:
+                break
+            sock = _socket_in(frame, fd)
+            if sock is not None:
+                try:
+                    timeout = sock.gettimeout()
+                except OSError:  # Defensive
+                    timeout = None
+                where = _origin.find_origin(top, "blocked")
+                return Blocked(ident, names.get(ident, f"thread {ident}"), where, timeout)
+            frame = frame.f_back
+    return None
+
+
+# -- per-socket facts the dump does not carry --------------------------------------------------
+
+
+def _wrap(fd: int) -> socket.socket | None:
+    try:
+        return socket.socket(fileno=fd)
+    except (OSError, ValueError):
+        return None
+
+
+def _user_timeout(fd: int) -> float | None:
+    """The socket's ``TCP_USER_TIMEOUT`` in seconds (``None``: unset or unknown)."""
+    sock = _wrap(fd)
+    if sock is None:
+        return None
+    try:
+        ms = sock.getsockopt(socket.IPPROTO_TCP, _TCP_USER_TIMEOUT)
+    except OSError:
+        return None
+    finally:
+        sock.detach()
+    return ms / 1000.0 if ms > 0 else None
+
+
+def _nonblocking(fd: int) -> bool | None:
+    """Whether *fd* is non-blocking: Python sockets with a timeout are (``None``: unknown)."""
+    try:
+        return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK)
+    except OSError:
+        return None
+
+
+def read_tcp_info(fd: int) -> SocketRecord | None:
+    """One socket's record through ``getsockopt(TCP_INFO)`` (the fallback without netlink)."""
+    sock = _wrap(fd)
+    if sock is None:
+        return None
+    try:
+        if sock.type != socket.SOCK_STREAM or sock.family not in (
+            socket.AF_INET,
+            socket.AF_INET6,
+        ):
+            return None
+        raw = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO_OPT, _TCP_INFO_LEN)
+        info = parse_tcp_info(raw)
+        if info is None:
+            return None
+        local = sock.getsockname()[:2]
+        try:
+            remote = sock.getpeername()[:2]
+        except OSError:
+            remote = ("", 0)
+        import termios
+
+        buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+        rq = int.from_bytes(buf, sys.byteorder)
+        buf = fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0")
+        wq = int.from_bytes(buf, sys.byteorder)
+        return SocketRecord(
+            family=int(sock.family),
+            state="ESTABLISHED" if info.state == 1 else str(info.state),
+            local=(str(local[0]), int(local[1])),
+            remote=(str(remote[0]), int(remote[1])),
+            inode=os.fstat(fd).st_ino,
+            uid=os.getuid(),
+            rqueue=rq,
+            wqueue=wq,
+            fd=fd,
+            tcp_info=info,
+        )
+    except OSError:
+        return None
+    finally:
+        sock.detach()
+
+
+def _tracked() -> dict[int, tuple[int, Origin | None]]:
+    """A snapshot of the origin table ``{inode: (fd, origin)}``."""
+    _origin.drain()
+    state = getattr(_origin, "_state", None)
+    table = getattr(state, "tracked", None)
+    return dict(table) if isinstance(table, dict) else {}
+
+
+# -- the detector ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One stalled socket before it becomes an event."""
+
+    kind: str
+    record: SocketRecord
+    seconds: float
+
+
+def classify(
+    rec: SocketRecord, stall_after: float, server_ports: frozenset[int] = frozenset()
+) -> tuple[str | None, float, float | None]:
+    """``(kind or None, seconds stalled, seconds until it would be reported)`` for *rec*.
+
+    The last value is ``None`` when the socket is not on its way to any stall.
+    """
+    info = rec.tcp_info
+    if info is None or rec.state != "ESTABLISHED":
+        return None, 0.0, None
+    lds = info.last_data_sent_ms / 1000.0
+    ldr = info.last_data_recv_ms / 1000.0
+    if info.unacked and (info.backoff or info.retransmits):
+        backed_off = info.rto_us / 1e6 * (1.0 - 2.0**-info.backoff) if info.backoff else 0.0
+        waited = backed_off + lds if info.backoff else info.last_ack_recv_ms / 1000.0
+        limit = stall_after * RETRANSMIT_SHARE
+        return ("retransmitting" if waited >= limit else None), waited, limit - waited
+    zero = (info.snd_wnd == 0 and rec.wqueue > 0) or info.timer == _ZERO_WINDOW_PROBE
+    if zero:
+        return ("zero_window" if lds >= stall_after else None), lds, stall_after - lds
+    if rec.rqueue > 0:
+        return ("unread" if ldr >= stall_after else None), ldr, stall_after - ldr
+    if (
+        rec.wqueue == 0
+        and not info.unacked
+        and info.data_segs_out
+        and (info.last_data_sent_ms < info.last_data_recv_ms or not info.data_segs_in)
+        and rec.local[1] not in server_ports
+    ):
+        return ("awaiting_reply" if lds >= stall_after else None), lds, stall_after - lds
+    return None, 0.0, None
+
+
+class StallDetector:
+    """Find stalled connections of this process (one per guard).
+
+    Args:
+        stall_after: Seconds of silence before a stall is reported.
+
+    """
+
+    def __init__(self, stall_after: float) -> None:
+        self.stall_after = stall_after
+        self.next_scan = 0.0
+        self.due: float | None = None
+        self.rows = 0
+        self.scans = 0
+        self.fds: dict[int, int] = {}
+        self.fds_at = -math.inf
+        self.reported: dict[tuple[int, str], float] = {}
+
+    def sizes(self) -> dict[str, int]:
+        """Entries in the detector's tables."""
+        return {"stall_reported": len(self.reported), "stall_fds": len(self.fds)}
+
+    def _scan_due(self, now: float) -> bool:
+        return now >= self.next_scan or (self.due is not None and now >= self.due)
+
+    def records(self, reader: object, uid: int) -> list[SocketRecord]:
+        """The possibly stalled ESTABLISHED sockets of this user, with ``tcp_info``."""
+        if isinstance(reader, NetlinkReader):
+            self.rows, found = scan_info(reader.info_chunks(), uid)
+            return found
+        out = []
+        tracked = _tracked()
+        self.rows = len(tracked)
+        for fd, _ in itertools.islice(tracked.values(), MAX_FALLBACK):
+            rec = read_tcp_info(fd)
+            if rec is not None and rec.state == "ESTABLISHED":
+                out.append(rec)
+        return out
+
+    def _owner(self, inode: int, now: float) -> tuple[int, Origin | None, bool] | None:
+        """``(fd, origin, seen by the hooks)`` when *inode* belongs to this process."""
+        found = _origin.lookup(inode)
+        if found is not None:
+            return found[0], found[1], True
+        if inode not in self.fds and now - self.fds_at >= FD_SCAN_EVERY:
+            self.fds_at = now
+            try:
+                self.fds = socket_fds()
+            except OSError:  # Defensive: /proc unavailable
+                self.fds = {}
+        fd = self.fds.get(inode)
+        return None if fd is None else (fd, None, False)
+
+    def collect(
+        self,
+        reader: object,
+        uid: int,
+        now: float,
+        interval: float,
+        server_ports: frozenset[int] = frozenset(),
+    ) -> list[GuardEvent]:
+        """Scan (when due) and return the events of stalls newly crossing ``stall_after``."""
+        if not self._scan_due(now):
+            return []
+        try:
+            found = self.records(reader, uid)
+        except OSError as exc:
+            log_once(
+                "guard-stall-scan",
+                logging.WARNING,
+                "sockwise guard: reading tcp_info failed (%r); stalls are not detected",
+                exc,
+            )
+            self.next_scan = now + max(interval, self.stall_after)
+            return []
+        self.scans += 1
+        ticks = max(1, math.ceil(self.rows / ROWS_PER_TICK))
+        self.next_scan = now + min(ticks * interval, self.stall_after / 2) - 0.001
+        due: float | None = None
+        events = []
+        stalled: set[tuple[int, str]] = set()
+        for rec in found:
+            kind, seconds, left = classify(rec, self.stall_after, server_ports)
+            if kind is None:
+                if left is not None and left > 0:
+                    due = now + left if due is None else min(due, now + left)
+                continue
+            owner = self._owner(rec.inode, now)
+            if owner is None:
+                continue  # another process of this user
+            fd, origin, _seen = owner
+            if kind == "awaiting_reply" and origin is not None and origin.kind == "accept":
+                continue  # a server waiting for its client's next request: normal
+            key = (rec.inode, kind)
+            stalled.add(key)
+            if key in self.reported or _silenced(_silent_sockets, rec.inode, now):
+                continue
+            event = self._event(Finding(kind, rec, seconds), fd, origin, now)
+            if event is not None:
+                self.reported[key] = now
+                events.append(event)
+        for key in [k for k in self.reported if k not in stalled]:
+            del self.reported[key]  # that stall ended: a new one is reported again
+        self.due = due
+        return events
+
+    def _event(
+        self, finding: Finding, fd: int, origin: Origin | None, now: float
+    ) -> GuardEvent | None:
+        rec = finding.record
+        info = rec.tcp_info
+        assert info is not None
+        blocked = blocked_on(fd)
+        if blocked is not None and _silenced(_silent_threads, blocked.ident, now):
+            return None
+        if finding.kind == "awaiting_reply" and blocked is None and not info.bytes_received:
+            return None  # sends only, has never been answered, nobody waits: not a request
+        peer = f"{rec.remote[0]}:{rec.remote[1]}"
+        secs = finding.seconds
+        details: dict[str, object] = {
+            "seconds": round(secs, 3),
+            "stall_after": self.stall_after,
+            "rqueue": rec.rqueue,
+            "wqueue": rec.wqueue,
+            "unacked": info.unacked,
+            "retransmits": info.retransmits,
+            "backoff": info.backoff,
+            "snd_wnd": info.snd_wnd,
+        }
+        if finding.kind == "awaiting_reply":
+            what = (
+                f"request sent {secs:.1f} s ago and acknowledged by the peer; no reply since "
+                "(the server is alive but not answering)"
+            )
+            advice = (
+                "set a read timeout (requests: timeout=(connect, read); http.client: "
+                "timeout=...), or declare a long-poll with sockwise.expect_silence()"
+            )
+        elif finding.kind == "retransmitting":
+            user_timeout = _user_timeout(fd)
+            details["user_timeout"] = user_timeout
+            if user_timeout is not None:
+                left = max(0.0, user_timeout - secs)
+                details["time_left"] = round(left, 3)
+                fate = f"TCP_USER_TIMEOUT ({user_timeout:g} s) aborts it in about {left:.0f} s"
+            else:
+                details["time_left"] = None
+                fate = "no TCP_USER_TIMEOUT is set: the kernel retries for ~15 minutes"
+            what = (
+                f"{info.unacked} segment(s) unacknowledged for {secs:.1f} s, retransmitted "
+                f"{info.retransmits} time(s) (backoff {info.backoff}): the peer is "
+                f"unreachable; {fate}"
+            )
+            advice = "check the network path; sockwise.harden() bounds such waits"
+        elif finding.kind == "zero_window":
+            what = (
+                f"the peer advertises a zero window: it stopped reading {secs:.1f} s ago "
+                f"with {rec.wqueue} bytes waiting in our send queue"
+            )
+            advice = "the peer is overloaded or stuck; a write timeout bounds the wait"
+        else:
+            what = f"{rec.rqueue} bytes received {secs:.1f} s ago were never read by this process"
+            advice = "read the response, or close it (requests: use `with` or response.close())"
+        if blocked is not None:
+            timeout = blocked.timeout
+            details["timeout"] = timeout
+            has_timeout = "no timeout" if timeout is None else f"timeout {timeout:g} s"
+        else:
+            nonblocking = _nonblocking(fd)
+            details["timeout"] = "unknown"
+            has_timeout = (
+                "timeout unknown"
+                if nonblocking is None
+                else (
+                    "non-blocking (a timeout or an event loop)"
+                    if nonblocking
+                    else "no timeout (blocking socket)"
+                )
+            )
+        opened = f"opened at {origin}" if origin is not None else "origin not recorded"
+        thread = ""
+        if blocked is not None:
+            details["thread"] = blocked.name
+            details["blocked_at"] = str(blocked.where) if blocked.where else None
+            at = f" at {blocked.where}" if blocked.where else ""
+            thread = f"; thread {blocked.name!r} is blocked reading it{at}"
+        message = (
+            f"sockwise: stalled connection to {peer} ({finding.kind}): {what}; socket {opened}; "
+            f"{has_timeout}{thread}. Fix: {advice}."
+        )
+        return GuardEvent(
+            kind=finding.kind,  # type: ignore[arg-type]
+            category=StallWarning,
+            message=redact(message),
+            local=rec.local,
+            remote=rec.remote,
+            fd=fd,
+            origin=origin if origin is not None else (blocked.where if blocked else None),
+            details=details,
+        )
