@@ -35,9 +35,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import itertools
+import linecache
 import logging
 import math
 import os
+import re
 import socket
 import sys
 import threading
@@ -75,6 +77,11 @@ _TCP_INFO_OPT: Final = getattr(socket, "TCP_INFO", 11)
 _TCP_USER_TIMEOUT: Final = getattr(socket, "TCP_USER_TIMEOUT", 18)
 _ZERO_WINDOW_PROBE: Final = 4
 _MAX_FRAMES: Final = 8
+#: A line that calls socket I/O (what a thread blocked on a socket has on top of its stack).
+_IO_CALL: Final = re.compile(
+    r"\.(recv_into|recvfrom_into|recvfrom|recvmsg|recv|readinto|readline|read|sendall|sendmsg|"
+    r"sendfile|sendto|send|write)\s*\("
+)
 
 Address = tuple[str, int]
 
@@ -196,6 +203,7 @@ class Blocked:
         name: The thread's name.
         where: The first frame of the application's code in its stack, when found.
         timeout: The socket object's timeout (``None``: blocking, no timeout).
+        verb: ``"reading"`` or ``"writing"``.
 
     """
 
@@ -203,6 +211,7 @@ class Blocked:
     name: str
     where: Origin | None
     timeout: float | None
+    verb: str = "reading"
 
 
 def _socket_in(frame: FrameType, fd: int) -> socket.socket | None:
@@ -221,8 +230,25 @@ def _socket_in(frame: FrameType, fd: int) -> socket.socket | None:
     return None
 
 
+def _waiting_call(frame: FrameType) -> str | None:
+    """``"reading"``/``"writing"`` when *frame*'s current line calls a socket I/O method."""
+    try:
+        line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+    except Exception:  # Defensive: an unreadable source
+        return None
+    match = _IO_CALL.search(line)
+    if match is None:
+        return None
+    return "writing" if match.group(1).startswith(("send", "write")) else "reading"
+
+
 def blocked_on(fd: int) -> Blocked | None:
-    """The thread whose innermost frames hold the socket *fd* (a ``recv`` in progress)."""
+    """The thread blocked in a socket call on *fd*, if any.
+
+    A thread counts when one of its innermost frames is on a line calling a socket I/O method
+    (``recv``, ``recv_into``, ``read``, ``readinto``, ``readline``, ``send``, ``sendall``...)
+    and holds the socket *fd* (directly, or as the ``_sock`` of a ``socket.makefile()`` reader).
+    """
     me = threading.get_ident()
     names = {t.ident: t.name for t in threading.enumerate()}
     for ident, top in sys._current_frames().items():
@@ -232,6 +258,9 @@ def blocked_on(fd: int) -> Blocked | None:
         for _ in range(_MAX_FRAMES):
             if frame is None:
                 break
+            verb = _waiting_call(frame)
+            if verb is None:
+                break  # the innermost frames are not in socket I/O: not blocked on a socket
             sock = _socket_in(frame, fd)
             if sock is not None:
                 try:
@@ -239,7 +268,7 @@ def blocked_on(fd: int) -> Blocked | None:
                 except OSError:  # Defensive
                     timeout = None
                 where = _origin.find_origin(top, "blocked")
-                return Blocked(ident, names.get(ident, f"thread {ident}"), where, timeout)
+                return Blocked(ident, names.get(ident, f"thread {ident}"), where, timeout, verb)
             frame = frame.f_back
     return None
 
@@ -539,7 +568,11 @@ class StallDetector:
         if blocked is not None:
             timeout = blocked.timeout
             details["timeout"] = timeout
-            has_timeout = "no timeout" if timeout is None else f"timeout {timeout:g} s"
+            has_timeout = (
+                "no timeout"
+                if timeout is None
+                else ("non-blocking" if timeout == 0 else f"timeout {timeout:g} s")
+            )
         else:
             nonblocking = _nonblocking(fd)
             details["timeout"] = "unknown"
@@ -558,7 +591,7 @@ class StallDetector:
             details["thread"] = blocked.name
             details["blocked_at"] = str(blocked.where) if blocked.where else None
             at = f" at {blocked.where}" if blocked.where else ""
-            thread = f"; thread {blocked.name!r} is blocked reading it{at}"
+            thread = f"; thread {blocked.name!r} is blocked {blocked.verb} it{at}"
         message = (
             f"sockwise: stalled connection to {peer} ({finding.kind}): {what}; socket {opened}; "
             f"{has_timeout}{thread}. Fix: {advice}."
