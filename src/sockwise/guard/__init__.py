@@ -2,7 +2,8 @@
 
 Public names (re-exported from :mod:`sockwise`): :class:`Guard`, :class:`GuardReport`,
 :class:`GuardEvent` and the warning classes. The socket reading layer (:func:`process_sockets`,
-:func:`machine_sockets`, :func:`source_name`, :class:`SocketRecord`) serves the CLI and metrics;
+:func:`machine_sockets`, :func:`established_sockets`, :func:`stall_state`, :func:`source_name`,
+:class:`SocketRecord`) serves the CLI and metrics;
 :func:`register_pooled`/:func:`unregister_pooled` let sockwise pools mark idle members.
 """
 
@@ -25,7 +26,12 @@ from sockwise.guard._guard import (
 from sockwise.guard._origin import Origin, register_pooled, unregister_pooled
 from sockwise.guard._records import TCP_STATES, SocketRecord
 from sockwise.guard._source import NoSourceError, machine_sockets, process_sockets, source_name
-from sockwise.guard._stall import DEFAULT_STALL_AFTER, expect_silence
+from sockwise.guard._stall import (
+    DEFAULT_STALL_AFTER,
+    established_sockets,
+    expect_silence,
+    stall_state,
+)
 
 __all__ = [
     "DEFAULT_CLOSE_WAIT_AFTER",
@@ -43,6 +49,7 @@ __all__ = [
     "PortChurnWarning",
     "SocketRecord",
     "StallWarning",
+    "established_sockets",
     "expect_silence",
     "machine_sockets",
     "process_sockets",
@@ -50,5 +57,6 @@ __all__ = [
     "register_pooled",
     "running_guards",
     "source_name",
+    "stall_state",
     "unregister_pooled",
 ]

@@ -433,6 +433,45 @@ def _scan_uniform(body: memoryview, length: int, uid: int, out: list[SocketRecor
 _OFF_RQUEUE: Final = 72
 
 
+def _info_rows(view: memoryview) -> Iterator[SocketRecord]:
+    """Every record of one chunk, row by row (stops at ``NLMSG_DONE`` or malformed input).
+
+    Raises:
+        OSError: The kernel answered ``NLMSG_ERROR`` with a non-zero errno.
+
+    """
+    end = len(view)
+    off = 0
+    while off + _HDR_LEN <= end:
+        mlen, mtype = NLMSGHDR.unpack_from(view, off)[:2]
+        if mlen < _HDR_LEN or off + mlen > end or mtype == NLMSG_DONE:
+            return
+        if mtype == NLMSG_ERROR:
+            if mlen >= _HDR_LEN + 4:
+                (err,) = _ERRNO.unpack_from(view, off + _HDR_LEN)
+                if err < 0:
+                    raise OSError(-err, f"sock_diag: {os.strerror(-err)}")
+            return
+        if mtype == SOCK_DIAG_BY_FAMILY and mlen >= _MSG_MIN:
+            rec = _info_record(view, off, off + mlen)
+            if rec is not None:
+                yield rec
+        off += (mlen + 3) & ~3
+
+
+def info_records(chunks: Sequence[Buffer]) -> list[SocketRecord]:
+    """Every socket of a dump made with :data:`EXT_INFO`, ``tcp_info`` filled in (for the CLI).
+
+    Raises:
+        OSError: The kernel answered ``NLMSG_ERROR`` with a non-zero errno.
+
+    """
+    out: list[SocketRecord] = []
+    for chunk in chunks:
+        out.extend(_info_rows(memoryview(chunk)))
+    return out
+
+
 def scan_info(chunks: Sequence[Buffer], uid: int) -> tuple[int, list[SocketRecord]]:
     """Read a dump made with :data:`EXT_INFO`: ``(rows, records of the possibly stalled)``.
 
@@ -469,37 +508,23 @@ def scan_info(chunks: Sequence[Buffer], uid: int) -> tuple[int, list[SocketRecor
         ):
             rows += body_end // length
             continue
-        off = 0
-        while off + _HDR_LEN <= end:
-            mlen, mtype = NLMSGHDR.unpack_from(view, off)[:2]
-            if mlen < _HDR_LEN or off + mlen > end or mtype == NLMSG_DONE:
-                break
-            if mtype == NLMSG_ERROR:
-                if mlen >= _HDR_LEN + 4:
-                    (err,) = _ERRNO.unpack_from(view, off + _HDR_LEN)
-                    if err < 0:
-                        raise OSError(-err, f"sock_diag: {os.strerror(-err)}")
-                break
-            if mtype == SOCK_DIAG_BY_FAMILY and mlen >= _MSG_MIN:
-                rows += 1
-                rec = _info_record(view, off, off + mlen)
-                info = rec.tcp_info if rec is not None else None
-                if (
-                    rec is not None
-                    and info is not None
-                    and rec.uid == uid
-                    and rec.state == "ESTABLISHED"
-                    and _maybe_stalled(
-                        rec.rqueue,
-                        rec.wqueue,
-                        info.last_data_sent_ms,
-                        info.last_data_recv_ms,
-                        info.data_segs_out,
-                        info.data_segs_in,
-                    )
-                ):
-                    out.append(rec)
-            off += (mlen + 3) & ~3
+        for rec in _info_rows(view):
+            rows += 1
+            info = rec.tcp_info
+            if (
+                info is not None
+                and rec.uid == uid
+                and rec.state == "ESTABLISHED"
+                and _maybe_stalled(
+                    rec.rqueue,
+                    rec.wqueue,
+                    info.last_data_sent_ms,
+                    info.last_data_recv_ms,
+                    info.data_segs_out,
+                    info.data_segs_in,
+                )
+            ):
+                out.append(rec)
     return rows, out
 
 

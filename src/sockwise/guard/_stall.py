@@ -33,6 +33,7 @@ push channel): a socket or thread inside it is not reported.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import itertools
 import linecache
@@ -52,9 +53,9 @@ from typing import Final
 from sockwise._log import log_once
 from sockwise.guard import _origin
 from sockwise.guard._events import GuardEvent, StallWarning, redact
-from sockwise.guard._netlink import NetlinkReader, parse_tcp_info, scan_info
+from sockwise.guard._netlink import NetlinkReader, info_records, parse_tcp_info, scan_info
 from sockwise.guard._origin import Origin
-from sockwise.guard._procfs import socket_fds
+from sockwise.guard._procfs import ProcfsReader, socket_fds
 from sockwise.guard._records import SocketRecord
 
 #: Default seconds of silence before a stall is reported. Thirty seconds is longer than a
@@ -77,6 +78,7 @@ _TCP_INFO_OPT: Final = getattr(socket, "TCP_INFO", 11)
 _TCP_USER_TIMEOUT: Final = getattr(socket, "TCP_USER_TIMEOUT", 18)
 _ZERO_WINDOW_PROBE: Final = 4
 _MAX_FRAMES: Final = 8
+_ESTABLISHED_MASK: Final = 1 << 1
 #: A line that calls socket I/O (what a thread blocked on a socket has on top of its stack).
 _IO_CALL: Final = re.compile(
     r"\.(recv_into|recvfrom_into|recvfrom|recvmsg|recv|readinto|readline|read|sendall|sendmsg|"
@@ -357,6 +359,47 @@ def _tracked() -> dict[int, tuple[int, Origin | None]]:
     return dict(table) if isinstance(table, dict) else {}
 
 
+def _same_netns(pid: int) -> bool:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
+    except OSError:
+        return False
+
+
+def established_sockets(pid: int | None = None, proc_root: str = "/proc") -> list[SocketRecord]:
+    """The ESTABLISHED TCP sockets of a process, ``fd`` and (where possible) ``tcp_info`` set.
+
+    ``tcp_info`` comes from one sock_diag dump with ``INET_DIAG_INFO``; where netlink cannot see
+    the process (another network namespace, no netlink, a *proc_root* other than ``/proc``),
+    the rows come from ``PROC_ROOT/PID/net/tcp{,6}`` and ``tcp_info`` is ``None``.
+
+    Args:
+        pid: The process (``None``: this one).
+        proc_root: Where procfs is mounted.
+
+    Raises:
+        ValueError: *pid* is not a positive integer or ``None``.
+        ProcessLookupError: No process *pid*.
+        PermissionError: Not allowed to list its descriptors.
+
+    """
+    if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0):
+        raise ValueError(f"pid: expected a positive integer or None, got {pid!r}")
+    real = os.getpid() if pid is None else pid
+    fds = socket_fds(proc_root, real)
+    rows: list[SocketRecord] | None = None
+    if proc_root == "/proc" and (real == os.getpid() or _same_netns(real)):
+        with contextlib.suppress(OSError):
+            rows = info_records(NetlinkReader().info_chunks(_ESTABLISHED_MASK))
+    if rows is None:
+        rows = ProcfsReader(proc_root, real).dump(_ESTABLISHED_MASK)
+    return [
+        dataclasses.replace(r, fd=fds[r.inode])
+        for r in rows
+        if r.inode and r.inode in fds and r.state == "ESTABLISHED"
+    ]
+
+
 # -- the detector ------------------------------------------------------------------------------
 
 
@@ -369,28 +412,33 @@ class Finding:
     seconds: float
 
 
-def classify(
+def stall_state(
     rec: SocketRecord, stall_after: float, server_ports: frozenset[int] = frozenset()
-) -> tuple[str | None, float, float | None]:
-    """``(kind or None, seconds stalled, seconds until it would be reported)`` for *rec*.
+) -> tuple[str, float, float] | None:
+    """``(kind, seconds so far, threshold)`` of a socket on its way to a stall, else ``None``.
 
-    The last value is ``None`` when the socket is not on its way to any stall.
+    ``None`` also for a socket without ``tcp_info``.
+
+    Args:
+        rec: An ESTABLISHED socket with ``tcp_info``.
+        stall_after: The threshold (retransmissions: a third of it).
+        server_ports: Local ports of this process's listeners (an accepted socket waiting for
+            its client's next request is not awaiting a reply).
+
     """
     info = rec.tcp_info
     if info is None or rec.state != "ESTABLISHED":
-        return None, 0.0, None
+        return None
     lds = info.last_data_sent_ms / 1000.0
     ldr = info.last_data_recv_ms / 1000.0
     if info.unacked and (info.backoff or info.retransmits):
         backed_off = info.rto_us / 1e6 * (1.0 - 2.0**-info.backoff) if info.backoff else 0.0
         waited = backed_off + lds if info.backoff else info.last_ack_recv_ms / 1000.0
-        limit = stall_after * RETRANSMIT_SHARE
-        return ("retransmitting" if waited >= limit else None), waited, limit - waited
-    zero = (info.snd_wnd == 0 and rec.wqueue > 0) or info.timer == _ZERO_WINDOW_PROBE
-    if zero:
-        return ("zero_window" if lds >= stall_after else None), lds, stall_after - lds
+        return "retransmitting", waited, stall_after * RETRANSMIT_SHARE
+    if (info.snd_wnd == 0 and rec.wqueue > 0) or info.timer == _ZERO_WINDOW_PROBE:
+        return "zero_window", lds, stall_after
     if rec.rqueue > 0:
-        return ("unread" if ldr >= stall_after else None), ldr, stall_after - ldr
+        return "unread", ldr, stall_after
     if (
         rec.wqueue == 0
         and not info.unacked
@@ -398,8 +446,23 @@ def classify(
         and (info.last_data_sent_ms < info.last_data_recv_ms or not info.data_segs_in)
         and rec.local[1] not in server_ports
     ):
-        return ("awaiting_reply" if lds >= stall_after else None), lds, stall_after - lds
-    return None, 0.0, None
+        return "awaiting_reply", lds, stall_after
+    return None
+
+
+def classify(
+    rec: SocketRecord, stall_after: float, server_ports: frozenset[int] = frozenset()
+) -> tuple[str | None, float, float | None]:
+    """``(kind or None, seconds stalled, seconds until it would be reported)`` for *rec*.
+
+    The kind is ``None`` until the stall lasts its threshold; the last value is ``None`` when
+    the socket is not on its way to any stall.
+    """
+    state = stall_state(rec, stall_after, server_ports)
+    if state is None:
+        return None, 0.0, None
+    kind, seconds, limit = state
+    return (kind if seconds >= limit else None), seconds, limit - seconds
 
 
 class StallDetector:
