@@ -19,6 +19,7 @@ inconsistent message ends the chunk (fuzz-tested). Only a well-formed ``NLMSG_ER
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import socket
 import struct
@@ -421,7 +422,10 @@ def _scan_uniform(body: memoryview, length: int, uid: int, out: list[SocketRecor
     dsi = col(info_off + _TI_DATA_SEGS_IN)
     b8 = body.cast("B")
     states = b8[_OFF_FAMILY + 1 :: length].tolist()
-    for i in itertools.compress(range(rows), map(_maybe_stalled, rq, wq, lds, ldr, dso, dsi)):
+    # _maybe_stalled for every row, in C: (rq | wq) | min(lds < ldr or not dsi, dso)
+    awaiting = map(min, map(operator.or_, map(operator.lt, lds, ldr), map(operator.not_, dsi)), dso)
+    keep = map(operator.or_, map(operator.or_, rq, wq), awaiting)
+    for i in itertools.compress(range(rows), keep):
         if uids[i] != uid or states[i] != _ESTABLISHED:
             continue
         rec = _info_record(body, i * length, (i + 1) * length)

@@ -359,6 +359,20 @@ def _tracked() -> dict[int, tuple[int, Origin | None]]:
     return dict(table) if isinstance(table, dict) else {}
 
 
+def _families() -> tuple[int, ...]:
+    """``AF_INET`` and, unless ``/proc/net/sockstat6`` shows no IPv6 TCP socket, ``AF_INET6``."""
+    try:
+        with open("/proc/net/sockstat6", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("TCP6:"):
+                    parts = line.split()
+                    if parts[1:3] == ["inuse", "0"]:
+                        return (socket.AF_INET,)
+    except (OSError, ValueError):
+        pass
+    return (socket.AF_INET, socket.AF_INET6)
+
+
 def _same_netns(pid: int) -> bool:
     try:
         return os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
@@ -476,7 +490,8 @@ class StallDetector:
     def __init__(self, stall_after: float) -> None:
         self.stall_after = stall_after
         self.next_scan = 0.0
-        self.due: float | None = None
+        #: Sockets on their way to a stall: ``{inode: (fd, origin, due)}``.
+        self.pending: dict[int, tuple[int, Origin | None, float]] = {}
         self.rows = 0
         self.scans = 0
         self.fds: dict[int, int] = {}
@@ -485,15 +500,16 @@ class StallDetector:
 
     def sizes(self) -> dict[str, int]:
         """Entries in the detector's tables."""
-        return {"stall_reported": len(self.reported), "stall_fds": len(self.fds)}
-
-    def _scan_due(self, now: float) -> bool:
-        return now >= self.next_scan or (self.due is not None and now >= self.due)
+        return {
+            "stall_reported": len(self.reported),
+            "stall_fds": len(self.fds),
+            "stall_pending": len(self.pending),
+        }
 
     def records(self, reader: object, uid: int) -> list[SocketRecord]:
         """The possibly stalled ESTABLISHED sockets of this user, with ``tcp_info``."""
         if isinstance(reader, NetlinkReader):
-            self.rows, found = scan_info(reader.info_chunks(), uid)
+            self.rows, found = scan_info(reader.info_chunks(families=_families()), uid)
             return found
         out = []
         tracked = _tracked()
@@ -504,11 +520,11 @@ class StallDetector:
                 out.append(rec)
         return out
 
-    def _owner(self, inode: int, now: float) -> tuple[int, Origin | None, bool] | None:
-        """``(fd, origin, seen by the hooks)`` when *inode* belongs to this process."""
+    def _owner(self, inode: int, now: float) -> tuple[int, Origin | None] | None:
+        """``(fd, origin)`` when *inode* belongs to this process."""
         found = _origin.lookup(inode)
         if found is not None:
-            return found[0], found[1], True
+            return found
         if inode not in self.fds and now - self.fds_at >= FD_SCAN_EVERY:
             self.fds_at = now
             try:
@@ -516,7 +532,7 @@ class StallDetector:
             except OSError:  # Defensive: /proc unavailable
                 self.fds = {}
         fd = self.fds.get(inode)
-        return None if fd is None else (fd, None, False)
+        return None if fd is None else (fd, None)
 
     def collect(
         self,
@@ -526,9 +542,13 @@ class StallDetector:
         interval: float,
         server_ports: frozenset[int] = frozenset(),
     ) -> list[GuardEvent]:
-        """Scan (when due) and return the events of stalls newly crossing ``stall_after``."""
-        if not self._scan_due(now):
-            return []
+        """Scan (when due) and return the events of stalls newly crossing ``stall_after``.
+
+        Between scans, sockets found on their way to a stall are read again one by one
+        (``getsockopt(TCP_INFO)``) when they come due.
+        """
+        if now < self.next_scan:
+            return self._recheck(now, server_ports)
         try:
             found = self.records(reader, uid)
         except OSError as exc:
@@ -542,33 +562,57 @@ class StallDetector:
             return []
         self.scans += 1
         ticks = max(1, math.ceil(self.rows / ROWS_PER_TICK))
-        self.next_scan = now + min(ticks * interval, self.stall_after / 2) - 0.001
-        due: float | None = None
-        events = []
+        self.next_scan = now + min(ticks * interval, self.stall_after) - 0.001
+        self.pending = {}
+        events: list[GuardEvent] = []
         stalled: set[tuple[int, str]] = set()
         for rec in found:
-            kind, seconds, left = classify(rec, self.stall_after, server_ports)
-            if kind is None:
-                if left is not None and left > 0:
-                    due = now + left if due is None else min(due, now + left)
-                continue
-            owner = self._owner(rec.inode, now)
-            if owner is None:
-                continue  # another process of this user
-            fd, origin, _seen = owner
-            if kind == "awaiting_reply" and origin is not None and origin.kind == "accept":
-                continue  # a server waiting for its client's next request: normal
-            key = (rec.inode, kind)
-            stalled.add(key)
-            if key in self.reported or _silenced(_silent_sockets, rec.inode, now):
-                continue
-            event = self._event(Finding(kind, rec, seconds), fd, origin, now)
-            if event is not None:
-                self.reported[key] = now
-                events.append(event)
+            self._judge(rec, now, server_ports, None, events, stalled)
         for key in [k for k in self.reported if k not in stalled]:
             del self.reported[key]  # that stall ended: a new one is reported again
-        self.due = due
+        return events
+
+    def _judge(
+        self,
+        rec: SocketRecord,
+        now: float,
+        server_ports: frozenset[int],
+        owner: tuple[int, Origin | None] | None,
+        events: list[GuardEvent],
+        stalled: set[tuple[int, str]],
+    ) -> None:
+        kind, seconds, left = classify(rec, self.stall_after, server_ports)
+        if kind is None and left is None:
+            return
+        owner = owner or self._owner(rec.inode, now)
+        if owner is None:
+            return  # another process of this user
+        fd, origin = owner
+        if kind is None:
+            if left is not None and len(self.pending) < MAX_FALLBACK:
+                self.pending[rec.inode] = (fd, origin, now + max(left, 0.0))
+            return
+        if kind == "awaiting_reply" and origin is not None and origin.kind == "accept":
+            return  # a server waiting for its client's next request: normal
+        key = (rec.inode, kind)
+        stalled.add(key)
+        if key in self.reported or _silenced(_silent_sockets, rec.inode, now):
+            return
+        event = self._event(Finding(kind, rec, seconds), fd, origin, now)
+        if event is not None:
+            self.reported[key] = now
+            events.append(event)
+
+    def _recheck(self, now: float, server_ports: frozenset[int]) -> list[GuardEvent]:
+        """Read the sockets that came due since the last scan, one by one."""
+        events: list[GuardEvent] = []
+        due = [(ino, v) for ino, v in self.pending.items() if v[2] <= now]
+        for inode, (fd, origin, _) in due:
+            del self.pending[inode]
+            rec = read_tcp_info(fd)
+            if rec is None or rec.inode != inode:
+                continue  # closed (or the descriptor now holds another socket)
+            self._judge(rec, now, server_ports, (fd, origin), events, set())
         return events
 
     def _event(
