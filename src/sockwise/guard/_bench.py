@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import resource
 import socket
 import statistics
@@ -23,6 +24,7 @@ from sockwise.guard._netlink import NetlinkReader
 from sockwise.guard._procfs import ProcfsReader, socket_fds
 from sockwise.guard._sample import GUARD_MASK, sample
 from sockwise.guard._source import machine_sockets, source_name
+from sockwise.guard._stall import ROWS_PER_TICK
 
 
 def _median(fn: Callable[[], object], reps: int) -> tuple[float, float]:
@@ -95,6 +97,34 @@ def _hook_cost(reps: int) -> dict[str, float]:
     }
 
 
+def _stall_costs(guard: Guard, reps: int) -> dict[str, float]:
+    """The tick without stall detection, with a ``tcp_info`` scan, and averaged over the cadence."""
+    plain = Guard(stall_after=None)
+    plain.check()
+    plain_wall, plain_cpu = _median(plain.check, reps)
+    stall = guard._stall
+    assert stall is not None
+
+    def scanning() -> None:
+        stall.next_scan = 0.0
+        guard.check()
+
+    scan_wall, scan_cpu = _median(scanning, reps)
+    every = max(
+        1, min(math.ceil(stall.rows / ROWS_PER_TICK), int(stall.stall_after // DEFAULT_INTERVAL))
+    )
+    rest_wall, rest_cpu = _median(guard.check, reps)
+    return {
+        "guard_tick_no_stall_ms": plain_wall * 1e3,
+        "guard_tick_no_stall_cpu_ms": plain_cpu * 1e3,
+        "guard_tick_stall_scan_ms": scan_wall * 1e3,
+        "guard_tick_stall_scan_cpu_ms": scan_cpu * 1e3,
+        "stall_scan_every_ticks": every,
+        "guard_tick_stall_average_ms": (scan_wall + (every - 1) * rest_wall) / every * 1e3,
+        "guard_tick_stall_average_cpu_ms": (scan_cpu + (every - 1) * rest_cpu) / every * 1e3,
+    }
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     """Run every measurement; return the results (see the module docstring).
 
@@ -129,6 +159,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     guard.start()
                     guard.check()  # warm-up
                     tick_wall, tick_cpu = _median(guard.check, reps)
+                    stall = _stall_costs(guard, reps)
                     churn_wall, churn_cpu = _median(churner.check, reps)
                     churn_counted = max((c for _, c in churner.check().time_wait), default=0)
                     full.start()
@@ -172,6 +203,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             "guard_mask": GUARD_MASK,
         }
     )
+    result.update(stall)
     result["origin_recording"] = _hook_cost(2_000 if quick else 20_000)
     return result
 
@@ -185,6 +217,12 @@ def table(result: dict[str, Any]) -> str:
         ("source", result["source"]),
         ("psutil net_connections()", f"{result['psutil_net_connections_ms']:.2f} ms"),
         ("guard tick, not churning", f"{result['guard_tick_ms']:.2f} ms"),
+        ("guard tick without stall detection", f"{result['guard_tick_no_stall_ms']:.2f} ms"),
+        ("guard tick with a tcp_info scan", f"{result['guard_tick_stall_scan_ms']:.2f} ms"),
+        (
+            f"  average (scan every {result['stall_scan_every_ticks']} ticks)",
+            f"{result['guard_tick_stall_average_ms']:.2f} ms",
+        ),
         ("  speed-up vs psutil", f"{result['speedup_vs_psutil']:.1f}x"),
         (
             "guard tick, churning (own TIME_WAIT, kernel filter)",
