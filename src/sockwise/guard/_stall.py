@@ -32,6 +32,7 @@ push channel): a socket or thread inside it is not reported.
 
 from __future__ import annotations
 
+import _socket
 import contextlib
 import dataclasses
 import fcntl
@@ -278,9 +279,10 @@ def blocked_on(fd: int) -> Blocked | None:
 # -- per-socket facts the dump does not carry --------------------------------------------------
 
 
-def _wrap(fd: int) -> socket.socket | None:
+def _wrap(fd: int) -> _socket.socket | None:
+    """A bare C socket object on *fd* (no Python wrapper, no hooks); ``detach()`` it after."""
     try:
-        return socket.socket(fileno=fd)
+        return _socket.socket(fileno=fd)
     except (OSError, ValueError):
         return None
 
@@ -313,7 +315,7 @@ def read_tcp_info(fd: int) -> SocketRecord | None:
     if sock is None:
         return None
     try:
-        if sock.type != socket.SOCK_STREAM or sock.family not in (
+        if sock.type & 0xF != socket.SOCK_STREAM or sock.family not in (
             socket.AF_INET,
             socket.AF_INET6,
         ):
@@ -594,6 +596,8 @@ class StallDetector:
             return
         if kind == "awaiting_reply" and origin is not None and origin.kind == "accept":
             return  # a server waiting for its client's next request: normal
+        if _origin.is_pooled(rec.inode):
+            return  # an idle pool member: its pool checks it before handing it out
         key = (rec.inode, kind)
         stalled.add(key)
         if key in self.reported or _silenced(_silent_sockets, rec.inode, now):
