@@ -686,7 +686,8 @@ class StallDetector:
             )
         else:
             nonblocking = _nonblocking(fd)
-            details["timeout"] = "unknown"
+            # A blocking descriptor has no timeout; a non-blocking one has one or an event loop.
+            details["timeout"] = None if nonblocking is False else "unknown"
             has_timeout = (
                 "timeout unknown"
                 if nonblocking is None
