@@ -21,10 +21,11 @@ received), confirms they belong to this process (the origin table, else a listin
   shipper) is not waiting for anything.
 
 Without netlink, ``getsockopt(TCP_INFO)`` on the sockets the origin table knows gives the same
-fields (no timer). At 10,000 established sockets one scan costs about as much as the rest of the
-tick, so above :data:`ROWS_PER_TICK` rows the scan runs every few ticks; a socket found on its
-way to a stall is scanned again when it comes due, so the delay of a report stays
-``stall_after`` plus one interval.
+fields (no timer). At 10,000 established sockets one scan costs more than the rest of the tick,
+so above :data:`ROWS_PER_TICK` rows the scan runs every few ticks (scans stay at most
+``stall_after`` apart); a socket found on its way to a stall is read again by itself
+(``getsockopt(TCP_INFO)``) when it comes due, so a report still comes at most ``stall_after``
+plus one interval after the stall began.
 
 Applications declare expected silences with :func:`expect_silence` (a long-poll, a stream, a
 push channel): a socket or thread inside it is not reported.
@@ -35,7 +36,6 @@ from __future__ import annotations
 import _socket
 import contextlib
 import dataclasses
-import fcntl
 import itertools
 import linecache
 import logging
@@ -304,8 +304,10 @@ def _user_timeout(fd: int) -> float | None:
 def _nonblocking(fd: int) -> bool | None:
     """Whether *fd* is non-blocking: Python sockets with a timeout are (``None``: unknown)."""
     try:
+        import fcntl
+
         return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK)
-    except OSError:
+    except (ImportError, OSError):
         return None
 
 
@@ -329,6 +331,7 @@ def read_tcp_info(fd: int) -> SocketRecord | None:
             remote = sock.getpeername()[:2]
         except OSError:
             remote = ("", 0)
+        import fcntl
         import termios
 
         buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
@@ -347,7 +350,7 @@ def read_tcp_info(fd: int) -> SocketRecord | None:
             fd=fd,
             tcp_info=info,
         )
-    except OSError:
+    except (ImportError, OSError):
         return None
     finally:
         sock.detach()
