@@ -511,6 +511,14 @@ class StallDetector:
             "stall_pending": len(self.pending),
         }
 
+    def next_due(self) -> float | None:
+        """The earliest monotonic time a pending socket would cross its threshold, if any.
+
+        A guard loop that wakes then (instead of at its next interval) reports a stall at
+        ``stall_after`` plus the cost of one ``getsockopt``.
+        """
+        return min((v[2] for v in self.pending.values()), default=None)
+
     def records(self, reader: object, uid: int) -> list[SocketRecord]:
         """The possibly stalled ESTABLISHED sockets of this user, with ``tcp_info``."""
         if isinstance(reader, NetlinkReader):
