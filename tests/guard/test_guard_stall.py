@@ -280,3 +280,33 @@ def test_scan_reads_tcp_info_and_survives_garbage() -> None:
         with contextlib.suppress(OSError):  # a header corrupted into NLMSG_ERROR says so
             scan_info([bytes(noisy)], os.getuid())
     assert len(build_request(socket.AF_INET, 2, ext=EXT_INFO)) == 72
+
+
+def test_between_scans_due_sockets_are_reread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With scans spread out (many sockets), a pending socket is re-read when it comes due."""
+    monkeypatch.setattr(_stall, "ROWS_PER_TICK", 1)  # any row count spreads scans to stall_after
+    events: list[GuardEvent] = []
+    with peer(PUSHER) as port:
+        sock = socket.create_connection(("127.0.0.1", port))
+        try:
+            for _ in range(100):  # the 100 bytes are in our receive queue
+                rec = _stall.read_tcp_info(sock.fileno())
+                if rec is not None and rec.rqueue == 100:
+                    break
+                time.sleep(0.02)
+            time.sleep(STALL / 2)  # due half-way between the first scan and the next one
+            start = time.monotonic()
+            guard = _guard(events).start()
+            try:
+                event = wait_for(events, lambda e: e.kind == "unread", BOUND + 1)
+                delay = time.monotonic() - start
+                stall = guard._stall
+                assert stall is not None
+                assert event is not None, [e.message for e in events]
+                assert delay <= BOUND
+                assert stall.scans == 1  # found by the first scan, reported by a re-read
+                assert stall.next_due() is None  # nothing else pending
+            finally:
+                guard.stop()
+        finally:
+            sock.close()
