@@ -24,7 +24,7 @@ from sockwise.guard._guard import (
     running_guards,
 )
 from sockwise.guard._origin import Origin, register_pooled, unregister_pooled
-from sockwise.guard._records import TCP_STATES, SocketRecord
+from sockwise.guard._records import TCP_STATES, SocketRecord, TcpInfo
 from sockwise.guard._source import NoSourceError, machine_sockets, process_sockets, source_name
 from sockwise.guard._stall import (
     DEFAULT_STALL_AFTER,
@@ -49,6 +49,7 @@ __all__ = [
     "PortChurnWarning",
     "SocketRecord",
     "StallWarning",
+    "TcpInfo",
     "established_sockets",
     "expect_silence",
     "machine_sockets",

@@ -67,6 +67,8 @@ class SocketRecord:
         fd: The owning process's file descriptor, when known.
         expires_ms: Milliseconds until the socket's timer fires (for TIME_WAIT rows: until the
             row disappears), when known.
+        tcp_info: The kernel's ``struct tcp_info`` (:class:`TcpInfo`), for sockets read with it
+            (:func:`~sockwise.guard.established_sockets`, the stall detector); else ``None``.
 
     """
 
