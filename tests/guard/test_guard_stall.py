@@ -7,6 +7,7 @@ Peers run in another process (:mod:`stall_support`); the guard reads the real ke
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import socket
 import sys
@@ -282,10 +283,8 @@ def test_scan_reads_tcp_info_and_survives_garbage() -> None:
     assert len(build_request(socket.AF_INET, 2, ext=EXT_INFO)) == 72
 
 
-def test_between_scans_due_sockets_are_reread(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With scans spread out (many sockets), a pending socket is re-read when it comes due."""
-    monkeypatch.setattr(_stall, "ROWS_PER_TICK", 1)  # any row count spreads scans to stall_after
-    events: list[GuardEvent] = []
+def test_between_passes_due_sockets_are_reread() -> None:
+    """A socket found on its way to a stall is re-read by itself (getsockopt) when due."""
     with peer(PUSHER) as port:
         sock = socket.create_connection(("127.0.0.1", port))
         try:
@@ -294,19 +293,53 @@ def test_between_scans_due_sockets_are_reread(monkeypatch: pytest.MonkeyPatch) -
                 if rec is not None and rec.rqueue == 100:
                     break
                 time.sleep(0.02)
-            time.sleep(STALL / 2)  # due half-way between the first scan and the next one
-            start = time.monotonic()
-            guard = _guard(events).start()
-            try:
-                event = wait_for(events, lambda e: e.kind == "unread", BOUND + 1)
-                delay = time.monotonic() - start
-                stall = guard._stall
-                assert stall is not None
-                assert event is not None, [e.message for e in events]
-                assert delay <= BOUND
-                assert stall.scans == 1  # found by the first scan, reported by a re-read
-                assert stall.next_due() is None  # nothing else pending
-            finally:
-                guard.stop()
+            det = _stall.StallDetector(STALL)
+            uid = os.getuid()
+            events = []
+            for _ in range(10_000):  # one whole pass over the dump
+                events += det.collect(NetlinkReader(), uid, time.monotonic(), INTERVAL)
+                if det.scans:
+                    break
+            assert events == []  # not yet: the bytes are younger than stall_after
+            ino = os.fstat(sock.fileno()).st_ino
+            fd, _, due = det.pending[ino]
+            assert fd == sock.fileno()
+            assert det.next_due() is not None and det.next_due() <= due
+            assert due <= time.monotonic() + STALL
+            det.next_scan = math.inf  # from here on only re-reads can report (no netlink)
+            assert det.collect(object(), uid, due - 0.05, INTERVAL) == []
+            time.sleep(max(0.0, due - time.monotonic()) + 0.05)
+            (event,) = det.collect(object(), uid, time.monotonic(), INTERVAL)
+            assert event.kind == "unread" and event.fd == sock.fileno()
+            assert ino not in det.pending
+            det.close()
         finally:
             sock.close()
+
+
+def test_pass_spreads_over_ticks_and_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small per-tick budget reads the dump over several calls; close() ends a pass early."""
+    monkeypatch.setattr(_stall, "ROWS_PER_TICK", 1)
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        pairs = []
+        try:
+            for _ in range(300):  # 600 established sockets: several chunks
+                client = socket.create_connection(srv.getsockname())
+                pairs += [client, srv.accept()[0]]
+            det = _stall.StallDetector(30.0)
+            calls = 0
+            while calls < 10_000 and not det.scans:
+                det.collect(NetlinkReader(), os.getuid(), time.monotonic(), 5.0)
+                calls += 1
+            assert calls > 1
+            assert det.rows >= 600
+            det.collect(NetlinkReader(), os.getuid(), time.monotonic(), 5.0)
+            assert det.dump is not None and not det.dump.running  # next pass: 7.5 s later
+            det.pass_started = -math.inf
+            det.collect(NetlinkReader(), os.getuid(), time.monotonic(), 5.0)
+            assert det.dump is not None and det.dump.running
+            det.close()
+            assert not det.dump.running
+        finally:
+            for sock in pairs:
+                sock.close()

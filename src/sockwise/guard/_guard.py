@@ -196,6 +196,8 @@ class Guard:
             self._thread = None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        if self._stall is not None:
+            self._stall.close()  # a pass over the dump in progress holds a netlink socket
         with _registry_lock:
             _origin.disable()  # after the join: the last sample still attributes correctly
 

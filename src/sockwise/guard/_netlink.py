@@ -532,6 +532,103 @@ def scan_info(chunks: Sequence[Buffer], uid: int) -> tuple[int, list[SocketRecor
     return rows, out
 
 
+class InfoDump:
+    """A dump with ``struct tcp_info`` read a slice at a time, across calls (guard ticks).
+
+    The kernel produces a netlink dump lazily, one chunk per ``recv``, and remembers where it
+    stopped for as long as the socket stays open; reading at most *max_bytes* per call spreads
+    one pass over many sockets across several ticks, so no single tick pays for all of them.
+    The socket is closed when a pass ends (and by :meth:`close`); after ``fork()`` the child
+    never reads the parent's dump (the open file description is shared): it closes its copy
+    and starts its own.
+
+    Args:
+        open_socket: Opens the netlink socket (:meth:`NetlinkReader.open_socket`).
+        mask: TCP states to dump.
+
+    """
+
+    def __init__(self, open_socket: SocketFactory, mask: int = 1 << _ESTABLISHED) -> None:
+        self._open = open_socket
+        self._mask = mask
+        self._sock: socket.socket | None = None
+        self._pid = 0
+        self._families: list[int] = []
+        self._seq = 0
+
+    @property
+    def running(self) -> bool:
+        """Whether a pass is in progress."""
+        return self._sock is not None and self._pid == os.getpid()
+
+    def close(self) -> None:
+        """Abandon the pass in progress (if any) and close the socket."""
+        sock, self._sock = self._sock, None
+        self._families = []
+        if sock is not None:
+            sock.close()
+
+    def _start(self, families: Sequence[int]) -> None:
+        self.close()
+        self._sock = self._open()
+        self._pid = os.getpid()
+        self._sock.settimeout(_TIMEOUT)
+        self._families = list(families)
+        self._request()
+
+    def _request(self) -> None:
+        assert self._sock is not None
+        self._seq += 1
+        family = self._families.pop(0)
+        self._sock.sendto(build_request(family, self._mask, self._seq, ext=EXT_INFO), (0, 0))
+
+    def read(self, max_bytes: int, families: Sequence[int]) -> tuple[list[bytes], bool]:
+        """The next chunks, about *max_bytes* of them, and whether the pass ended with them.
+
+        Starts a pass over *families* when none is in progress.
+
+        Raises:
+            OSError: The netlink socket failed or the kernel refused the dump (the pass is
+                abandoned).
+
+        """
+        if not self.running:
+            self._sock = None  # a copy inherited from the parent: never read it here
+            self._start(families)
+        sock = self._sock
+        assert sock is not None
+        chunks: list[bytes] = []
+        got = 0
+        buf = bytearray(_RECV_SIZE)
+        view = memoryview(buf)
+        try:
+            for _ in range(_MAX_CHUNKS):
+                n = sock.recv_into(view)
+                chunk = bytes(view[:n])
+                chunks.append(chunk)
+                got += n
+                end = n == 0 or (
+                    n >= _HDR_LEN and NLMSGHDR.unpack_from(chunk)[1] in (NLMSG_ERROR, NLMSG_DONE)
+                )
+                if n >= _DONE_LEN and NLMSGHDR.unpack_from(chunk, n - _DONE_LEN)[:2] == (
+                    _DONE_LEN,
+                    NLMSG_DONE,
+                ):
+                    end = True
+                if end:
+                    if not self._families:
+                        self.close()
+                        return chunks, True
+                    self._request()
+                if got >= max_bytes:
+                    return chunks, False
+        except BaseException:
+            self.close()
+            raise
+        self.close()  # Defensive: a dump of more than _MAX_CHUNKS chunks is cut short
+        return chunks, True
+
+
 def _default_socket() -> socket.socket:
     return socket.socket(
         socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG
@@ -636,6 +733,10 @@ class NetlinkReader:
             if rec is not None:
                 out.append(rec)
         return out
+
+    def open_socket(self) -> socket.socket:
+        """A new netlink socket from the reader's factory (the caller closes it)."""
+        return self._factory()
 
     def info_chunks(
         self,

@@ -21,11 +21,12 @@ received), confirms they belong to this process (the origin table, else a listin
   shipper) is not waiting for anything.
 
 Without netlink, ``getsockopt(TCP_INFO)`` on the sockets the origin table knows gives the same
-fields (no timer). At 10,000 established sockets one scan costs more than the rest of the tick,
-so above :data:`ROWS_PER_TICK` rows the scan runs every few ticks (scans stay at most
-``stall_after`` apart); a socket found on its way to a stall is read again by itself
-(``getsockopt(TCP_INFO)``) when it comes due, so a report still comes at most ``stall_after``
-plus one interval after the stall began.
+fields (no timer). Cost: a pass over the dump starts at most every quarter of ``stall_after``
+and reads at most :data:`ROWS_PER_TICK` rows per tick (the kernel resumes a netlink dump where
+the last ``recv`` left it), so at 10,000 established sockets one pass spreads over several ticks;
+a socket found on its way to a stall is read again by itself (``getsockopt(TCP_INFO)``) when it
+comes due, so a report still comes at most ``stall_after`` plus one interval after the stall
+began.
 
 Applications declare expected silences with :func:`expect_silence` (a long-poll, a stream, a
 push channel): a socket or thread inside it is not reported.
@@ -54,7 +55,13 @@ from typing import Final
 from sockwise._log import log_once
 from sockwise.guard import _origin
 from sockwise.guard._events import GuardEvent, StallWarning, redact
-from sockwise.guard._netlink import NetlinkReader, info_records, parse_tcp_info, scan_info
+from sockwise.guard._netlink import (
+    InfoDump,
+    NetlinkReader,
+    info_records,
+    parse_tcp_info,
+    scan_info,
+)
 from sockwise.guard._origin import Origin
 from sockwise.guard._procfs import ProcfsReader, socket_fds
 from sockwise.guard._records import SocketRecord
@@ -68,8 +75,15 @@ DEFAULT_STALL_AFTER: Final = 30.0
 #: Retransmissions are reported after this share of ``stall_after`` (10 s by default): a lost
 #: segment is recovered within a few retransmission timeouts (well under 2 s on a working path).
 RETRANSMIT_SHARE: Final = 1 / 3
-#: Above this many ESTABLISHED rows in a scan, scans are spread over several ticks.
+#: Rows of the ESTABLISHED dump read per tick: a pass over more sockets spreads over several
+#: ticks (a pass lasts at most half of ``stall_after``, reading more per tick if it must).
 ROWS_PER_TICK: Final = 2000
+#: A pass over the dump starts at most every this share of ``stall_after`` (7.5 s by default):
+#: a stall that begins just after a pass is found by the next one, before it is due, and then
+#: re-read by itself when due -- so passes need not run every tick.
+PASS_SHARE: Final = 1 / 4
+#: Bytes of one row with ``tcp_info`` (408 on Linux 6.x), rounded up.
+_ROW_BYTES: Final = 512
 #: Least seconds between two ``/proc/self/fd`` listings (for sockets the hooks did not see).
 FD_SCAN_EVERY: Final = 10.0
 #: Most sockets read through ``getsockopt`` per tick when netlink is unavailable.
@@ -497,8 +511,13 @@ class StallDetector:
         self.next_scan = 0.0
         #: Sockets on their way to a stall: ``{inode: (fd, origin, due)}``.
         self.pending: dict[int, tuple[int, Origin | None, float]] = {}
+        self.pass_started = -math.inf
         self.rows = 0
+        self.cycle_rows = 0
+        #: Stalls seen in the pass in progress (reports of the others are forgotten at its end).
+        self.cycle_stalled: set[tuple[int, str]] = set()
         self.scans = 0
+        self.dump: InfoDump | None = None
         self.fds: dict[int, int] = {}
         self.fds_at = -math.inf
         self.reported: dict[tuple[int, str], float] = {}
@@ -519,11 +538,8 @@ class StallDetector:
         """
         return min((v[2] for v in self.pending.values()), default=None)
 
-    def records(self, reader: object, uid: int) -> list[SocketRecord]:
-        """The possibly stalled ESTABLISHED sockets of this user, with ``tcp_info``."""
-        if isinstance(reader, NetlinkReader):
-            self.rows, found = scan_info(reader.info_chunks(families=_families()), uid)
-            return found
+    def _fallback_records(self) -> list[SocketRecord]:
+        """The tracked sockets through ``getsockopt(TCP_INFO)`` (no netlink here)."""
         out = []
         tracked = _tracked()
         self.rows = len(tracked)
@@ -532,6 +548,16 @@ class StallDetector:
             if rec is not None and rec.state == "ESTABLISHED":
                 out.append(rec)
         return out
+
+    def _budget(self, interval: float) -> int:
+        """Bytes of the dump to read this tick.
+
+        :data:`ROWS_PER_TICK` rows, or more when the last pass was so large that a pass would
+        otherwise last over half of ``stall_after``.
+        """
+        ticks = max(1.0, self.stall_after / 2 / interval)
+        rows = max(ROWS_PER_TICK, math.ceil(self.rows / ticks))
+        return rows * _ROW_BYTES
 
     def _owner(self, inode: int, now: float) -> tuple[int, Origin | None] | None:
         """``(fd, origin)`` when *inode* belongs to this process."""
@@ -555,15 +581,29 @@ class StallDetector:
         interval: float,
         server_ports: frozenset[int] = frozenset(),
     ) -> list[GuardEvent]:
-        """Scan (when due) and return the events of stalls newly crossing ``stall_after``.
+        """Read the next slice of the dump; return the events of stalls crossing their threshold.
 
-        Between scans, sockets found on their way to a stall are read again one by one
+        Sockets found on their way to a stall are read again one by one
         (``getsockopt(TCP_INFO)``) when they come due.
         """
-        if now < self.next_scan:
-            return self._recheck(now, server_ports)
+        events = self._recheck(now, server_ports)
         try:
-            found = self.records(reader, uid)
+            if isinstance(reader, NetlinkReader):
+                if self.dump is None:
+                    self.dump = InfoDump(reader.open_socket)
+                if not self.dump.running:
+                    if now - self.pass_started < self.stall_after * PASS_SHARE:
+                        return events
+                    self.pass_started = now
+                chunks, finished = self.dump.read(self._budget(interval), _families())
+                rows, found = scan_info(chunks, uid)
+                self.cycle_rows += rows
+            elif now >= self.next_scan:
+                found, finished = self._fallback_records(), True
+                self.cycle_rows = self.rows
+                self.next_scan = now + min(interval * max(1, self.rows // 1000), self.stall_after)
+            else:
+                return events
         except OSError as exc:
             log_once(
                 "guard-stall-scan",
@@ -571,19 +611,21 @@ class StallDetector:
                 "sockwise guard: reading tcp_info failed (%r); stalls are not detected",
                 exc,
             )
-            self.next_scan = now + max(interval, self.stall_after)
-            return []
-        self.scans += 1
-        ticks = max(1, math.ceil(self.rows / ROWS_PER_TICK))
-        self.next_scan = now + min(ticks * interval, self.stall_after) - 0.001
-        self.pending = {}
-        events: list[GuardEvent] = []
-        stalled: set[tuple[int, str]] = set()
+            return events
         for rec in found:
-            self._judge(rec, now, server_ports, None, events, stalled)
-        for key in [k for k in self.reported if k not in stalled]:
-            del self.reported[key]  # that stall ended: a new one is reported again
+            self._judge(rec, now, server_ports, None, events, self.cycle_stalled)
+        if finished:
+            self.scans += 1
+            self.rows, self.cycle_rows = self.cycle_rows, 0
+            for key in [k for k in self.reported if k not in self.cycle_stalled]:
+                del self.reported[key]  # that stall ended: a new one is reported again
+            self.cycle_stalled = set()
         return events
+
+    def close(self) -> None:
+        """Close the netlink socket of a pass in progress (the guard stopped)."""
+        if self.dump is not None:
+            self.dump.close()
 
     def _judge(
         self,
