@@ -593,8 +593,7 @@ class InfoDump:
 
         """
         if not self.running:
-            self._sock = None  # a copy inherited from the parent: never read it here
-            self._start(families)
+            self._start(families)  # closes a copy inherited from the parent, unread
         sock = self._sock
         assert sock is not None
         chunks: list[bytes] = []
