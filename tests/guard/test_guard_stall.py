@@ -292,7 +292,8 @@ def test_scan_reads_tcp_info_and_survives_garbage() -> None:
 
 def test_between_passes_due_sockets_are_reread() -> None:
     """A socket found on its way to a stall is re-read by itself (getsockopt) when due."""
-    with peer(PUSHER) as port:
+    # A guard that never ticks records origins, so the socket's descriptor is known.
+    with peer(PUSHER) as port, Guard(interval=3600, stall_after=None):
         sock = socket.create_connection(("127.0.0.1", port))
         try:
             for _ in range(100):  # the 100 bytes are in our receive queue

@@ -519,6 +519,7 @@ class StallDetector:
         self.scans = 0
         self.dump: InfoDump | None = None
         self.fds: dict[int, int] = {}
+        self.foreign: set[int] = set()
         self.fds_at = -math.inf
         self.reported: dict[tuple[int, str], float] = {}
 
@@ -527,6 +528,7 @@ class StallDetector:
         return {
             "stall_reported": len(self.reported),
             "stall_fds": len(self.fds),
+            "stall_foreign": len(self.foreign),
             "stall_pending": len(self.pending),
         }
 
@@ -559,18 +561,30 @@ class StallDetector:
         rows = max(ROWS_PER_TICK, math.ceil(self.rows / ticks))
         return rows * _ROW_BYTES
 
-    def _owner(self, inode: int, now: float) -> tuple[int, Origin | None] | None:
-        """``(fd, origin)`` when *inode* belongs to this process."""
+    def _owner(self, inode: int, now: float, scan: bool) -> tuple[int, Origin | None] | None:
+        """``(fd, origin)`` when *inode* belongs to this process.
+
+        The origin table answers for sockets the hooks saw opened; for others, with *scan*, a
+        listing of ``/proc/self/fd`` (at most every :data:`FD_SCAN_EVERY` seconds; an inode
+        it did not hold is remembered as another process's, and never looked up again).
+        """
         found = _origin.lookup(inode)
         if found is not None:
             return found
-        if inode not in self.fds and now - self.fds_at >= FD_SCAN_EVERY:
+        fd = self.fds.get(inode)
+        if fd is not None or not scan or inode in self.foreign:
+            return None if fd is None else (fd, None)
+        if now - self.fds_at >= FD_SCAN_EVERY:
             self.fds_at = now
             try:
                 self.fds = socket_fds()
             except OSError:  # Defensive: /proc unavailable
                 self.fds = {}
-        fd = self.fds.get(inode)
+            fd = self.fds.get(inode)
+            if fd is None:
+                if len(self.foreign) >= MAX_FALLBACK:
+                    self.foreign.clear()
+                self.foreign.add(inode)
         return None if fd is None else (fd, None)
 
     def collect(
@@ -639,9 +653,11 @@ class StallDetector:
         kind, seconds, left = classify(rec, self.stall_after, server_ports)
         if kind is None and left is None:
             return
-        owner = owner or self._owner(rec.inode, now)
+        # Not due yet: only sockets whose descriptor is known wait in `pending`; the others are
+        # looked up (one fd listing) once a pass finds them due.
+        owner = owner or self._owner(rec.inode, now, scan=kind is not None)
         if owner is None:
-            return  # another process of this user
+            return  # another process of this user (or not known yet)
         fd, origin = owner
         if kind is None:
             if left is not None and len(self.pending) < MAX_FALLBACK:
