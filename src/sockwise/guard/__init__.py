@@ -1,4 +1,4 @@
-"""The runtime guard: CLOSE_WAIT leaks, ephemeral-port churn and full accept queues, explained.
+"""The runtime guard: CLOSE_WAIT leaks, port churn, full accept queues and stalls, explained.
 
 Public names (re-exported from :mod:`sockwise`): :class:`Guard`, :class:`GuardReport`,
 :class:`GuardEvent` and the warning classes. The socket reading layer (:func:`process_sockets`,
