@@ -88,3 +88,19 @@ def wait_for(
             return None
         time.sleep(0.02)
     return None
+
+
+#: An HTTP server whose response is a stream: headers, 64 kB of events, then silence.
+STREAMER = r"""
+import socket, sys, time
+srv = socket.create_server((sys.argv[1], 0))
+print(srv.getsockname()[1], flush=True)
+conn, _ = srv.accept()
+conn.recv(65536)
+body = b"data: x\n\n" * 7000
+conn.sendall(
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + b"%x\r\n" % len(body) + body + b"\r\n"
+)
+time.sleep(3600)
+"""

@@ -16,7 +16,8 @@ import time
 import warnings
 
 import pytest
-from stall_support import ECHO, NOT_READING, PUSHER, SILENT, peer, wait_for
+import requests
+from stall_support import ECHO, NOT_READING, PUSHER, SILENT, STREAMER, peer, wait_for
 
 import sockwise
 from sockwise.guard import Guard, GuardEvent, StallWarning, _source, _stall
@@ -397,3 +398,19 @@ def test_forked_child_never_reads_the_parents_pass() -> None:
         finally:
             for sock in pairs:
                 sock.close()
+
+
+def test_expect_silence_on_a_requests_stream() -> None:
+    """expect_silence(response) finds the response's socket; the stream is quiet inside it."""
+    events: list[GuardEvent] = []
+    with peer(STREAMER) as port, _guard(events):
+        resp = requests.get(f"http://127.0.0.1:{port}/events", stream=True, timeout=5)
+        try:
+            with sockwise.expect_silence(resp):
+                time.sleep(2 * BOUND)  # events wait unread in the socket: declared
+                assert [e.message for e in events if e.category is StallWarning] == []
+            event = wait_for(events, lambda e: e.kind == "unread", BOUND + 1)
+            assert event is not None, "outside the block the unread stream is a stall"
+            assert event.remote == ("127.0.0.1", port)
+        finally:
+            resp.close()

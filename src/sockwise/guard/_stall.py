@@ -119,7 +119,7 @@ def _find_fd(target: object) -> int | None:
         return target.fileno()
     seen: set[int] = set()
     candidates: list[object] = [target]
-    for _ in range(12):  # bounded walk: response -> raw -> connection -> sock
+    for _ in range(64):  # bounded walk: response -> raw -> connection -> sock
         if not candidates:
             break
         obj = candidates.pop(0)
