@@ -469,7 +469,11 @@ def stall_state(
         waited = backed_off + lds if info.backoff else info.last_ack_recv_ms / 1000.0
         return "retransmitting", waited, stall_after * RETRANSMIT_SHARE
     if (info.snd_wnd == 0 and rec.wqueue > 0) or info.timer == _ZERO_WINDOW_PROBE:
-        return "zero_window", lds, stall_after
+        # Each zero-window probe counts as a send, and the probes back off from the base RTO
+        # (probe k after rto << k): the window closed about rto * (2**backoff - 1) before the
+        # last probe.
+        closed = lds + info.rto_us / 1e6 * (2.0 ** min(info.backoff, 16) - 1.0)
+        return "zero_window", closed, stall_after
     if rec.rqueue > 0:
         return "unread", ldr, stall_after
     if (
