@@ -21,6 +21,8 @@ from sockwise.guard import (
     GuardReport,
     PortChurnWarning,
     SocketRecord,
+    StallWarning,
+    expect_silence,
 )
 from sockwise.harden import (
     Hardening,
@@ -48,10 +50,12 @@ __all__ = [
     "SockwiseError",
     "SockwiseWarning",
     "SomaxconnTruncationWarning",
+    "StallWarning",
     "Unhardened",
     "UnhardenedChildWarning",
     "__version__",
     "current_policy",
+    "expect_silence",
     "harden",
     "is_hardened",
     "unharden",

@@ -6,6 +6,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 
 import pytest
 from cli_support import RunCli, assert_one_line_error
@@ -186,3 +188,93 @@ def test_inspect_fake_proc_root_with_malformed_rows(run_cli: RunCli, tmp_path) -
         {"fd": 6, "local": "0.0.0.0:80", "queued": 3, "backlog": None, "fill": None}
     ]
     assert snap["time_wait"] == {"127.0.0.1:8080": 1}
+
+
+STUCK = """
+import socket, sys
+srv = socket.create_server(("127.0.0.1", 0))
+client = socket.create_connection(srv.getsockname())
+peer, _ = srv.accept()  # never reads: its window closes
+client.setblocking(False)
+sent = 0
+for _ in range(10_000):
+    try:
+        sent += client.send(b"s" * 65536)
+    except BlockingIOError:
+        break
+print(client.getsockname()[1], peer.getsockname()[1], sent, flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def stuck_sender() -> Iterator[tuple[int, int, int]]:
+    """A child whose client socket has MBs in Send-Q behind a peer that stopped reading."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STUCK], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        cport, sport, sent = (int(v) for v in proc.stdout.readline().split())
+        yield proc.pid, cport, sent
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        for stream in (proc.stdin, proc.stdout):
+            if stream is not None:
+                stream.close()
+
+
+def test_inspect_shows_send_queue_and_zero_window(
+    run_cli: RunCli, stuck_sender: tuple[int, int, int]
+) -> None:
+    """Every established socket with its queues; the stuck one is a zero window, its peer unread."""
+    pid, cport, sent = stuck_sender
+    assert sent > 1_000_000
+    time.sleep(1.0)  # both conditions older than --stall-after
+    result = run_cli("inspect", str(pid), "--json", "--stall-after", "0.5")
+    assert result.returncode == 0, result.stderr
+    snap = json.loads(result.stdout)
+    by_local = {e["local"]: e for e in snap["established"]}
+    assert len(snap["established"]) == 2
+    stuck = by_local[f"127.0.0.1:{cport}"]
+    assert stuck["send_q"] > 1_000_000
+    assert stuck["stall"] == "zero_window", snap["established"]
+    assert stuck["snd_wnd"] == 0
+    assert stuck["stall_seconds"] >= 0.5
+    (other,) = [e for e in snap["established"] if e is not stuck]
+    assert other["recv_q"] > 0
+    assert other["stall"] == "unread", snap["established"]
+    assert isinstance(stuck["fd"], int) and stuck["fd"] != other["fd"]
+    assert snap["summary"].startswith("TCP: 3 (estab 2, close_wait 0, listen 1, other 0)")
+    assert "stalled 2" in snap["summary"]
+
+    text = run_cli("inspect", str(pid), "--stall-after", "0.5")
+    assert text.returncode == 0, text.stderr
+    assert "ESTABLISHED (2):" in text.stdout
+    assert "zero window" in text.stdout and "unread" in text.stdout
+    assert "Send-Q" in text.stdout and " MB" in text.stdout
+    assert "TCP: 3 (estab 2" in text.stdout
+
+
+def test_inspect_default_stall_after_calls_fresh_sockets_healthy(
+    run_cli: RunCli, stuck_sender: tuple[int, int, int]
+) -> None:
+    """With the default threshold (30 s) a fresh queue is shown but not yet called stalled."""
+    pid, cport, _ = stuck_sender
+    result = run_cli("inspect", str(pid), "--json", "--watch", "0.3", "--count", "2")
+    assert result.returncode == 0, result.stderr
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    (stuck,) = [e for e in second["established"] if e["local"] == f"127.0.0.1:{cport}"]
+    assert stuck["stall"] is None
+    assert stuck["send_q"] > 1_000_000
+    assert [e["age"] for e in first["established"]] == [None, None]
+    assert all(0.2 < e["age"] < 30 for e in second["established"])
+    assert "stalled 0" in second["summary"]
+
+
+def test_inspect_bad_stall_after(run_cli: RunCli) -> None:
+    """A bad --stall-after is a usage error naming the flag."""
+    result = run_cli("inspect", "--stall-after", "0")
+    assert result.returncode == 2
+    assert "--stall-after SECONDS must be > 0" in result.stderr

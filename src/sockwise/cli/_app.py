@@ -86,8 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser(
         "inspect",
         help="show a process's TCP sockets, like ss",
-        description="Show one process's TCP sockets: counts by state, CLOSE_WAIT sockets with "
-        "peer and age, listening sockets with accept-queue fill, TIME_WAIT by destination.",
+        description="Show one process's TCP sockets: an ss -s style summary, every established "
+        "socket with Recv-Q/Send-Q, age, origin and stall (awaiting reply, retransmitting, zero "
+        "window, unread), CLOSE_WAIT sockets with peer and age, listening sockets with "
+        "accept-queue fill, TIME_WAIT by destination.",
     )
     i.add_argument("pid", nargs="?", type=_pid, metavar="PID", help="process (default: this one)")
     i.add_argument(
@@ -103,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     i.add_argument(
         "--count", type=_positive(int, "--count"), metavar="N", help="stop after N readings"
+    )
+    i.add_argument(
+        "--stall-after",
+        type=_positive(float, "--stall-after SECONDS"),
+        default=None,
+        metavar="SECONDS",
+        help="silence that makes an established socket stalled (default: the guard's, 30)",
     )
     i.add_argument("--proc-root", default="/proc", metavar="DIR", help=argparse.SUPPRESS)
 

@@ -48,6 +48,16 @@ def seconds(value: float | None) -> str:
     return f"{hours} h" + (f" {minutes} min" if minutes else "")
 
 
+def size(value: int) -> str:
+    """A byte count for people: ``512 B``, ``3.9 MB`` (decimal units, as ``ss`` users read)."""
+    amount = float(value)
+    for unit in ("B", "kB", "MB", "GB"):
+        if amount < 1000 or unit == "GB":
+            return f"{amount:.0f} {unit}" if unit == "B" else f"{amount:.1f} {unit}"
+        amount /= 1000
+    return f"{amount:.1f} GB"  # Defensive: unreachable
+
+
 def dump_json(data: Any, out: TextIO, *, lines: bool = False) -> None:
     """Write *data* as JSON (one line per object when *lines*), then a newline."""
     out.write(json.dumps(data, indent=None if lines else 2, sort_keys=False, default=str))

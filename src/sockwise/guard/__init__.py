@@ -1,8 +1,9 @@
-"""The runtime guard: CLOSE_WAIT leaks, ephemeral-port churn and full accept queues, explained.
+"""The runtime guard: CLOSE_WAIT leaks, port churn, full accept queues and stalls, explained.
 
 Public names (re-exported from :mod:`sockwise`): :class:`Guard`, :class:`GuardReport`,
 :class:`GuardEvent` and the warning classes. The socket reading layer (:func:`process_sockets`,
-:func:`machine_sockets`, :func:`source_name`, :class:`SocketRecord`) serves the CLI and metrics;
+:func:`machine_sockets`, :func:`established_sockets`, :func:`stall_state`, :func:`source_name`,
+:class:`SocketRecord`) serves the CLI and metrics;
 :func:`register_pooled`/:func:`unregister_pooled` let sockwise pools mark idle members, and
 :func:`note_origin` records the application's line for a socket the ``socket`` hooks cannot see
 (libpq's, uvloop's) or that a pool hands out again.
@@ -14,6 +15,7 @@ from sockwise.guard._events import (
     GuardEvent,
     GuardReport,
     PortChurnWarning,
+    StallWarning,
     redact,
 )
 from sockwise.guard._guard import (
@@ -25,13 +27,20 @@ from sockwise.guard._guard import (
     running_guards,
 )
 from sockwise.guard._origin import Origin, note_origin, register_pooled, unregister_pooled
-from sockwise.guard._records import TCP_STATES, SocketRecord
+from sockwise.guard._records import TCP_STATES, SocketRecord, TcpInfo
 from sockwise.guard._source import NoSourceError, machine_sockets, process_sockets, source_name
+from sockwise.guard._stall import (
+    DEFAULT_STALL_AFTER,
+    established_sockets,
+    expect_silence,
+    stall_state,
+)
 
 __all__ = [
     "DEFAULT_CLOSE_WAIT_AFTER",
     "DEFAULT_INTERVAL",
     "DEFAULT_REPORT_EVERY",
+    "DEFAULT_STALL_AFTER",
     "DETECTION_BOUND",
     "TCP_STATES",
     "AcceptQueueWarning",
@@ -43,6 +52,10 @@ __all__ = [
     "Origin",
     "PortChurnWarning",
     "SocketRecord",
+    "StallWarning",
+    "TcpInfo",
+    "established_sockets",
+    "expect_silence",
     "machine_sockets",
     "note_origin",
     "process_sockets",
@@ -50,5 +63,6 @@ __all__ = [
     "register_pooled",
     "running_guards",
     "source_name",
+    "stall_state",
     "unregister_pooled",
 ]

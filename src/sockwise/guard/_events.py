@@ -29,7 +29,26 @@ class AcceptQueueWarning(SockwiseWarning):
     __module__ = "sockwise"
 
 
-EventKind = Literal["close_wait", "port_churn", "accept_queue", "summary"]
+class StallWarning(SockwiseWarning):
+    """A connection of this process is stalled: no reply, no acknowledgement, or no reader.
+
+    The event's ``kind`` says which: ``"awaiting_reply"``, ``"retransmitting"``,
+    ``"zero_window"`` or ``"unread"`` (see :ref:`guard-stalls`).
+    """
+
+    __module__ = "sockwise"
+
+
+EventKind = Literal[
+    "close_wait",
+    "port_churn",
+    "accept_queue",
+    "summary",
+    "awaiting_reply",
+    "retransmitting",
+    "zero_window",
+    "unread",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +57,9 @@ class GuardEvent:
 
     Attributes:
         kind: ``"close_wait"``, ``"port_churn"``, ``"accept_queue"`` or ``"summary"`` (several
-            findings of one kind folded into one, see ``details["count"]``).
+            findings of one kind folded into one, see ``details["count"]``); for a
+            :class:`StallWarning`, ``"awaiting_reply"``, ``"retransmitting"``,
+            ``"zero_window"`` or ``"unread"``.
         category: The warning class.
         message: The full, credential-free message.
         local: Local address of the socket concerned (``None`` for a destination-wide finding).

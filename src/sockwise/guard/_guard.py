@@ -32,8 +32,9 @@ from typing import Final, Literal
 
 from sockwise import _green, _hooks
 from sockwise._log import log_once, logger
-from sockwise.guard import _checkout, _detect, _origin, _source
+from sockwise.guard import _checkout, _detect, _origin, _source, _stall
 from sockwise.guard._events import GuardEvent, GuardReport
+from sockwise.guard._records import SocketRecord
 from sockwise.guard._sample import half_open_peers, sample
 
 #: Default seconds between samples. A sample asks the kernel (sock_diag) for this namespace's
@@ -117,6 +118,9 @@ class Guard:
             guard that was never started reports no churn); ``"namespace"`` reports churn of
             any process in the network namespace (for a machine-wide monitor).
         callback: Called with each :class:`GuardEvent` (from the guard's thread).
+        stall_after: Seconds of silence before a connection is reported as stalled (a
+            :class:`~sockwise.StallWarning`; default 30, see :data:`DEFAULT_STALL_AFTER`);
+            ``None`` turns stall detection off.
         restart_after_fork: In a child after ``fork()``, start the guard again (default) or
             leave it stopped.
 
@@ -136,6 +140,7 @@ class Guard:
         churn_scope: Literal["process", "namespace"] = "process",
         callback: Callable[[GuardEvent], None] | None = None,
         restart_after_fork: bool = True,
+        stall_after: float | None = _stall.DEFAULT_STALL_AFTER,
     ) -> None:
         self.interval = _check_number("interval", interval, 0.01, 86400.0)
         if churn_rate is not None:
@@ -167,6 +172,11 @@ class Guard:
         self.callback = callback
         self.restart_after_fork = restart_after_fork
         self._detector = self._new_detector()
+        # -- stall detection (sockwise.guard._stall) --
+        self.stall_after = (
+            None if stall_after is None else _check_number("stall_after", stall_after, 0.1, 86400.0)
+        )
+        self._stall = None if self.stall_after is None else _stall.StallDetector(self.stall_after)
         self._lock = threading.Lock()  # serialises samples (thread vs check()); never the app's
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -222,6 +232,8 @@ class Guard:
             self._thread = None
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
+        if self._stall is not None:
+            self._stall.close()  # a pass over the dump in progress holds a netlink socket
         with _registry_lock:
             _origin.disable()  # after the join: the last sample still attributes correctly
             if not _origin.recording():
@@ -317,6 +329,7 @@ class Guard:
         close_wait, cw_events = det.close_wait(smp.close_wait, present, now, half_open)
         listeners, q_events = det.accept_queue(smp.listen, present, now)
         churn_events = det.churn(smp, window, now)
+        stall_events = self._collect_stalls(reader, now, smp.listen)
         det.prune(present)
         det.last_time = now
         _origin.sweep()
@@ -328,8 +341,26 @@ class Guard:
             close_wait=tuple(close_wait),
             listeners=tuple(listeners),
             time_wait=tuple(top),
-            events=(*cw_events, *churn_events, *q_events),
+            events=(*cw_events, *churn_events, *q_events, *stall_events),
         )
+
+    def _collect_stalls(
+        self, reader: object, now: float, listen: list[SocketRecord]
+    ) -> list[GuardEvent]:
+        """The stall detector's events (:mod:`sockwise.guard._stall`); never raises."""
+        if self._stall is None:
+            return []
+        try:
+            ports = frozenset(r.local[1] for r in listen)
+            return self._stall.collect(reader, _detect.uid(), now, self.interval, ports)
+        except Exception as exc:  # the other detectors' findings still go out
+            log_once(
+                f"guard-stall-error:{type(exc).__name__}",
+                logging.ERROR,
+                "sockwise guard: stall detection failed (%r); sampling continues",
+                exc,
+            )
+            return []
 
     def _emit(self, events: tuple[GuardEvent, ...], in_thread: bool) -> None:
         """Send each event once: to the callback, and to *one* of the log or :mod:`warnings`.

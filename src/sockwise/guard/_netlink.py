@@ -19,6 +19,7 @@ inconsistent message ends the chunk (fuzz-tested). Only a well-formed ``NLMSG_ER
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import socket
 import struct
@@ -27,7 +28,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Final
 
-from sockwise.guard._records import TCP_STATES, SocketRecord
+from sockwise.guard._records import TCP_STATES, SocketRecord, TcpInfo
 
 NETLINK_SOCK_DIAG: Final = 4  # include/uapi/linux/netlink.h
 SOCK_DIAG_BY_FAMILY: Final = 20  # include/uapi/linux/sock_diag.h
@@ -105,7 +106,9 @@ def destination_filter(family: int, destinations: Sequence[tuple[bytes, int]]) -
     return code
 
 
-def build_request(family: int, mask: int, seq: int = 1, bytecode: bytes = b"") -> bytes:
+def build_request(
+    family: int, mask: int, seq: int = 1, bytecode: bytes = b"", ext: int = 0
+) -> bytes:
     """The ``SOCK_DIAG_BY_FAMILY`` dump request for TCP sockets of *family* in states *mask*.
 
     Args:
@@ -113,9 +116,10 @@ def build_request(family: int, mask: int, seq: int = 1, bytecode: bytes = b"") -
         mask: Bitmask of TCP states (``1 << state``).
         seq: The message's sequence number.
         bytecode: A filter (:func:`destination_filter`); empty for none.
+        ext: ``idiag_ext``: extra attributes wanted (:data:`EXT_INFO` for ``struct tcp_info``).
 
     """
-    body = REQ_V2.pack(family, IPPROTO_TCP, 0, mask)
+    body = REQ_V2.pack(family, IPPROTO_TCP, ext, mask)
     if bytecode:
         body += NLATTR.pack(NLATTR.size + len(bytecode), INET_DIAG_REQ_BYTECODE) + bytecode
         body += bytes(-len(body) % 4)
@@ -272,6 +276,358 @@ def to_record(row: RawRow) -> SocketRecord | None:
     )
 
 
+# -- struct tcp_info: INET_DIAG_INFO in a dump, or getsockopt(TCP_INFO) -------------------------
+
+INET_DIAG_INFO: Final = 2
+#: ``idiag_ext`` bit asking for ``INET_DIAG_INFO`` (``1 << (INET_DIAG_INFO - 1)``).
+EXT_INFO: Final = 1 << (INET_DIAG_INFO - 1)
+#: ``struct tcp_info`` up to ``tcpi_data_segs_out`` (160 bytes; every kernel since 4.6): eight
+#: ``__u8`` (state, ca_state, retransmits, probes, backoff, options, wscales, flags), 24
+#: ``__u32`` (rto ... total_retrans), four ``__u64`` (pacing_rate, max_pacing_rate,
+#: bytes_acked, bytes_received), six ``__u32`` (segs_out, segs_in, notsent_bytes, min_rtt,
+#: data_segs_in, data_segs_out).
+TCP_INFO_HEAD: Final = struct.Struct("=8B24I4Q6I")
+#: ``tcpi_snd_wnd``'s offset (Linux 5.5+), and the smallest info that holds it.
+_OFF_SND_WND: Final = 228
+#: Offsets inside ``struct tcp_info`` the columnar scan reads.
+_TI_LAST_DATA_SENT: Final = 44
+_TI_LAST_DATA_RECV: Final = 52
+_TI_DATA_SEGS_IN: Final = 152
+_TI_DATA_SEGS_OUT: Final = 156
+#: ``struct inet_diag_msg`` with its timer fields: family, state, timer, retrans, sport, dport,
+#: src, dst, (if, cookie skipped), expires, rqueue, wqueue, uid, inode.
+DIAG_MSG_FULL: Final = struct.Struct("=BBBB2s2s16s16s4x8xIIIII")
+_ESTABLISHED: Final = 1
+
+
+def parse_tcp_info(
+    data: Buffer, timer: int | None = None, timer_ms: int | None = None
+) -> TcpInfo | None:
+    """A :class:`TcpInfo` from the bytes of ``struct tcp_info`` (``None`` when too short).
+
+    Args:
+        data: ``INET_DIAG_INFO``'s payload or what ``getsockopt(TCP_INFO)`` returned.
+        timer: ``idiag_timer`` from the sock_diag message, when known.
+        timer_ms: ``idiag_expires``, when known.
+
+    """
+    if len(data) < TCP_INFO_HEAD.size:
+        return None
+    v = TCP_INFO_HEAD.unpack_from(data)
+    snd_wnd = None
+    if len(data) >= _OFF_SND_WND + 4:
+        (snd_wnd,) = _U32.unpack_from(data, _OFF_SND_WND)
+    return TcpInfo(
+        state=v[0],
+        retransmits=v[2],
+        probes=v[3],
+        backoff=v[4],
+        rto_us=v[8],
+        unacked=v[12],
+        last_data_sent_ms=v[17],
+        last_data_recv_ms=v[19],
+        last_ack_recv_ms=v[20],
+        rcv_space=v[30],
+        total_retrans=v[31],
+        bytes_acked=v[34],
+        bytes_received=v[35],
+        notsent_bytes=v[38],
+        data_segs_out=v[41],
+        data_segs_in=v[40],
+        snd_wnd=snd_wnd,
+        timer=timer,
+        timer_ms=timer_ms,
+    )
+
+
+_U32: Final = struct.Struct("=I")
+
+
+def _info_attr(msg: Buffer, start: int, end: int) -> tuple[int, int] | None:
+    """``(offset, length)`` of the ``INET_DIAG_INFO`` payload in the message at *start*."""
+    off = start + _HDR_LEN + DIAG_MSG_FULL.size
+    for _ in range(64):
+        if off + NLATTR.size > end:
+            return None
+        alen, atype = NLATTR.unpack_from(msg, off)
+        if alen < NLATTR.size or off + alen > end:
+            return None
+        if atype & 0x3FFF == INET_DIAG_INFO:
+            return off + NLATTR.size, alen - NLATTR.size
+        off += (alen + 3) & ~3
+    return None
+
+
+def _info_record(view: Buffer, start: int, end: int) -> SocketRecord | None:
+    """The record (with ``tcp_info``) of the message at *start*; ``None`` when malformed."""
+    if end - start < _MSG_MIN:
+        return None
+    fam, state, timer, _retrans, sport, dport, src, dst, expires, rq, wq, uid, ino = (
+        DIAG_MSG_FULL.unpack_from(view, start + _HDR_LEN)
+    )
+    rec = to_record((fam, state, sport, dport, src, dst, expires, rq, wq, uid, ino))
+    if rec is None:
+        return None
+    found = _info_attr(view, start, end)
+    info = None
+    if found is not None:
+        info = parse_tcp_info(bytes(view[found[0] : found[0] + found[1]]), timer, expires)
+    return SocketRecord(
+        family=rec.family,
+        state=rec.state,
+        local=rec.local,
+        remote=rec.remote,
+        inode=rec.inode,
+        uid=rec.uid,
+        rqueue=rec.rqueue,
+        wqueue=rec.wqueue,
+        expires_ms=rec.expires_ms,
+        tcp_info=info,
+    )
+
+
+def _maybe_stalled(rq: int, wq: int, lds: int, ldr: int, dso: int, dsi: int) -> bool:
+    """The cheap test a socket must pass to be looked at closely (see :func:`scan_info`)."""
+    return bool(rq or wq or (dso and (lds < ldr or not dsi)))
+
+
+def _scan_uniform(body: memoryview, length: int, uid: int, out: list[SocketRecord]) -> bool:
+    """Columnar pass over same-length messages; ``False`` when they are not uniform enough."""
+    end = len(body)
+    rows = end // length
+    if not rows:
+        return True
+    found = _info_attr(body, 0, length)
+    if found is None or found[1] < TCP_INFO_HEAD.size or found[0] % 4:
+        return False
+    info_off = found[0]
+    w16 = body.cast("H")
+    w32 = body.cast("I")
+    s16, s32 = length // 2, length // 4
+    head = w32[(info_off - 4) // 4]
+    if (
+        w32[0::s32].tolist().count(length) != rows
+        or w16[_OFF_TYPE // 2 :: s16].tolist().count(SOCK_DIAG_BY_FAMILY) != rows
+        or w32[(info_off - 4) // 4 :: s32].tolist().count(head) != rows
+    ):
+        return False
+
+    def col(offset: int) -> list[int]:
+        return w32[offset // 4 :: s32].tolist()
+
+    rq, wq, uids = col(_OFF_RQUEUE), col(_OFF_RQUEUE + 4), col(_OFF_RQUEUE + 8)
+    lds = col(info_off + _TI_LAST_DATA_SENT)
+    ldr = col(info_off + _TI_LAST_DATA_RECV)
+    dso = col(info_off + _TI_DATA_SEGS_OUT)
+    dsi = col(info_off + _TI_DATA_SEGS_IN)
+    b8 = body.cast("B")
+    states = b8[_OFF_FAMILY + 1 :: length].tolist()
+    # _maybe_stalled for every row, in C: (rq | wq) | min(lds < ldr or not dsi, dso)
+    awaiting = map(min, map(operator.or_, map(operator.lt, lds, ldr), map(operator.not_, dsi)), dso)
+    keep = map(operator.or_, map(operator.or_, rq, wq), awaiting)
+    for i in itertools.compress(range(rows), keep):
+        if uids[i] != uid or states[i] != _ESTABLISHED:
+            continue
+        rec = _info_record(body, i * length, (i + 1) * length)
+        if rec is not None:
+            out.append(rec)
+    return True
+
+
+_OFF_RQUEUE: Final = 72
+
+
+def _info_rows(view: memoryview) -> Iterator[SocketRecord]:
+    """Every record of one chunk, row by row (stops at ``NLMSG_DONE`` or malformed input).
+
+    Raises:
+        OSError: The kernel answered ``NLMSG_ERROR`` with a non-zero errno.
+
+    """
+    end = len(view)
+    off = 0
+    while off + _HDR_LEN <= end:
+        mlen, mtype = NLMSGHDR.unpack_from(view, off)[:2]
+        if mlen < _HDR_LEN or off + mlen > end or mtype == NLMSG_DONE:
+            return
+        if mtype == NLMSG_ERROR:
+            if mlen >= _HDR_LEN + 4:
+                (err,) = _ERRNO.unpack_from(view, off + _HDR_LEN)
+                if err < 0:
+                    raise OSError(-err, f"sock_diag: {os.strerror(-err)}")
+            return
+        if mtype == SOCK_DIAG_BY_FAMILY and mlen >= _MSG_MIN:
+            rec = _info_record(view, off, off + mlen)
+            if rec is not None:
+                yield rec
+        off += (mlen + 3) & ~3
+
+
+def info_records(chunks: Sequence[Buffer]) -> list[SocketRecord]:
+    """Every socket of a dump made with :data:`EXT_INFO`, ``tcp_info`` filled in (for the CLI).
+
+    Raises:
+        OSError: The kernel answered ``NLMSG_ERROR`` with a non-zero errno.
+
+    """
+    out: list[SocketRecord] = []
+    for chunk in chunks:
+        out.extend(_info_rows(memoryview(chunk)))
+    return out
+
+
+def scan_info(chunks: Sequence[Buffer], uid: int) -> tuple[int, list[SocketRecord]]:
+    """Read a dump made with :data:`EXT_INFO`: ``(rows, records of the possibly stalled)``.
+
+    A row is kept (parsed into a :class:`SocketRecord` with ``tcp_info``) only when it is
+    ESTABLISHED, owned by *uid* and could be stalled: bytes in its receive or send queue, or data
+    sent after the last data received (or never answered). Chunks whose messages all have one
+    length (the usual case) are read as columns without a Python loop per row, like
+    :func:`count_time_wait`; others row by row. Malformed input ends the chunk, never raises
+    (except ``NLMSG_ERROR``).
+
+    Raises:
+        OSError: The kernel answered ``NLMSG_ERROR`` with a non-zero errno.
+
+    """
+    out: list[SocketRecord] = []
+    rows = 0
+    for chunk in chunks:
+        view = memoryview(chunk)
+        end = len(view)
+        if end < _HDR_LEN:
+            continue
+        length = NLMSGHDR.unpack_from(view)[0]
+        body_end = end
+        if end >= _DONE_LEN and NLMSGHDR.unpack_from(view, end - _DONE_LEN)[:2] == (
+            _DONE_LEN,
+            NLMSG_DONE,
+        ):
+            body_end = end - _DONE_LEN
+        if (
+            _MSG_MIN <= length <= 4096
+            and length % 4 == 0
+            and body_end % length == 0
+            and _scan_uniform(view[:body_end], length, uid, out)
+        ):
+            rows += body_end // length
+            continue
+        for rec in _info_rows(view):
+            rows += 1
+            info = rec.tcp_info
+            if (
+                info is not None
+                and rec.uid == uid
+                and rec.state == "ESTABLISHED"
+                and _maybe_stalled(
+                    rec.rqueue,
+                    rec.wqueue,
+                    info.last_data_sent_ms,
+                    info.last_data_recv_ms,
+                    info.data_segs_out,
+                    info.data_segs_in,
+                )
+            ):
+                out.append(rec)
+    return rows, out
+
+
+class InfoDump:
+    """A dump with ``struct tcp_info`` read a slice at a time, across calls (guard ticks).
+
+    The kernel produces a netlink dump lazily, one chunk per ``recv``, and remembers where it
+    stopped for as long as the socket stays open; reading at most *max_bytes* per call spreads
+    one pass over many sockets across several ticks, so no single tick pays for all of them.
+    The socket is closed when a pass ends (and by :meth:`close`); after ``fork()`` the child
+    never reads the parent's dump (the open file description is shared): it closes its copy
+    and starts its own.
+
+    Args:
+        open_socket: Opens the netlink socket (:meth:`NetlinkReader.open_socket`).
+        mask: TCP states to dump.
+
+    """
+
+    def __init__(self, open_socket: SocketFactory, mask: int = 1 << _ESTABLISHED) -> None:
+        self._open = open_socket
+        self._mask = mask
+        self._sock: socket.socket | None = None
+        self._pid = 0
+        self._families: list[int] = []
+        self._seq = 0
+
+    @property
+    def running(self) -> bool:
+        """Whether a pass is in progress."""
+        return self._sock is not None and self._pid == os.getpid()
+
+    def close(self) -> None:
+        """Abandon the pass in progress (if any) and close the socket."""
+        sock, self._sock = self._sock, None
+        self._families = []
+        if sock is not None:
+            sock.close()
+
+    def _start(self, families: Sequence[int]) -> None:
+        self.close()
+        self._sock = self._open()
+        self._pid = os.getpid()
+        self._sock.settimeout(_TIMEOUT)
+        self._families = list(families)
+        self._request()
+
+    def _request(self) -> None:
+        assert self._sock is not None
+        self._seq += 1
+        family = self._families.pop(0)
+        self._sock.sendto(build_request(family, self._mask, self._seq, ext=EXT_INFO), (0, 0))
+
+    def read(self, max_bytes: int, families: Sequence[int]) -> tuple[list[bytes], bool]:
+        """The next chunks, about *max_bytes* of them, and whether the pass ended with them.
+
+        Starts a pass over *families* when none is in progress.
+
+        Raises:
+            OSError: The netlink socket failed or the kernel refused the dump (the pass is
+                abandoned).
+
+        """
+        if not self.running:
+            self._start(families)  # closes a copy inherited from the parent, unread
+        sock = self._sock
+        assert sock is not None
+        chunks: list[bytes] = []
+        got = 0
+        buf = bytearray(_RECV_SIZE)
+        view = memoryview(buf)
+        try:
+            for _ in range(_MAX_CHUNKS):
+                n = sock.recv_into(view)
+                chunk = bytes(view[:n])
+                chunks.append(chunk)
+                got += n
+                end = n == 0 or (
+                    n >= _HDR_LEN and NLMSGHDR.unpack_from(chunk)[1] in (NLMSG_ERROR, NLMSG_DONE)
+                )
+                if n >= _DONE_LEN and NLMSGHDR.unpack_from(chunk, n - _DONE_LEN)[:2] == (
+                    _DONE_LEN,
+                    NLMSG_DONE,
+                ):
+                    end = True
+                if end:
+                    if not self._families:
+                        self.close()
+                        return chunks, True
+                    self._request()
+                if got >= max_bytes:
+                    return chunks, False
+        except BaseException:
+            self.close()
+            raise
+        self.close()  # Defensive: a dump of more than _MAX_CHUNKS chunks is cut short
+        return chunks, True
+
+
 def _default_socket() -> socket.socket:
     return socket.socket(
         socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG
@@ -376,6 +732,49 @@ class NetlinkReader:
             if rec is not None:
                 out.append(rec)
         return out
+
+    def open_socket(self) -> socket.socket:
+        """A new netlink socket from the reader's factory (the caller closes it)."""
+        return self._factory()
+
+    def info_chunks(
+        self,
+        mask: int = 1 << _ESTABLISHED,
+        families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6),
+    ) -> list[bytes]:
+        """The raw chunks of a dump of sockets in *mask* with ``struct tcp_info`` attached.
+
+        One netlink socket, closed after; each family's dump ends with its ``NLMSG_DONE``
+        (kept in the chunk, for :func:`scan_info`).
+
+        Raises:
+            OSError: The kernel refused the dump.
+
+        """
+        chunks: list[bytes] = []
+        buf = bytearray(_RECV_SIZE)
+        view = memoryview(buf)
+        with self._factory() as nl:
+            nl.settimeout(_TIMEOUT)
+            for seq, family in enumerate(families, 1):
+                nl.sendto(build_request(family, mask, seq, ext=EXT_INFO), (0, 0))
+                for _ in range(_MAX_CHUNKS):
+                    n = nl.recv_into(view)
+                    if n == 0:
+                        break
+                    chunk = bytes(view[:n])
+                    chunks.append(chunk)
+                    if n >= _DONE_LEN and NLMSGHDR.unpack_from(chunk, n - _DONE_LEN)[:2] == (
+                        _DONE_LEN,
+                        NLMSG_DONE,
+                    ):
+                        break
+                    if n >= _HDR_LEN and NLMSGHDR.unpack_from(chunk)[1] in (
+                        NLMSG_ERROR,
+                        NLMSG_DONE,
+                    ):
+                        break
+        return chunks
 
     def probe(self) -> None:
         """Raise :class:`OSError` if sock_diag cannot be used here."""

@@ -67,6 +67,8 @@ class SocketRecord:
         fd: The owning process's file descriptor, when known.
         expires_ms: Milliseconds until the socket's timer fires (for TIME_WAIT rows: until the
             row disappears), when known.
+        tcp_info: The kernel's ``struct tcp_info`` (:class:`TcpInfo`), for sockets read with it
+            (:func:`~sockwise.guard.established_sockets`, the stall detector); else ``None``.
 
     """
 
@@ -80,3 +82,67 @@ class SocketRecord:
     wqueue: int
     fd: int | None = None
     expires_ms: int | None = None
+    tcp_info: TcpInfo | None = None
+
+
+#: ``idiag_timer`` values (``net/ipv4/inet_diag.c``): which timer of the socket is pending.
+TIMER_NAMES: Final[dict[int, str]] = {
+    0: "none",
+    1: "retransmit",
+    2: "keepalive",
+    3: "time_wait",
+    4: "zero_window_probe",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TcpInfo:
+    """The fields of the kernel's ``struct tcp_info`` the stall detector reads.
+
+    Filled from sock_diag's ``INET_DIAG_INFO`` attribute or ``getsockopt(TCP_INFO)``
+    (``include/uapi/linux/tcp.h``); times are milliseconds *ago*, as the kernel reports them.
+
+    Attributes:
+        state: The TCP state number (``TCP_STATES``).
+        retransmits: Retransmissions of the current unacknowledged segment (``icsk_retransmits``).
+        probes: Unanswered zero-window or keepalive probes.
+        backoff: Exponential backoff of the retransmission timer.
+        rto_us: The current retransmission timeout in microseconds (already backed off).
+        unacked: Segments sent and not acknowledged yet.
+        last_data_sent_ms: Since we last sent data (retransmissions count).
+        last_data_recv_ms: Since we last received data.
+        last_ack_recv_ms: Since the peer last acknowledged anything.
+        rcv_space: The receive buffer space the kernel auto-tunes for.
+        total_retrans: Retransmitted segments over the connection's life.
+        bytes_acked: Bytes the peer acknowledged (RFC 4898 ``HCThruOctetsAcked``).
+        bytes_received: Bytes received (``HCThruOctetsReceived``).
+        notsent_bytes: Bytes queued that were never sent.
+        data_segs_out: Segments with data we sent.
+        data_segs_in: Segments with data we received.
+        snd_wnd: The peer's advertised receive window in bytes (``None`` before Linux 5.5's
+            ``tcpi_snd_wnd``).
+        timer: The pending timer (``TIMER_NAMES``; ``None`` from ``getsockopt``, which does not
+            tell).
+        timer_ms: Milliseconds until that timer fires (``None`` from ``getsockopt``).
+
+    """
+
+    state: int
+    retransmits: int
+    probes: int
+    backoff: int
+    rto_us: int
+    unacked: int
+    last_data_sent_ms: int
+    last_data_recv_ms: int
+    last_ack_recv_ms: int
+    rcv_space: int
+    total_retrans: int
+    bytes_acked: int
+    bytes_received: int
+    notsent_bytes: int
+    data_segs_out: int
+    data_segs_in: int
+    snd_wnd: int | None = None
+    timer: int | None = None
+    timer_ms: int | None = None
