@@ -284,7 +284,7 @@ def blocked_on(fd: int) -> Blocked | None:
                     timeout = sock.gettimeout()
                 except OSError:  # Defensive
                     timeout = None
-                where = _origin.find_origin(top, "blocked")
+                where, _ = _origin.find_origin(top, "blocked")
                 return Blocked(ident, names.get(ident, f"thread {ident}"), where, timeout, verb)
             frame = frame.f_back
     return None
