@@ -8,11 +8,21 @@ with ``getsockopt`` and the origin the guard recorded.
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 from _stacks import run_stack
 
-pytest.importorskip("gevent")
-pytest.importorskip("eventlet")
+from sockwise.testing import require_or_skip
+
+
+@pytest.fixture(autouse=True)
+def _green_libraries_installed() -> None:
+    # Looked up, not imported: importing eventlet registers a fork hook that warns in every
+    # later fork() of the test process. The stacks run in fresh interpreters anyway.
+    for name in ("gevent", "eventlet"):
+        require_or_skip(None if importlib.util.find_spec(name) else f"{name} is not installed")
+
 
 FIRST_GEVENT = "from gevent import monkey; monkey.patch_all()\n"
 FIRST_EVENTLET = "import eventlet; eventlet.monkey_patch()\n"
