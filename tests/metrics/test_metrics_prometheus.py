@@ -117,3 +117,36 @@ def test_prometheus_missing_extra_names_it() -> None:
     )
     assert out.stdout.startswith("prometheus_client |")
     assert "pip install 'sockwise[prometheus]'" in out.stdout
+
+
+def test_guard_findings_are_counted_by_kind(scrape) -> None:
+    """A CLOSE_WAIT leak the guard reports adds one to sockwise_guard_events_total{kind}."""
+    import socket
+    import time
+
+    from sockwise import CloseWaitLeakWarning, Guard
+
+    key = ("sockwise_guard_events_total", (("kind", "close_wait"),))
+    before = scrape()
+    assert before[("sockwise_guard_events_total", (("kind", "awaiting_reply"),))] >= 0
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        try:
+            conn, _ = listener.accept()
+            conn.close()  # the peer closes: our client end goes to CLOSE_WAIT and stays
+
+            def first_findings(guard: Guard) -> list[str]:
+                for _ in range(50):  # until the FIN arrived and the leak was reported
+                    kinds = [e.kind for e in guard.check().events]
+                    if kinds:
+                        return kinds
+                    time.sleep(0.02)
+                return []
+
+            with Guard(interval=3600, close_wait_after=0) as guard:
+                with pytest.warns(CloseWaitLeakWarning):
+                    kinds = first_findings(guard)
+            assert kinds == ["close_wait"]
+        finally:
+            client.close()
+    assert scrape()[key] == before[key] + 1

@@ -24,6 +24,7 @@ from sockwise.guard._guard import (
     DEFAULT_REPORT_EVERY,
     DETECTION_BOUND,
     Guard,
+    event_counts,
     running_guards,
 )
 from sockwise.guard._origin import Origin, note_origin, register_pooled, unregister_pooled
@@ -55,6 +56,7 @@ __all__ = [
     "StallWarning",
     "TcpInfo",
     "established_sockets",
+    "event_counts",
     "expect_silence",
     "machine_sockets",
     "note_origin",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from sockwise._errors import SockwiseWarning
 from sockwise.guard._origin import Origin
@@ -49,6 +49,8 @@ EventKind = Literal[
     "zero_window",
     "unread",
 ]
+#: Every :data:`EventKind`, in a stable order (metrics emit a series for each, zero included).
+EVENT_KINDS: tuple[EventKind, ...] = get_args(EventKind)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from typing import Final, Literal
 from sockwise import _green, _hooks
 from sockwise._log import log_once, logger
 from sockwise.guard import _checkout, _detect, _origin, _source, _stall
-from sockwise.guard._events import GuardEvent, GuardReport
+from sockwise.guard._events import EVENT_KINDS, GuardEvent, GuardReport
 from sockwise.guard._records import SocketRecord
 from sockwise.guard._sample import half_open_peers, sample
 
@@ -78,6 +78,7 @@ def _logger_configured() -> bool:
 
 
 _registry_lock = threading.Lock()
+_counts_lock = threading.Lock()  # guards _event_counts only (never held while calling out)
 _running: set[Guard] = set()
 _process_hooks_installed = False
 
@@ -370,6 +371,9 @@ class Guard:
         file and line set to the socket's origin so filters by module work.
         """
         to_log = _logger_configured()
+        with _counts_lock:
+            for event in events:
+                _event_counts[event.kind] = _event_counts.get(event.kind, 0) + 1
         for event in events:
             if to_log:
                 logger.warning("%s", event.message)
@@ -426,8 +430,9 @@ def _stop_all() -> None:
 
 
 def _after_fork_in_child() -> None:
-    global _registry_lock
+    global _registry_lock, _counts_lock
     _registry_lock = threading.Lock()
+    _counts_lock = threading.Lock()
     _hooks.after_fork_in_child()  # before the restart below needs it (handlers run in order)
     _origin.after_fork_in_child()
     _detect.after_fork_in_child()
@@ -444,6 +449,20 @@ def _after_fork_in_child() -> None:
                 guard.start()
             except Exception as exc:  # Defensive: e.g. no threads left in the child
                 log_once("guard-fork", logging.ERROR, "sockwise guard: restart failed: %r", exc)
+
+
+#: Findings reported since the process started, by :attr:`GuardEvent.kind` (all guards).
+_event_counts: dict[str, int] = {}
+
+
+def event_counts() -> dict[str, int]:
+    """How many findings the guards of this process reported, by kind (every kind, zeros too).
+
+    A finding is counted once, when it is emitted (re-reports of the same finding count
+    again); the Prometheus exporter publishes this as ``sockwise_guard_events_total{kind}``.
+    """
+    with _counts_lock:
+        return {kind: _event_counts.get(kind, 0) for kind in EVENT_KINDS}
 
 
 def running_guards() -> list[Guard]:

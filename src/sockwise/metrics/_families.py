@@ -141,6 +141,21 @@ def _pool_families() -> list[Family]:
     return [fam]
 
 
+def _guard_families() -> list[Family]:
+    from sockwise.guard import event_counts
+
+    fam = Family(
+        "guard_events",
+        "counter",
+        "Findings the guard reported since the process started, by kind (close_wait, "
+        "port_churn, accept_queue, summary; stalls: awaiting_reply, retransmitting, "
+        "zero_window, unread).",
+        ("kind",),
+    )
+    fam.samples = [((kind,), float(n)) for kind, n in event_counts().items()]
+    return [fam]
+
+
 def _policy_families() -> list[Family]:
     policy, source = policy_in_force()
     if policy is None:
@@ -180,5 +195,6 @@ def gather(pid: int | None = None, ages: AgeTracker | None = None) -> list[Famil
     except OSError as exc:
         log_once(f"metrics-read:{type(exc).__name__}", logging.WARNING, "sockwise metrics: %s", exc)
     families += _pool_families()
+    families += _guard_families()
     families += _policy_families()
     return families

@@ -42,6 +42,7 @@ FAMILY_NAMES: Final = (
     "listen_queue_length",
     "listen_backlog",
     "pool_stat",
+    "guard_events",
     "policy",
     "policy_dead_peer_bound_seconds",
 )
@@ -114,8 +115,13 @@ def instrument(meter_provider: Any = None, *, pid: int | None = None) -> Instrum
         def callback(options: Any, name: str = name) -> Iterable[Any]:
             return inst._observe(name)
 
+        create = (
+            meter.create_observable_counter
+            if fam is not None and fam.kind == "counter"
+            else meter.create_observable_gauge
+        )
         inst.instruments.append(
-            meter.create_observable_gauge(
+            create(
                 f"sockwise.{name}",
                 callbacks=[callback],
                 unit="s" if name.endswith("_seconds") else "1",

@@ -28,6 +28,7 @@ ALERTS: Final = (
     "SockwiseEphemeralPortsExhausted",
     "SockwiseAcceptQueueFull",
     "SockwiseConnectionsStalled",
+    "SockwiseStallReported",
     "SockwisePoolExhausted",
     "SockwisePoolCheckoutErrors",
 )
