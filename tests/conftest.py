@@ -3,6 +3,7 @@
 * ``postgres`` (session): ``SOCKWISE_TEST_DSN`` when set, else a throwaway cluster.
 * ``fresh_postgres`` (function): an own cluster, for tests that stop, restart or crash it.
 * ``netns_pair`` (function): two namespaces joined by a veth pair (``NetnsPair``).
+* ``redis_port`` (function): a redis-server (Debian's package) on loopback; its port.
 
 A missing prerequisite skips with a clear reason, and fails when ``CI=true``
 (:func:`sockwise.testing.require_or_skip`). Everything started here is cleaned up by finalizers
@@ -13,7 +14,12 @@ not redefine these names.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -64,6 +70,51 @@ def fresh_postgres() -> Iterator[PostgresServer]:
 def netns_pair() -> Iterator[NetnsPair]:
     """A client and a server network namespace joined by a veth pair (deleted afterwards)."""
     yield from own_netns_pair()
+
+
+def _free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def redis_port(tmp_path: Path) -> Iterator[int]:
+    """A redis-server (Debian's package) on loopback, started for this test; yields its port."""
+    binary = shutil.which("redis-server")
+    require_or_skip(
+        None if binary else "redis-server is not installed (apt-get install redis-server)"
+    )
+    assert binary is not None
+    port = _free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(tmp_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:  # bounded: until the port answers or the deadline
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"redis-server did not start: {proc.stderr}") from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        if proc.stderr is not None:
+            proc.stderr.close()
 
 
 def own_postgres() -> Iterator[PostgresServer]:

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from concurrent import futures
@@ -22,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from sockwise import Policy
-from sockwise.testing import require_or_skip
 
 TCP = socket.IPPROTO_TCP
 TCP_USER_TIMEOUT = 18
@@ -146,50 +143,6 @@ def test_redis_kwargs_values() -> None:
         "socket_connect_timeout": 10.0,
     }
     assert Policy.kernel_defaults().redis_kwargs() == {}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-def redis_port(tmp_path: Path) -> Iterator[int]:
-    """A redis-server (Debian's package) on loopback, started for this test; yields its port."""
-    binary = shutil.which("redis-server")
-    require_or_skip(
-        None if binary else "redis-server is not installed (apt-get install redis-server)"
-    )
-    assert binary is not None
-    port = _free_port()
-    proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 20
-        while True:  # bounded: until the port answers or the deadline
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"redis-server did not start: {proc.stderr}") from None
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def test_redis_client_sockets_carry_the_policy(redis_port: int) -> None:
