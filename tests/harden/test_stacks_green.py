@@ -197,6 +197,12 @@ def origin(sock):
     return found[1].kind if found and found[1] else None
 
 
+def where(sock):
+    found = _origin.lookup(os.fstat(sock.fileno()).st_ino)
+    o = found[1] if found else None
+    return [os.path.basename(o.filename), o.function, o.kind] if o else None
+
+
 def app(environ, start_response):
     accepted = environ["gunicorn.socket"]
     pool = http.connection_from_url(os.environ["UPSTREAM"])
@@ -207,7 +213,8 @@ def app(environ, start_response):
     status = http.request("GET", os.environ["UPSTREAM"] + "/").status
     body = json.dumps({
         "socket_module": type(accepted).__module__,
-        "accepted": {"options": read_socket_options(accepted), "origin": origin(accepted)},
+        "accepted": {"options": read_socket_options(accepted), "origin": origin(accepted),
+                     "where": where(accepted)},
         "outbound": outbound,
         "outbound_status": status,
     }).encode()
@@ -218,8 +225,13 @@ def app(environ, start_response):
 
 
 @pytest.mark.slow
-def test_gunicorn_gevent_worker_serves_and_calls_out(tmp_path, http_server) -> None:
-    """``gunicorn -k gevent``: accepted and outbound sockets hardened, outbound HTTP works."""
+@pytest.mark.parametrize("worker", ["gevent", "sync", "gthread"])
+def test_gunicorn_worker_serves_and_calls_out(tmp_path, http_server, worker: str) -> None:
+    """gunicorn workers: accepted and outbound sockets hardened, outbound HTTP works.
+
+    With the sync and gthread workers the guard attributes the accepted socket to the WSGI
+    application the worker serves (gunicorn's own frames only are on the stack at accept).
+    """
     pytest.importorskip("gunicorn")
     import json
     import os
@@ -231,7 +243,7 @@ def test_gunicorn_gevent_worker_serves_and_calls_out(tmp_path, http_server) -> N
     import time
 
     (tmp_path / "gapp.py").write_text(GUNICORN_APP)
-    argv = [sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "-b", "127.0.0.1:0"]
+    argv = [sys.executable, "-m", "gunicorn", "-k", worker, "-w", "1", "-b", "127.0.0.1:0"]
     argv += ["--log-level", "info", "gapp:app"]
     env = {**os.environ, "UPSTREAM": http_server.url, "PYTHONWARNINGS": "ignore"}
     proc = subprocess.Popen(
@@ -278,7 +290,7 @@ def test_gunicorn_gevent_worker_serves_and_calls_out(tmp_path, http_server) -> N
             proc.kill()
             _, log = proc.communicate(timeout=10)
     assert got.get("outbound_status") == 200, (got, "".join(lines) + log[-3000:])
-    assert str(got["socket_module"]).startswith("gevent")
+    assert str(got["socket_module"]).startswith("gevent" if worker == "gevent" else "socket")
     import sockwise
 
     sockwise.harden(guard=False)  # the same default policy here, for the reference
@@ -289,8 +301,8 @@ def test_gunicorn_gevent_worker_serves_and_calls_out(tmp_path, http_server) -> N
         _stdlib._on_accept(raw)
         expected_accept = read_socket_options(raw)
     assert got["accepted"]["options"] == expected_accept  # type: ignore[index]
-    # The accepted socket's origin is not asserted: gunicorn's listener is opened by the master
-    # before the fork, so the worker's guard has no line to name for it yet (issue 9, item 3).
+    if worker != "gevent":  # gevent's StreamServer accepts: no gunicorn worker frame to read
+        assert got["accepted"]["where"] == ["gapp.py", "app", "served"]  # type: ignore[index]
     outbound = got["outbound"]
     assert outbound["options"]["TCP_KEEPIDLE"] == sockwise.Policy().keepalive_idle  # type: ignore[index]
     assert outbound["origin"] == "connect"  # type: ignore[index]

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import _socket
 import contextlib
+import dataclasses
 import logging
 import os
 import re
@@ -210,6 +211,12 @@ def _grab_socketserver(frame: FrameType, holder: Holder) -> None:
     holder.setdefault("server", _weak(frame.f_locals.get("self")))
 
 
+def _grab_gunicorn(frame: FrameType, holder: Holder) -> None:
+    """``SyncWorker.accept``/``ThreadWorker.accept``: the worker, which serves ``self.wsgi``."""
+    holder.setdefault("lib", "gunicorn")
+    holder.setdefault("server", _weak(frame.f_locals.get("self")))
+
+
 def _grab_uvicorn(frame: FrameType, holder: Holder) -> None:
     """``Server.startup(self)``: the uvicorn server, whose configured application we name."""
     holder.setdefault("lib", "uvicorn")
@@ -229,6 +236,8 @@ _GRABBERS: Final[dict[tuple[str, str], Callable[[FrameType, Holder], None]]] = {
     ("redis.asyncio.connection", "ConnectionPool.get_connection"): _grab_redis,
     ("socketserver", "BaseServer._handle_request_noblock"): _grab_socketserver,
     ("uvicorn.server", "Server.startup"): _grab_uvicorn,
+    ("gunicorn.workers.sync", "SyncWorker.accept"): _grab_gunicorn,
+    ("gunicorn.workers.gthread", "ThreadWorker.accept"): _grab_gunicorn,
 }
 
 
@@ -527,6 +536,10 @@ def _served_origin(st: _State, sock: socket.socket | None, holder: Holder | None
     The application's request handler when the server is a :mod:`socketserver` one, else the
     line that set up the listening socket (``TCPServer(...)``, ``uvicorn.run(...)``).
     """
+    if holder and holder.get("lib") == "gunicorn":  # the worker's WSGI application
+        app = _app_origin(holder)
+        if app is not None:
+            return dataclasses.replace(app, kind="served")
     server_ref = holder.get("server") if holder else None
     server = server_ref() if server_ref is not None else None
     handler = getattr(getattr(server, "RequestHandlerClass", None), "handle", None)
@@ -561,15 +574,20 @@ def _served_origin(st: _State, sock: socket.socket | None, holder: Holder | None
 
 
 def _app_origin(holder: Holder | None) -> Origin | None:
-    """The application a server library (uvicorn) serves, when its listener has no user frame.
+    """The application a server library (uvicorn, gunicorn) serves, when no user frame is seen.
 
     uvicorn started from its command line, or in a thread, listens from library frames only;
     its configuration names the application (an object or ``"module:attribute"``), and the
-    application's definition is the line to report.
+    application's definition is the line to report. A gunicorn worker accepts in its own code;
+    ``worker.wsgi`` is the application it loaded.
     """
-    server_ref = holder.get("server") if holder and holder.get("lib") == "uvicorn" else None
+    lib = holder.get("lib") if holder else None
+    server_ref = holder.get("server") if holder and lib in ("uvicorn", "gunicorn") else None
     server = server_ref() if server_ref is not None else None
-    app = getattr(getattr(server, "config", None), "app", None)
+    if lib == "gunicorn":
+        app = getattr(server, "wsgi", None)
+    else:
+        app = getattr(getattr(server, "config", None), "app", None)
     if isinstance(app, str):
         module_name, _, attr = app.partition(":")
         module = sys.modules.get(module_name)
@@ -586,7 +604,7 @@ def _app_origin(holder: Holder | None) -> Origin | None:
             function=code.co_qualname,
             module=str(getattr(app, "__module__", "")),
             kind="listen",
-            via="uvicorn",
+            via=str(lib),
         )
     return None
 
