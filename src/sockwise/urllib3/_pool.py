@@ -33,7 +33,6 @@ import logging
 import queue
 import select
 import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import urllib3
@@ -87,6 +86,7 @@ _REUSED: Final = "_sockwise_reused"
 _REGISTERED: Final = "_sockwise_registered"
 _POLL_DEAD: Final = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 _UNSET: Final[Any] = object()
+_monotonic: Final = time.monotonic
 
 
 def default_timeout(policy: Policy) -> Timeout:
@@ -212,18 +212,19 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
                     "Pool is empty and a new connection can't be opened due to blocking mode.",
                 ) from None
         counters = self._sw
-        if conn is not None and conn.sock is not None:
+        sock = conn.sock if conn is not None else None
+        if sock is not None:
+            d = conn.__dict__
             idle_timeout = self.idle_timeout
-            since = conn.__dict__.get(_IDLE_SINCE, 0.0)
-            if idle_timeout is not None and time.monotonic() - since > idle_timeout:
+            if idle_timeout is not None and _monotonic() - d.get(_IDLE_SINCE, 0.0) > idle_timeout:
                 self._retire(conn, peer=False)
-            elif _peer_gone(conn.sock):
+            elif _peer_gone(sock):
                 self._retire(conn, peer=True)
             else:
-                d = conn.__dict__
                 d[_REUSED] = True
-                if d.pop(_REGISTERED, None) is not None:  # no longer idle: the guard may judge it
-                    _guardlink.unregister(conn.sock)
+                if _REGISTERED in d:  # no longer idle: the guard may judge it
+                    del d[_REGISTERED]
+                    _guardlink.unregister(sock)
                 with counters.lock:
                     counters.reused += 1
                     counters.in_use += 1
@@ -252,11 +253,12 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
                 counters.in_use -= 1
         if conn is not None:
             d = conn.__dict__
-            d[_IDLE_SINCE] = time.monotonic()
-            sock = getattr(conn, "sock", None)
-            if sock is not None and d.get(_REGISTERED) is not sock:
-                d[_REGISTERED] = sock
-                _guardlink.register(sock)
+            d[_IDLE_SINCE] = _monotonic()
+            if _guardlink.recording():  # tell a running guard it is an idle pool member
+                sock = d.get("sock")
+                if sock is not None and d.get(_REGISTERED) is not sock:
+                    d[_REGISTERED] = sock
+                    _guardlink.register(sock)
             if REAPER.thread is None:
                 REAPER.ensure_running()
         super()._put_conn(conn)
@@ -285,7 +287,7 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         q = self.pool
         if q is None:
             return
-        now = time.monotonic()
+        now = _monotonic()
         idle_timeout = self.idle_timeout
         expired: list[Any] = []
         dead: list[Any] = []
@@ -322,30 +324,20 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _make_request(  # type: ignore[override]
-        self,
-        conn: BaseHTTPConnection,
-        method: str,
-        url: str,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        retries: Retry | None = None,
-        timeout: Any = _DEFAULT_TIMEOUT,
-        **kwargs: Any,
+    def _make_request(
+        self, conn: BaseHTTPConnection, method: str, url: str, *args: Any, **kwargs: Any
     ) -> BaseHTTPResponse:
-        started = time.monotonic()
+        started = _monotonic()
         try:
-            return super()._make_request(
-                conn, method, url, body, headers, retries, timeout, **kwargs
-            )
+            return super()._make_request(conn, method, url, *args, **kwargs)
         except Exception as exc:
             if isinstance(exc, (ReadTimeoutError, OSError)) and kernel_timeout(exc) is not None:
                 peer = f"{conn.host}:{conn.port}"
-                raise explain(exc, self.policy, peer, time.monotonic() - started) from exc
+                raise explain(exc, self.policy, peer, _monotonic() - started) from exc
             if (
                 conn.__dict__.pop(_REUSED, False)
                 and isinstance(exc, _CLOSED_UNDER_US)
-                and retry_allows(retries, method)
+                and retry_allows(kwargs.get("retries", args[2] if len(args) > 2 else None), method)
             ):
                 with self._sw.lock:
                     self._sw.retried += 1
