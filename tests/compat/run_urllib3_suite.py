@@ -98,7 +98,10 @@ def run_pytest(src: Path, python: Path, mode: str, tests: list[str]) -> dict[str
         env.pop("PYTEST_ADDOPTS", None)
         cmd = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
                "urllib3_suite_plugin", f"--timeout={TEST_TIMEOUT}", *tests]  # fmt: skip
-        subprocess.run(cmd, cwd=src, env=env, capture_output=True, check=False)
+        try:
+            subprocess.run(cmd, cwd=src, env=env, capture_output=True, check=False, timeout=1800)
+        except subprocess.TimeoutExpired as exc:
+            raise PrepareError(f"pytest in mode {mode} did not finish: {' '.join(cmd)}") from exc
         if not out.exists():
             raise PrepareError(f"pytest in mode {mode} wrote no results: {' '.join(cmd)}")
         results: dict[str, str] = json.loads(out.read_text())

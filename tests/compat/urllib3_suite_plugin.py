@@ -66,3 +66,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if out:
         with open(out, "w") as f:
             json.dump(_results, f, indent=0, sort_keys=True)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # A test that failed may leave a thread blocked for ever (urllib3's HTTP/2 probe tests do);
+    # the results are written: do not wait for it at interpreter exit.
+    if os.environ.get("SWCOMPAT_OUT"):
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

@@ -2,12 +2,16 @@
 
 Theory of operation:
 
-* **Default options.** urllib3 binds ``HTTPConnection.default_socket_options`` as the *default
-  argument* of ``HTTPConnection.__init__`` when it is imported, so assigning the class attribute
-  later changes nothing for new connections. What does change them is the function's
-  ``__kwdefaults__``: the policy's options are merged into the default ``socket_options`` of
-  ``HTTPConnection`` and ``HTTPSConnection`` (an explicit ``socket_options=`` argument still
-  wins, since it replaces the default), and restored on :func:`sockwise.unharden`.
+* **Default options.** With the standard library hooks on (``harden()``'s default), every
+  urllib3 socket gets the policy at ``connect()`` like any other socket, and urllib3's own
+  defaults are left exactly as they are (``HTTPConnection(...).socket_options`` stays
+  urllib3's). With ``harden(stdlib=False)`` the hook does not run, so the policy goes into
+  urllib3's defaults instead: urllib3 binds ``HTTPConnection.default_socket_options`` as the
+  *default argument* of ``HTTPConnection.__init__`` when it is imported, so assigning the class
+  attribute later changes nothing; the function's ``__kwdefaults__`` does. The policy's options
+  are merged into the default ``socket_options`` of ``HTTPConnection`` and ``HTTPSConnection``
+  (an explicit ``socket_options=`` argument still wins, since it replaces the default), and
+  restored on :func:`sockwise.unharden`.
 * **"No options" is honoured.** ``socket_options=None`` or ``[]`` is urllib3's documented way to
   switch every option off. The standard library hook of :func:`sockwise.harden` would still add
   the policy at ``connect()``, so urllib3's ``_set_socket_options`` (called on the new socket
@@ -115,7 +119,10 @@ def install(module: ModuleType, policy: Policy) -> list[str]:
     from urllib3.util import connection as util_connection
 
     changed: list[str] = []
-    for cls in (connection.HTTPConnection, connection.HTTPSConnection):
+    if _stdlib_hooks_on():
+        _restore_kwdefaults()
+        changed.append("urllib3 connections (by the socket hooks)")
+    for cls in () if changed else (connection.HTTPConnection, connection.HTTPSConnection):
         init = cls.__init__
         kwdefaults = init.__kwdefaults__
         if not kwdefaults or "socket_options" not in kwdefaults:
@@ -135,12 +142,23 @@ def install(module: ModuleType, policy: Policy) -> list[str]:
     return changed
 
 
-def uninstall() -> None:
-    """Restore urllib3's default ``socket_options`` and the wrapped functions."""
-    global _keep_pairs
+def _stdlib_hooks_on() -> bool:
+    """Whether :func:`sockwise.harden`'s standard library hooks apply a policy right now."""
+    from sockwise.harden import _stdlib
+
+    return getattr(_stdlib, "_current", None) is not None
+
+
+def _restore_kwdefaults() -> None:
     while _saved:
         init, original = _saved.pop()
         init.__kwdefaults__["socket_options"] = original
+
+
+def uninstall() -> None:
+    """Restore urllib3's default ``socket_options`` and the wrapped functions."""
+    global _keep_pairs
+    _restore_kwdefaults()
     while _saved_attrs:
         owner, name, value = _saved_attrs.pop()
         setattr(owner, name, value)
