@@ -28,7 +28,7 @@ def plain_harden():
 
 
 def _session_socket(session: requests.Session):
-    (pool,) = [p for p in session.get_adapter("http://").poolmanager.pools._container.values()]
+    (pool,) = list(session.get_adapter("http://").poolmanager.pools._container.values())
     (conn,) = idle_conns(pool)
     return conn.sock
 
