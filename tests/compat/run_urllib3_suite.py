@@ -96,7 +96,9 @@ def run_pytest(src: Path, python: Path, mode: str, tests: list[str]) -> dict[str
         env = {k: v for k, v in os.environ.items() if not k.startswith("SOCKWISE_")}
         env.update(SWCOMPAT_MODE=mode, SWCOMPAT_OUT=str(out), PYTHONPATH=str(HERE))
         env.pop("PYTEST_ADDOPTS", None)
-        cmd = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+        # pytest-socket (a test requirement) resets socket.socket.connect after every test to
+        # the method it saw at import, which would silently drop harden()'s hook: not loaded.
+        cmd = [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:socket", "-p",
                "urllib3_suite_plugin", f"--timeout={TEST_TIMEOUT}", *tests]  # fmt: skip
         try:
             subprocess.run(cmd, cwd=src, env=env, capture_output=True, check=False, timeout=1800)

@@ -25,6 +25,7 @@ def test_documented_differences_have_reasons():
     found = suite.documented_differences()
     assert set(found) == {"harden", "dropin"}
     assert found["dropin"], "the drop-in differences must be listed"
+    assert found["harden"], "the harden() differences must be listed"
     for mode, tests in found.items():
         for nodeid, reason in tests.items():
             assert nodeid.startswith("test/"), (mode, nodeid)

@@ -94,10 +94,11 @@ def test_harden_gives_proxied_connections_the_policy(hardened, server, proxy):
         assert pm.request("GET", server.url + "/").data == b"ok"
         pool = pm.connection_from_url(server.url)
         assert read_socket_options(_one_sock(pool)) == WITH_POLICY
-    with urllib3.ProxyManager(proxy.url, socket_options=None) as pm:
-        assert pm.request("GET", server.url + "/").data == b"ok"
-        pool = pm.connection_from_url(server.url)
-        assert read_socket_options(_one_sock(pool)) == _kernel_defaults()
+    for explicit in (None, []):  # the caller's own "no options" is honoured through a proxy
+        with urllib3.ProxyManager(proxy.url, socket_options=explicit) as pm:
+            assert pm.request("GET", server.url + "/").data == b"ok"
+            pool = pm.connection_from_url(server.url)
+            assert read_socket_options(_one_sock(pool)) == _kernel_defaults()
 
 
 def test_unharden_restores_set_socket_options():

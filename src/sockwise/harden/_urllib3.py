@@ -20,7 +20,8 @@ Theory of operation:
   hook sees the options as the application's own choice and leaves them alone.
 * **Proxies.** urllib3 gives connections through a proxy ``socket_options=[]`` itself (to keep
   Nagle's algorithm on); that is not the application's choice, so those connections get the
-  policy like every other socket of the process (a documented difference). To tell the two
+  policy like every other socket of the process (a documented difference, "Nagle on
+  proxies"; an explicit ``socket_options=[]``/``None`` is honoured). To tell the two
   apart, ``HTTPConnectionPool.__init__`` is wrapped to replace urllib3's own empty list for a
   proxied pool by a marked empty list.
 """
