@@ -61,3 +61,15 @@ def bench(session: nox.Session) -> None:
     """Run every benchmark side by side (``nox -s bench -- --quick`` for a short run)."""
     session.install("-e", ".[bench,all]")
     session.run("sockwise", "bench", *session.posargs)
+
+
+@nox.session(python="3.11")
+def urllib3_suite(session: nox.Session) -> None:
+    """urllib3's own tests bare, under harden() and with the drop-in classes (``-- --subset ci``).
+
+    Fetches the sdist of the installed urllib3 into ``.cache/urllib3-suite`` and builds an
+    isolated virtualenv there; differences must match ``docs/reference/differences.md``.
+    """
+    session.install("-e", ".[urllib3]")
+    args = session.posargs or ["--subset", "full"]
+    session.run("python", "tests/compat/run_urllib3_suite.py", *args)

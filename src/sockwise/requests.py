@@ -2,7 +2,7 @@
 
 ``sockwise.requests.Session()`` is a ``requests.Session`` whose ``http://`` and ``https://``
 adapters use :class:`sockwise.urllib3.PoolManager` (policy socket options, idle expiry,
-peer-closed reaping, safe replay, stats). To keep an existing session, mount the adapter::
+peer-closed reaping, stats). To keep an existing session, mount the adapter::
 
     session.mount("https://", sockwise.requests.HTTPAdapter(policy=Policy.interactive()))
 

@@ -33,8 +33,9 @@ def test_urllib3_imported_before_harden(http_server):
         assert sock.getsockopt(TCP, socket.TCP_KEEPIDLE) == 19
         assert sock.getsockopt(TCP, socket.TCP_USER_TIMEOUT) == 31000
         assert sock.getsockopt(TCP, socket.TCP_NODELAY) == 1
+    # The socket hooks apply the policy: urllib3's own defaults stay urllib3's.
     defaults = urllib3.connection.HTTPConnection.__init__.__kwdefaults__["socket_options"]
-    assert (TCP, socket.TCP_KEEPIDLE, 19) in defaults
+    assert defaults == [(TCP, socket.TCP_NODELAY, 1)]
     sockwise.unharden()
     restored = urllib3.connection.HTTPConnection.__init__.__kwdefaults__["socket_options"]
     assert restored == [(TCP, socket.TCP_NODELAY, 1)]
@@ -78,7 +79,7 @@ def test_urllib3_imported_after_harden(http_server):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0] == "23"
-    assert "urllib3.connection.HTTPConnection socket_options" in lines[1]
+    assert "urllib3 connections (by the socket hooks)" in lines[1]
     assert "(on import)" not in lines[1]
 
 
@@ -94,3 +95,17 @@ def test_requests_session_follows_policy(http_server):
         pools = [adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys()]  # noqa: SIM118
         assert len(pools) == 1
         assert pooled_socket(pools[0]).getsockopt(TCP, socket.TCP_KEEPIDLE) == 19
+
+
+def test_without_stdlib_hooks_urllib3_defaults_carry_the_policy(http_server):
+    """harden(stdlib=False): no socket hook, so the policy goes into urllib3's defaults."""
+    host, port = http_server.host, http_server.port
+    sockwise.harden(POLICY, guard=False, stdlib=False)
+    defaults = urllib3.connection.HTTPConnection.__init__.__kwdefaults__["socket_options"]
+    assert (TCP, socket.TCP_KEEPIDLE, 19) in defaults
+    with urllib3.HTTPConnectionPool(str(host), port, maxsize=1) as pool:
+        assert pool.request("GET", "/").data == b"ok"
+        assert pooled_socket(pool).getsockopt(TCP, socket.TCP_KEEPIDLE) == 19
+    sockwise.unharden()
+    restored = urllib3.connection.HTTPConnection.__init__.__kwdefaults__["socket_options"]
+    assert restored == [(TCP, socket.TCP_NODELAY, 1)]

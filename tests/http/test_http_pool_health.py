@@ -113,13 +113,17 @@ def _close_second_request(conn_index, request_index, method, path):
     return "close" if request_index == 1 else "ok"
 
 
-def test_get_replayed_when_server_closes_reused_connection(make_server):
+def test_get_replayed_by_retry_when_server_closes_reused_connection(make_server):
     server = make_server(_close_second_request)
-    with swu.HTTPConnectionPool("127.0.0.1", server.port, retries=False) as pool:
+    with swu.HTTPConnectionPool("127.0.0.1", server.port) as pool:
         assert pool.request("GET", "/a").data == b"ok"
-        assert pool.request("GET", "/b").data == b"ok"
+        response = pool.request("GET", "/b")
+        assert response.data == b"ok"
         stats = pool.stats()
     assert stats.retried == 1
+    # The replay is urllib3's Retry: it is in its history.
+    assert response.retries is not None
+    assert len(response.retries.history) == 1
     assert [(c, m, p) for c, m, p, _ in server.requests] == [
         (0, "GET", "/a"),
         (0, "GET", "/b"),  # read, then the connection closed without an answer

@@ -16,6 +16,11 @@ import socket
 from sockwise.guard import _origin
 
 
+def recording() -> bool:
+    """Whether a guard records origins (pools skip the registration work otherwise)."""
+    return _origin.recording()
+
+
 def register(sock: socket.socket) -> None:
     """Mark *sock* as an idle pool member (nothing to do when no guard runs)."""
     if _origin.recording():

@@ -2,13 +2,20 @@
 
 urllib3's managers build their pools in ``_new_pool`` from ``connection_pool_kw``, whose keys
 also form the pool key; ``policy`` and ``idle_timeout`` are therefore not put there but added
-to each new pool's keyword arguments. Pools evicted from the manager's LRU (``num_pools``) or
-cleared have their counters folded into :meth:`PoolManager.stats` before they go.
+to each new pool's keyword arguments.
+
+Pools evicted from the manager's LRU (``num_pools``) or cleared are *not* closed, exactly as in
+urllib3 2.x: a thread may still be using an evicted pool (closing it brought back urllib3 bug
+#1252, ``ClosedPoolError`` in that thread). Such a pool closes its idle connections when it is
+garbage collected (urllib3's own finalizer). For :meth:`PoolManager.stats` the manager keeps a
+weak reference to every sockwise pool it built, and a ``weakref.finalize`` per pool folds the
+pool's counters into a running total when the pool is collected -- nothing is closed.
 """
 
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 import urllib3
@@ -17,28 +24,41 @@ from sockwise._idle import UNSET as _UNSET
 from sockwise._idle import resolve_idle_timeout
 from sockwise.policy import Policy, resolve_policy
 from sockwise.urllib3._pool import HTTPConnectionPool, HTTPSConnectionPool
-from sockwise.urllib3._stats import PoolStats
+from sockwise.urllib3._stats import Counters, PoolStats
 
 
-class _Retired:
-    """Counters of pools the manager has let go (evicted or cleared)."""
+class _Built:
+    """The sockwise pools a manager built: alive ones by weak reference, gone ones summed."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.total = PoolStats()
+        self.pools: weakref.WeakSet[HTTPConnectionPool] = weakref.WeakSet()
+        self.gone = PoolStats()
 
-    def __call__(self, pool: urllib3.HTTPConnectionPool) -> None:
-        if isinstance(pool, HTTPConnectionPool):
-            done = pool.stats()
-            with self.lock:
-                self.total = self.total + PoolStats(
-                    created=done.created,
-                    reused=done.reused,
-                    closed_idle=done.closed_idle,
-                    closed_peer=done.closed_peer,
-                    retried=done.retried,
-                )
-        pool.close()
+    def add(self, pool: HTTPConnectionPool) -> None:
+        with self.lock:
+            self.pools.add(pool)
+        weakref.finalize(pool, self._fold, pool._sw)
+
+    def _fold(self, counters: Counters) -> None:
+        done = counters.snapshot(0)
+        with self.lock:
+            self.gone = self.gone + PoolStats(
+                created=done.created,
+                reused=done.reused,
+                closed_idle=done.closed_idle,
+                closed_peer=done.closed_peer,
+                retried=done.retried,
+            )
+
+    def alive(self) -> list[HTTPConnectionPool]:
+        with self.lock:
+            return list(self.pools)
+
+
+def _is_sockwise_pool_class(cls: object) -> bool:
+    """Whether *cls* is a sockwise pool class (a duck-typed pool class or factory is not)."""
+    return isinstance(cls, type) and issubclass(cls, HTTPConnectionPool)
 
 
 class _SockwiseManager(urllib3.PoolManager):
@@ -55,8 +75,7 @@ class _SockwiseManager(urllib3.PoolManager):
         self.idle_timeout: float | None = resolve_idle_timeout(idle_timeout)
         super().__init__(*args, **kwargs)
         self.pool_classes_by_scheme = {"http": HTTPConnectionPool, "https": HTTPSConnectionPool}
-        self._retired = _Retired()
-        self.pools.dispose_func = self._retired
+        self._built = _Built()
 
     def _new_pool(
         self,
@@ -66,21 +85,27 @@ class _SockwiseManager(urllib3.PoolManager):
         request_context: dict[str, Any] | None = None,
     ) -> urllib3.HTTPConnectionPool:
         context = dict(self.connection_pool_kw if request_context is None else request_context)
-        if issubclass(self.pool_classes_by_scheme[scheme], HTTPConnectionPool):
+        if _is_sockwise_pool_class(self.pool_classes_by_scheme[scheme]):
             context["policy"] = self.policy
             context["idle_timeout"] = self.idle_timeout
-        return super()._new_pool(scheme, host, port, context)
+        pool = super()._new_pool(scheme, host, port, context)
+        if isinstance(pool, HTTPConnectionPool):
+            self._built.add(pool)
+        return pool
 
     def live_pools(self) -> list[HTTPConnectionPool]:
-        """The sockwise pools this manager holds right now."""
-        with self.pools.lock:
-            pools = list(self.pools._container.values())
-        return [p for p in pools if isinstance(p, HTTPConnectionPool)]
+        """The sockwise pools this manager built that are still alive.
+
+        Includes pools evicted from the LRU or cleared that some thread still holds.
+        """
+        return self._built.alive()
 
     def stats(self) -> PoolStats:
-        """Counters summed over all pools, including those already evicted or cleared."""
-        total = self._retired.total
-        for pool in self.live_pools():
+        """Counters summed over all pools this manager built, evicted and collected ones too."""
+        pools = self._built.alive()
+        with self._built.lock:
+            total = self._built.gone
+        for pool in pools:
             total = total + pool.stats()
         return total
 

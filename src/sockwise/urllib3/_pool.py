@@ -4,7 +4,9 @@ Theory of operation -- what the subclasses change, and where:
 
 * ``__init__``: the policy's socket options go into ``socket_options`` for every connection,
   proxied ones included (urllib3 gives proxied connections none); the caller's own
-  ``socket_options`` are applied after them, so they win. A timeout left at urllib3's default
+  ``socket_options`` are applied after them, so they win. ``socket_options=None`` or ``[]``
+  -- urllib3's way to switch options off -- is honoured: no options at all. A timeout left at
+  urllib3's default
   (which waits forever) becomes ``Timeout(connect=policy.connect_timeout,
   read=DEFAULT_READ_TIMEOUT)``. The pool registers with the process-wide reaper.
 * ``_put_conn``: stamps the connection with the time it went idle (one ``monotonic()``).
@@ -15,22 +17,22 @@ Theory of operation -- what the subclasses change, and where:
 * ``_sockwise_sweep`` (called by the reaper thread every second): does the same for the *whole*
   idle queue, with one ``poll()`` over all idle sockets, so peer-closed members do not linger
   in CLOSE_WAIT while the application is quiet.
-* ``_make_request``: a request on a *reused* connection that the server closed under it (no
-  response byte received) is replayed once on a fresh connection, only for idempotent methods
-  with a replayable body; and a kernel ``ETIMEDOUT`` becomes a :class:`DeadPeerError` naming the
-  peer, the elapsed time and the policy setting.
+* ``_make_request``: a kernel ``ETIMEDOUT`` becomes a :class:`DeadPeerError` naming the peer,
+  the elapsed time and the policy setting. A request on a *reused* connection that the server
+  closed under it is left to urllib3's ``Retry`` (which replays idempotent methods while it has
+  retries left, and records it in its history); it is counted in ``retried`` when ``Retry``
+  allows the replay. Nothing is replayed beside ``Retry``: ``retries=False`` or ``Retry(0)``
+  raise exactly as urllib3 does.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import http.client
 import logging
 import queue
 import select
 import time
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import urllib3
@@ -64,8 +66,8 @@ DEFAULT_IDLE_TIMEOUT: Final = _idle.DEFAULT_IDLE_TIMEOUT
 #: generous enough for slow legitimate responses.
 DEFAULT_READ_TIMEOUT: Final = 300.0
 
-#: Methods replayed after a reused connection turned out closed (RFC 9110 idempotent methods,
-#: as urllib3's ``Retry.DEFAULT_ALLOWED_METHODS``).
+#: RFC 9110 idempotent methods (as urllib3's ``Retry.DEFAULT_ALLOWED_METHODS``): the methods
+#: urllib3's default ``Retry`` replays after a reused connection turned out closed.
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 #: Errors that mean "the server closed this connection before answering".
@@ -79,6 +81,7 @@ _IDLE_SINCE: Final = "_sockwise_idle_since"
 _REUSED: Final = "_sockwise_reused"
 _REGISTERED: Final = "_sockwise_registered"
 _POLL_DEAD: Final = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
+_monotonic: Final = time.monotonic
 
 
 def default_timeout(policy: Policy) -> Timeout:
@@ -89,6 +92,26 @@ def default_timeout(policy: Policy) -> Timeout:
     """
     connect = policy.connect_timeout or None
     return Timeout(connect=connect, read=DEFAULT_READ_TIMEOUT)
+
+
+def retry_allows(retries: Retry | None, method: str) -> bool:
+    """Whether urllib3's ``urlopen`` will replay *method* after a connection error.
+
+    Mirrors ``Retry.increment`` for a read error (``ProtocolError``) without its side effects
+    (no log line, no new object kept): ``False``, ``Retry(0)`` and methods outside
+    ``allowed_methods`` are not replayed.
+    """
+    if not isinstance(retries, Retry) or retries.total is False or retries.read is False:
+        return False
+    allowed = retries.allowed_methods
+    if allowed is not None and method.upper() not in allowed:
+        return False
+    total = retries.total - 1 if isinstance(retries.total, int) else retries.total
+    read = retries.read - 1 if isinstance(retries.read, int) else retries.read
+    try:
+        return not retries.new(total=total, read=read).is_exhausted()
+    except Exception:  # Defensive: a Retry subclass with another constructor
+        return False
 
 
 def _peer_gone(sock: Any) -> bool:
@@ -134,8 +157,12 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         self.policy: Policy = resolve_policy(policy)
         self.idle_timeout: float | None = resolve_idle_timeout(idle_timeout)
         self._sw = Counters()
-        user_options = kwargs.get("socket_options") or []
-        kwargs["socket_options"] = [*self.policy.socket_options(), *user_options]
+        if "socket_options" not in kwargs:
+            kwargs["socket_options"] = self.policy.socket_options()
+        else:
+            user_options = kwargs["socket_options"]
+            if user_options:  # None or [] (urllib3: no options at all) is kept as given
+                kwargs["socket_options"] = [*self.policy.socket_options(), *user_options]
         if len(args) < 3 and kwargs.get("timeout", _DEFAULT_TIMEOUT) is _DEFAULT_TIMEOUT:
             kwargs["timeout"] = default_timeout(self.policy)
         super().__init__(*args, **kwargs)
@@ -161,18 +188,19 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
                     "Pool is empty and a new connection can't be opened due to blocking mode.",
                 ) from None
         counters = self._sw
-        if conn is not None and conn.sock is not None:
+        sock = conn.sock if conn is not None else None
+        if sock is not None:
+            d = conn.__dict__
             idle_timeout = self.idle_timeout
-            since = conn.__dict__.get(_IDLE_SINCE, 0.0)
-            if idle_timeout is not None and time.monotonic() - since > idle_timeout:
+            if idle_timeout is not None and _monotonic() - d.get(_IDLE_SINCE, 0.0) > idle_timeout:
                 self._retire(conn, peer=False)
-            elif _peer_gone(conn.sock):
+            elif _peer_gone(sock):
                 self._retire(conn, peer=True)
             else:
-                d = conn.__dict__
                 d[_REUSED] = True
-                if d.pop(_REGISTERED, None) is not None:  # no longer idle: the guard may judge it
-                    _guardlink.unregister(conn.sock)
+                if _REGISTERED in d:  # no longer idle: the guard may judge it
+                    del d[_REGISTERED]
+                    _guardlink.unregister(sock)
                 with counters.lock:
                     counters.reused += 1
                     counters.in_use += 1
@@ -201,11 +229,12 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
                 counters.in_use -= 1
         if conn is not None:
             d = conn.__dict__
-            d[_IDLE_SINCE] = time.monotonic()
-            sock = getattr(conn, "sock", None)
-            if sock is not None and d.get(_REGISTERED) is not sock:
-                d[_REGISTERED] = sock
-                _guardlink.register(sock)
+            d[_IDLE_SINCE] = _monotonic()
+            if _guardlink.recording():  # tell a running guard it is an idle pool member
+                sock = d.get("sock")
+                if sock is not None and d.get(_REGISTERED) is not sock:
+                    d[_REGISTERED] = sock
+                    _guardlink.register(sock)
             if REAPER.thread is None:
                 REAPER.ensure_running()
         super()._put_conn(conn)
@@ -234,7 +263,7 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         q = self.pool
         if q is None:
             return
-        now = time.monotonic()
+        now = _monotonic()
         idle_timeout = self.idle_timeout
         expired: list[Any] = []
         dead: list[Any] = []
@@ -271,46 +300,30 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
 
     # -- requests ------------------------------------------------------------------------------
 
-    def _make_request(  # type: ignore[override]
-        self,
-        conn: BaseHTTPConnection,
-        method: str,
-        url: str,
-        body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        retries: Retry | None = None,
-        timeout: Any = _DEFAULT_TIMEOUT,
-        **kwargs: Any,
+    def _make_request(
+        self, conn: BaseHTTPConnection, method: str, url: str, *args: Any, **kwargs: Any
     ) -> BaseHTTPResponse:
-        started = time.monotonic()
+        started = _monotonic()
         try:
-            return super()._make_request(
-                conn, method, url, body, headers, retries, timeout, **kwargs
-            )
+            return super()._make_request(conn, method, url, *args, **kwargs)
         except Exception as exc:
             if isinstance(exc, (ReadTimeoutError, OSError)) and kernel_timeout(exc) is not None:
                 peer = f"{conn.host}:{conn.port}"
-                raise explain(exc, self.policy, peer, time.monotonic() - started) from exc
-            if not self._may_replay(conn, method, body, exc):
-                raise
-        with self._sw.lock:
-            self._sw.retried += 1
-        log.debug("sockwise: %s %s met a closed keep-alive connection; replaying", method, url)
-        conn.close()
-        return super()._make_request(conn, method, url, body, headers, retries, timeout, **kwargs)
-
-    @staticmethod
-    def _may_replay(conn: BaseHTTPConnection, method: str, body: Any, exc: Exception) -> bool:
-        """Replay only an idempotent request with a replayable body, on a reused connection."""
-        if not conn.__dict__.pop(_REUSED, False) or method.upper() not in IDEMPOTENT_METHODS:
-            return False
-        if conn.proxy is not None:  # a tunnel must be re-established by urlopen, not here
-            return False
-        if body is not None and not isinstance(body, (bytes, str)):
-            return False
-        if isinstance(exc, OSError) and exc.errno == errno.ETIMEDOUT:  # Defensive
-            return False
-        return isinstance(exc, _CLOSED_UNDER_US)
+                raise explain(exc, self.policy, peer, _monotonic() - started) from exc
+            if (
+                conn.__dict__.pop(_REUSED, False)
+                and isinstance(exc, _CLOSED_UNDER_US)
+                and retry_allows(kwargs.get("retries", args[2] if len(args) > 2 else None), method)
+            ):
+                with self._sw.lock:
+                    self._sw.retried += 1
+                log.debug(
+                    "sockwise: %s %s met a keep-alive connection the server closed; "
+                    "urllib3's Retry replays it",
+                    method,
+                    url,
+                )
+            raise
 
     # -- introspection -------------------------------------------------------------------------
 
@@ -332,9 +345,6 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
             f"<{cls.__module__.rsplit('._', 1)[0]}.{cls.__qualname__} "
             f"{self.scheme}://{self.host}:{self.port} [{self.stats().summary()}]>"
         )
-
-    def __str__(self) -> str:
-        return repr(self)
 
 
 class HTTPSConnectionPool(HTTPConnectionPool, urllib3.HTTPSConnectionPool):

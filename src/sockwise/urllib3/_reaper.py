@@ -99,18 +99,22 @@ class _Reaper:
                     if self.thread is threading.current_thread():
                         self.thread = None
                     return
-            for pool in pools:
-                try:
-                    pool._sockwise_sweep()
-                except Exception as exc:  # Defensive: the reaper never dies of one pool
-                    log_once(
-                        f"reaper-failed:{type(exc).__name__}",
-                        logging.WARNING,
-                        "sockwise: sweeping pool %r failed: %r",
-                        pool,
-                        exc,
-                    )
-            del pools
+            self._sweep(pools)
+            del pools  # hold no pool between sweeps: an unused pool must be collectable
+
+    @staticmethod
+    def _sweep(pools: list[Sweepable]) -> None:
+        for pool in pools:
+            try:
+                pool._sockwise_sweep()
+            except Exception as exc:  # Defensive: the reaper never dies of one pool
+                log_once(
+                    f"reaper-failed:{type(exc).__name__}",
+                    logging.WARNING,
+                    "sockwise: sweeping pool %r failed: %r",
+                    pool,
+                    exc,
+                )
 
 
 #: The process-wide reaper.

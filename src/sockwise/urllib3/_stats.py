@@ -16,8 +16,10 @@ class PoolStats:
         closed_idle: Idle connections closed because they sat longer than ``idle_timeout``.
         closed_peer: Idle connections closed because the peer had closed them (CLOSE_WAIT) or
             sent something unsolicited; never handed out.
-        retried: Requests replayed transparently on a fresh connection after a reused one was
-            found closed by the server (idempotent methods only).
+        retried: Requests that met a reused connection the server had closed and that
+            urllib3's ``Retry`` replayed on a fresh connection (idempotent methods with retries
+            left; recorded in the ``Retry`` history). Nothing is replayed with
+            ``retries=False`` or ``Retry(0)``.
         in_use: Connections checked out right now.
         idle: Open connections waiting in the pool right now.
 
