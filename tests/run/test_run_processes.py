@@ -86,7 +86,7 @@ def test_no_guard_flag_and_policy_preset(launcher: Launcher) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("worker", ["sync", "gthread"])
+@pytest.mark.parametrize("worker", ["sync", "gthread", "gevent"])
 def test_gunicorn_workers(launcher: Launcher, worker: str) -> None:
     """gunicorn master and both workers hardened; a request's own socket carries the policy."""
     proc = launcher.start(
