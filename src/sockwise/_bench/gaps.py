@@ -24,6 +24,7 @@ the server binaries or ``SOCKWISE_TEST_DSN``; without them only the HTTP rows ar
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 import statistics
@@ -35,6 +36,8 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any, Final
 
+from sockwise._bench.http import SERVER_SCRIPT
+
 #: Gaps in seconds and rounds at each (full run, quick run; 0 rounds: skipped). A full run's
 #: rounds are multiples of the six clients, so each is first after the sleep equally often.
 GAPS: Final = (0.2, 1.0, 2.0, 10.0)
@@ -42,30 +45,6 @@ ROUNDS_FULL: Final = {0.2: 24, 1.0: 12, 2.0: 12, 10.0: 6}
 ROUNDS_QUICK: Final = {0.2: 6, 1.0: 3, 2.0: 3, 10.0: 0}
 BACK_TO_BACK: Final = 200  # calls per client for the 0 s reference row
 CHUNK: Final = 10  # back-to-back calls of one client before the next client's turn
-
-_SERVER: Final = r"""
-import asyncio, sys
-RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
-class Http(asyncio.Protocol):
-    def connection_made(self, transport):
-        self.t = transport; self.buf = b""
-    def data_received(self, data):
-        self.buf += data
-        n = self.buf.count(b"\r\n\r\n")
-        if n:
-            self.buf = self.buf[self.buf.rfind(b"\r\n\r\n") + 4:]
-            self.t.write(RESPONSE * n)
-async def main(cert, key):
-    import ssl
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain(cert, key)
-    loop = asyncio.get_running_loop()
-    plain = await loop.create_server(Http, "127.0.0.1", 0, backlog=128)
-    tls = await loop.create_server(Http, "127.0.0.1", 0, backlog=128, ssl=ctx)
-    print(plain.sockets[0].getsockname()[1], tls.sockets[0].getsockname()[1], flush=True)
-    await loop.run_in_executor(None, sys.stdin.read)
-asyncio.run(main(sys.argv[1], sys.argv[2]))
-"""
-
 
 #: The sockwise defaults in force while measuring (filled in by the clients' set-up).
 _DEFAULTS: dict[str, float | None] = {}
@@ -172,7 +151,7 @@ def run(quick: bool = False) -> dict[str, Any]:
         cert.cert_chain_pems[0].write_to_path(cert_path)
         cert.private_key_pem.write_to_path(key_path)
         proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, cert_path, key_path],
+            [sys.executable, "-c", SERVER_SCRIPT, "1", cert_path, key_path],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -181,7 +160,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         line = proc.stdout.readline()  # the server has loaded its certificate
     try:
         with ExitStack() as stack:
-            port, tls_port = (int(p) for p in line.split())
+            ports = json.loads(line)  # {"http": [port], "https": [port]}
+            port, tls_port = ports["http"][0], ports["https"][0]
             clients = _http_clients(port, stack) + _http_clients(tls_port, stack, ctx)
             pg, pg_note = _pg_clients(stack)
             clients += pg

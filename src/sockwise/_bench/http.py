@@ -28,7 +28,10 @@ from typing import Any
 #: the ``poll()`` Python makes before each blocking call on a socket with a timeout.
 VARIANTS = ("sockwise", "urllib3", "urllib3-notimeout", "per-request")
 
-_SERVER = r"""
+#: The keep-alive HTTP and HTTPS server both HTTP benchmarks run in a subprocess:
+#: ``python -c SERVER_SCRIPT COUNT CERT KEY`` prints ``{"http": [ports], "https": [ports]}``,
+#: COUNT listeners of each scheme.
+SERVER_SCRIPT = r"""
 import asyncio, json, ssl, sys
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n\r\nok"
 class Http(asyncio.Protocol):
@@ -149,7 +152,14 @@ def run(quick: bool = False) -> dict[str, Any]:
         cert.cert_chain_pems[0].write_to_path(str(cert_path))
         cert.private_key_pem.write_to_path(str(key_path))
         proc = subprocess.Popen(
-            [sys.executable, "-c", _SERVER, str(len(VARIANTS)), str(cert_path), str(key_path)],
+            [
+                sys.executable,
+                "-c",
+                SERVER_SCRIPT,
+                str(len(VARIANTS)),
+                str(cert_path),
+                str(key_path),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
