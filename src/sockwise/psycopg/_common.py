@@ -416,7 +416,8 @@ class SockwiseMixin(BasePool):
         """
         if count:
             self._stats[self._CONNECTIONS_LOST] += 1
-        self._sw_last_failure = f"{_peer(conn)}: {reason}"
+        if self._sw_down_at < 0:  # during an outage the refused connect explains more
+            self._sw_last_failure = f"{_peer(conn)}: {reason}"
         self._sw_suspect_created = max(self._sw_suspect_created, conn._created_at)
         self._sw_suspect_at = now
         logger.info("pool %r: connection to %s found dead: %s", self.name, _peer(conn), reason)
