@@ -30,6 +30,16 @@ ROOT = "sockwise"
 KNOWN_PACKAGE_CYCLES: frozenset[tuple[str, ...]] = frozenset()
 #: Module-level cycles present today, each as a sorted tuple of the modules involved.
 KNOWN_MODULE_CYCLES: frozenset[tuple[str, ...]] = frozenset()
+#: Imports of another package's private module (``sockwise.pkg._mod`` from outside ``pkg``)
+#: present today, as ``(importer, imported)``; the list can only shrink.
+KNOWN_PRIVATE_IMPORTS: frozenset[tuple[str, str]] = frozenset(
+    {
+        ("sockwise._bench.guard", "sockwise.guard._bench"),
+        ("sockwise.cli._inspect", "sockwise.metrics._snapshot"),
+        ("sockwise.metrics._snapshot", "sockwise.guard._procfs"),
+        ("sockwise.metrics._snapshot", "sockwise.guard._records"),
+    }
+)
 
 
 def module_files(src: Path = SRC) -> dict[str, Path]:
@@ -182,6 +192,32 @@ def test_no_module_level_import_cycles() -> None:
     assert not gone, f"cycles fixed, remove them from KNOWN_MODULE_CYCLES: {sorted(gone)}"
 
 
+def private_imports(modules: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """``(importer, imported)`` where *imported* is private to a package *importer* is outside.
+
+    ``sockwise._hooks`` (a private top-level module) is the shared low layer, open to every
+    package; ``sockwise.guard._origin`` is the guard's own business, reached through
+    ``sockwise.guard``'s exports.
+    """
+    return {
+        (module, target)
+        for module, targets in modules.items()
+        for target in targets
+        if package_of(module) != package_of(target)
+        and any(part.startswith("_") for part in target.split(".")[2:])
+    }
+
+
+def test_no_package_reaches_into_another_packages_private_modules() -> None:
+    found = private_imports(module_graph())
+    new = sorted(found - KNOWN_PRIVATE_IMPORTS)
+    assert not new, "private modules imported from outside their package:\n" + "\n".join(
+        f"{a} -> {b}" for a, b in new
+    )
+    gone = KNOWN_PRIVATE_IMPORTS - found
+    assert not gone, f"fixed, remove them from KNOWN_PRIVATE_IMPORTS: {sorted(gone)}"
+
+
 def test_the_walker_sees_lazy_relative_and_from_imports(tmp_path: Path) -> None:
     """The checker itself: a cycle hidden in a function, and a TYPE_CHECKING import ignored."""
     pkg = tmp_path / ROOT
@@ -204,3 +240,8 @@ def test_the_walker_sees_lazy_relative_and_from_imports(tmp_path: Path) -> None:
     assert modules["sockwise"] == {"sockwise.a"}
     assert cycles(modules) == {("sockwise.a._impl", "sockwise.b._x")}
     assert cycles(package_graph(modules)) == {("a", "b")}
+    # a._impl reaches into b's private module (and b back into a's); the root and c do not.
+    assert private_imports(modules) == {
+        ("sockwise.a._impl", "sockwise.b._x"),
+        ("sockwise.b._x", "sockwise.a._impl"),
+    }

@@ -4,7 +4,8 @@ Public names (re-exported from :mod:`sockwise`): :class:`Guard`, :class:`GuardRe
 :class:`GuardEvent` and the warning classes. The socket reading layer (:func:`process_sockets`,
 :func:`machine_sockets`, :func:`established_sockets`, :func:`stall_state`, :func:`source_name`,
 :class:`SocketRecord`) serves the CLI and metrics;
-:func:`register_pooled`/:func:`unregister_pooled` let sockwise pools mark idle members, and
+:func:`register_pooled`/:func:`unregister_pooled` let sockwise pools mark idle members
+(:func:`recording_origins` tells whether a guard wants them), and
 :func:`note_origin` records the application's line for a socket the ``socket`` hooks cannot see
 (libpq's, uvloop's) or that a pool hands out again.
 """
@@ -28,6 +29,7 @@ from sockwise.guard._guard import (
     running_guards,
 )
 from sockwise.guard._origin import Origin, note_origin, register_pooled, unregister_pooled
+from sockwise.guard._origin import recording as recording_origins
 from sockwise.guard._records import TCP_STATES, SocketRecord, TcpInfo
 from sockwise.guard._source import NoSourceError, machine_sockets, process_sockets, source_name
 from sockwise.guard._stall import (
@@ -61,6 +63,7 @@ __all__ = [
     "machine_sockets",
     "note_origin",
     "process_sockets",
+    "recording_origins",
     "redact",
     "register_pooled",
     "running_guards",

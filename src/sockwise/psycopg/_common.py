@@ -45,8 +45,8 @@ import psycopg_pool
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool.base import AttemptWithBackoff, BasePool
 
+from sockwise import guard
 from sockwise._errors import ConfigurationWarning
-from sockwise.guard import _origin as guard_origin
 from sockwise.policy import MIDDLEBOX_IDLE_TIMEOUTS, Policy, resolve_policy
 from sockwise.psycopg._errors import PoolTimeout
 from sockwise.psycopg._probe import make_poller, poll_dead
@@ -634,13 +634,13 @@ def guard_mark(conn: Any, idle: bool) -> None:
     With no guard running (nothing to tell) this costs one attribute test, on the hot path of
     every checkout and return.
     """
-    if not guard_origin.recording():
+    if not guard.recording_origins():
         return
     try:
         if idle:
-            guard_origin.register_pooled(conn.pgconn.socket)
+            guard.register_pooled(conn.pgconn.socket)
         else:  # also unregisters it; names the line that checked it out
-            guard_origin.note_origin(conn.pgconn.socket, kind="checkout", owner=conn)
+            guard.note_origin(conn.pgconn.socket, kind="checkout", owner=conn)
     except Exception:  # Defensive: the guard must never break the pool
         logger.debug("sockwise.guard pooled-member bookkeeping failed", exc_info=True)
 

@@ -13,23 +13,23 @@ from __future__ import annotations
 import contextlib
 import socket
 
-from sockwise.guard import _origin
+from sockwise import guard
 
 
 def recording() -> bool:
     """Whether a guard records origins (pools skip the registration work otherwise)."""
-    return _origin.recording()
+    return guard.recording_origins()
 
 
 def register(sock: socket.socket) -> None:
     """Mark *sock* as an idle pool member (nothing to do when no guard runs)."""
-    if _origin.recording():
+    if guard.recording_origins():
         with contextlib.suppress(Exception):  # Defensive: the guard never breaks the pool
-            _origin.register_pooled(sock)
+            guard.register_pooled(sock)
 
 
 def unregister(sock: socket.socket) -> None:
     """Forget *sock* as a pool member (handed out again, or about to be closed)."""
-    if _origin.recording():
+    if guard.recording_origins():
         with contextlib.suppress(Exception):  # Defensive: the guard never breaks the pool
-            _origin.unregister_pooled(sock)
+            guard.unregister_pooled(sock)
