@@ -14,12 +14,12 @@ timeout (5 s) already bounds every request. Needs the ``httpx`` extra
 
 from __future__ import annotations
 
+from sockwise._errors import missing_extra
+
 try:
     import httpx as _httpx
 except ModuleNotFoundError as _exc:
-    raise ModuleNotFoundError(
-        "sockwise.httpx needs httpx: pip install sockwise[httpx]", name="httpx"
-    ) from _exc
+    raise missing_extra("sockwise.httpx", "httpx") from _exc
 
 import logging
 from collections.abc import Iterable
