@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from cli_support import RunCli, assert_one_line_error
+from cli_support import RunCli, assert_one_line_error, child_holding
 
 
 def test_inspect_json_sees_listener_and_close_wait(
@@ -231,19 +231,8 @@ sys.stdin.read()
 @pytest.fixture
 def stuck_sender() -> Iterator[tuple[int, int, int]]:
     """A child whose client socket has MBs in Send-Q behind a peer that stopped reading."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", STUCK], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        cport, sport, sent = (int(v) for v in proc.stdout.readline().split())
-        yield proc.pid, cport, sent
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                stream.close()
+    with child_holding(STUCK) as (pid, (cport, _sport, sent)):
+        yield pid, cport, sent
 
 
 def test_inspect_shows_send_queue_and_zero_window(
