@@ -23,17 +23,13 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *needles: st
 def child_holding(script: str) -> Iterator[tuple[int, list[int]]]:
     """Run *script*, which prints one line of numbers and then waits on stdin, in a child.
 
-    Yields the child's PID and the numbers; the child is killed (and its pipes closed) after.
+    Yields the child's PID and the numbers; after, the child is killed, its pipes closed and
+    its exit waited for (``Popen``'s own ``with``).
     """
-    proc = subprocess.Popen(
-        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        yield proc.pid, [int(v) for v in proc.stdout.readline().split()]
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                stream.close()
+    argv = [sys.executable, "-c", script]
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            assert proc.stdout is not None
+            yield proc.pid, [int(v) for v in proc.stdout.readline().split()]
+        finally:
+            proc.kill()
