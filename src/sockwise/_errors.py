@@ -30,3 +30,17 @@ class SomaxconnTruncationWarning(ConfigurationWarning):
     """A ``listen()`` backlog larger than ``net.core.somaxconn``, silently cut by the kernel."""
 
     __module__ = "sockwise"
+
+
+def missing_extra(module: str, extra: str) -> ModuleNotFoundError:
+    """The error an integration module raises when the library of its extra is not installed.
+
+    Use it as ``raise missing_extra("sockwise.httpx", "httpx") from exc``: the message names the
+    ``pip install`` command and ``name`` is the missing library, as Python's own error has it.
+
+    Args:
+        module: The sockwise module being imported, e.g. ``"sockwise.httpx"``.
+        extra: The extra, named like the library it installs, e.g. ``"httpx"``.
+
+    """
+    return ModuleNotFoundError(f"{module} needs {extra}: pip install sockwise[{extra}]", name=extra)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import importlib.abc
 import importlib.machinery
-import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
+from sockwise._forksafe import renew_after_fork
 from sockwise._log import logger
 
 Callback = Callable[[ModuleType], None]
@@ -25,15 +25,7 @@ Callback = Callable[[ModuleType], None]
 _lock = threading.RLock()
 _pending: dict[str, list[Callback]] = {}
 
-
-def _after_fork_in_child() -> None:
-    """A fresh lock: another thread of the parent may have held it at fork time."""
-    global _lock
-    _lock = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+renew_after_fork(globals(), "_lock", threading.RLock)
 
 
 class _Loader(importlib.abc.Loader):

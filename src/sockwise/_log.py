@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
+
+from sockwise._forksafe import renew_after_fork
 
 logger = logging.getLogger("sockwise")
 
 _seen: set[str] = set()
 _seen_lock = threading.Lock()
 
-
-def _after_fork_in_child() -> None:
-    """A fresh lock: another thread of the parent may have held it at fork time."""
-    global _seen_lock
-    _seen_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+renew_after_fork(globals(), "_seen_lock", threading.Lock)
 
 
 def log_once(key: str, level: int, msg: str, *args: object) -> bool:

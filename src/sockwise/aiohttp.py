@@ -10,13 +10,13 @@ the keep-alive timeout of Node, Apache and gunicorn). Needs the ``aiohttp`` extr
 
 from __future__ import annotations
 
+from sockwise._errors import missing_extra
+
 try:
     import aiohttp as _aiohttp
     from aiohappyeyeballs import AddrInfoType, SocketFactoryType
 except ModuleNotFoundError as _exc:
-    raise ModuleNotFoundError(
-        "sockwise.aiohttp needs aiohttp: pip install sockwise[aiohttp]", name="aiohttp"
-    ) from _exc
+    raise missing_extra("sockwise.aiohttp", "aiohttp") from _exc
 
 import socket
 from typing import Any

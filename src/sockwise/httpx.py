@@ -14,12 +14,12 @@ timeout (5 s) already bounds every request. Needs the ``httpx`` extra
 
 from __future__ import annotations
 
+from sockwise._errors import missing_extra
+
 try:
     import httpx as _httpx
 except ModuleNotFoundError as _exc:
-    raise ModuleNotFoundError(
-        "sockwise.httpx needs httpx: pip install sockwise[httpx]", name="httpx"
-    ) from _exc
+    raise missing_extra("sockwise.httpx", "httpx") from _exc
 
 import logging
 from collections.abc import Iterable
@@ -183,12 +183,8 @@ class HTTPTransport(_PolicyTransport, _httpx.HTTPTransport):
 class AsyncHTTPTransport(_PolicyTransport, _httpx.AsyncHTTPTransport):
     """httpx's ``AsyncHTTPTransport`` with the policy's socket options on every connection.
 
-    Args:
-        policy: The socket policy (``None``: the policy in force, see
-            :func:`~sockwise.policy.resolve_policy`).
-        idle_timeout: ``keepalive_expiry`` when ``limits`` is not given.
-        socket_options: Extra options, applied after the policy's.
-        **kwargs: httpx's ``AsyncHTTPTransport`` arguments.
+    The async twin of :class:`HTTPTransport`: the same arguments, and ``**kwargs`` are httpx's
+    ``AsyncHTTPTransport`` arguments.
 
     .. versionadded:: 0.1.0
 
@@ -226,7 +222,8 @@ class Client(_PolicyClient, _httpx.Client):
     Args:
         policy: The socket policy (``None``: the policy in force, see
             :func:`~sockwise.policy.resolve_policy`).
-        idle_timeout: ``keepalive_expiry`` when ``limits`` is not given.
+        idle_timeout: ``keepalive_expiry`` when ``limits`` is not given (default
+            :data:`sockwise.urllib3.DEFAULT_IDLE_TIMEOUT`).
         **kwargs: httpx's ``Client`` arguments. A ``transport=`` you pass is used as is.
 
     .. versionadded:: 0.1.0
@@ -239,11 +236,8 @@ class Client(_PolicyClient, _httpx.Client):
 class AsyncClient(_PolicyClient, _httpx.AsyncClient):
     """httpx's ``AsyncClient`` whose direct and proxied transports apply the policy.
 
-    Args:
-        policy: The socket policy (``None``: the policy in force, see
-            :func:`~sockwise.policy.resolve_policy`).
-        idle_timeout: ``keepalive_expiry`` when ``limits`` is not given.
-        **kwargs: httpx's ``AsyncClient`` arguments. A ``transport=`` you pass is used as is.
+    The async twin of :class:`Client`: the same arguments, and ``**kwargs`` are httpx's
+    ``AsyncClient`` arguments (a ``transport=`` you pass is used as is).
 
     .. versionadded:: 0.1.0
 

@@ -13,13 +13,13 @@ Needs the ``requests`` extra (``pip install sockwise[requests]``).
 
 from __future__ import annotations
 
+from sockwise._errors import missing_extra
+
 try:
     import requests as _requests
     from requests.adapters import DEFAULT_POOLBLOCK, DEFAULT_POOLSIZE, DEFAULT_RETRIES
 except ModuleNotFoundError as _exc:
-    raise ModuleNotFoundError(
-        "sockwise.requests needs requests: pip install sockwise[requests]", name="requests"
-    ) from _exc
+    raise missing_extra("sockwise.requests", "requests") from _exc
 
 from typing import Any
 

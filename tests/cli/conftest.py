@@ -9,7 +9,7 @@ import textwrap
 from collections.abc import Iterator
 
 import pytest
-from cli_support import RunCli
+from cli_support import RunCli, child_holding
 
 # A child process holding known sockets: a listener with two connections waiting in its accept
 # queue (never accepted), and a client socket in CLOSE_WAIT (its peer was accepted and closed).
@@ -58,16 +58,5 @@ def run_cli() -> RunCli:
 @pytest.fixture
 def socket_holder() -> Iterator[tuple[int, int, int]]:
     """A child holding a listener (2 queued) and a CLOSE_WAIT socket: (pid, lport, cwport)."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", HOLDER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        lport, cwport = (int(v) for v in proc.stdout.readline().split())
-        yield proc.pid, lport, cwport
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                stream.close()
+    with child_holding(HOLDER) as (pid, (lport, cwport)):
+        yield pid, lport, cwport

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from cli_support import RunCli, assert_one_line_error
+from cli_support import RunCli, assert_one_line_error, child_holding
 
 
 def test_inspect_json_sees_listener_and_close_wait(
@@ -126,6 +126,27 @@ def test_inspect_unreadable_proc(run_cli: RunCli, tmp_path) -> None:
     assert_one_line_error(result, f"no process with PID {os.getpid()}")
 
 
+def test_inspect_process_gone_between_readings_says_so_in_one_way() -> None:
+    """The snapshot and the established sockets turn a vanished PID into the same message."""
+    from argparse import Namespace
+
+    from sockwise.cli._inspect import InspectError, read, read_est
+    from sockwise.metrics._snapshot import AgeTracker
+
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        snap = read(proc.pid, "/proc", AgeTracker())
+    finally:
+        proc.kill()
+        proc.wait()
+    expected = f"^no process with PID {proc.pid} \\(it does not exist or has exited\\)$"
+    with pytest.raises(InspectError, match=expected):
+        read(proc.pid, "/proc", AgeTracker())
+    args = Namespace(pid=proc.pid, proc_root="/proc", stall_after=None)
+    with pytest.raises(InspectError, match=expected):
+        read_est(args, AgeTracker(), snap)
+
+
 DROP_PRIVILEGES = """
 import os, sys
 import sockwise.cli._app, sockwise.cli._bench, sockwise.cli._doctor, sockwise.cli._inspect
@@ -210,19 +231,8 @@ sys.stdin.read()
 @pytest.fixture
 def stuck_sender() -> Iterator[tuple[int, int, int]]:
     """A child whose client socket has MBs in Send-Q behind a peer that stopped reading."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", STUCK], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert proc.stdout is not None
-        cport, sport, sent = (int(v) for v in proc.stdout.readline().split())
-        yield proc.pid, cport, sent
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
-        for stream in (proc.stdin, proc.stdout):
-            if stream is not None:
-                stream.close()
+    with child_holding(STUCK) as (pid, (cport, _sport, sent)):
+        yield pid, cport, sent
 
 
 def test_inspect_shows_send_queue_and_zero_window(

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import select
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 from typing import Any
 
 PRELUDE = textwrap.dedent(
@@ -71,3 +75,68 @@ def run_stack(body: str, *, timeout: float = 60.0, first: str = "") -> dict[str,
     result: dict[str, Any] = json.loads(lines[-1])
     result["stderr"] = proc.stderr
     return result
+
+
+class AppServer:
+    """A web server command (gunicorn, uvicorn) run for one test: its port, one GET, its log.
+
+    The server logs to stderr (piped here) and its application answers ``GET /`` with a JSON
+    object. Call :meth:`stop` in a ``finally``: it ends the server and returns its log.
+    """
+
+    def __init__(
+        self, argv: list[str], *, cwd: os.PathLike[str], env: dict[str, str] | None = None
+    ) -> None:
+        self.lines: list[str] = []  # the log lines read while waiting for the port
+        self.proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def wait_for_port(self, pattern: str, timeout: float = 60.0) -> int:
+        """Read the log until a line matches *pattern* (its group 1 is the port)."""
+        stderr = self.proc.stderr
+        assert stderr is not None
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            if not select.select([stderr], [], [], left)[0]:
+                break
+            line = stderr.readline()
+            if not line:
+                break
+            self.lines.append(line)
+            if match := re.search(pattern, line):
+                return int(match.group(1))
+        raise AssertionError(f"{self.proc.args[:4]} did not start:\n" + "".join(self.lines))
+
+    def get_json(self, port: int, *, attempts: int = 1) -> dict[str, Any]:
+        """``GET /`` on *port* and the JSON body; retries a refused connect *attempts* times."""
+        for attempt in range(attempts):
+            data = b""
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=20) as client:
+                    client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    while chunk := client.recv(65536):
+                        data += chunk
+                break
+            except ConnectionRefusedError:  # a worker may still be booting
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.1)
+        result: dict[str, Any] = json.loads(data.split(b"\r\n\r\n", 1)[1])
+        return result
+
+    def stop(self, timeout: float = 10.0) -> str:
+        """Terminate the server (kill it after *timeout* seconds) and return its whole log."""
+        self.proc.terminate()
+        try:
+            _, rest = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, rest = self.proc.communicate(timeout=10)
+        return "".join(self.lines) + rest

@@ -20,6 +20,7 @@ LOCKS = [
     ("sockwise.harden._api", "_lock"),
     ("sockwise.guard._source", "_lock"),
     ("sockwise.metrics._registry", "_lock"),
+    ("sockwise.policy._env", "_warned_lock"),
     ("sockwise.guard._guard", "_registry_lock"),
     ("sockwise.guard._guard", "_counts_lock"),
     ("sockwise.guard._detect", "_claims_lock"),
@@ -94,3 +95,10 @@ def test_child_forked_while_lock_held_does_not_hang(module: str, attr: str) -> N
         check=False,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_a_misspelt_lock_name_fails_at_import_not_at_fork() -> None:
+    from sockwise._forksafe import renew_after_fork
+
+    with pytest.raises(KeyError, match="no global '_lokc'"):
+        renew_after_fork({"_lock": object()}, "_lokc", object)

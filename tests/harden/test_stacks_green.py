@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from _stacks import run_stack
+from _stacks import AppServer, run_stack
 
 from sockwise.testing import require_or_skip
 
@@ -233,63 +233,22 @@ def test_gunicorn_worker_serves_and_calls_out(tmp_path, http_server, worker: str
     application the worker serves (gunicorn's own frames only are on the stack at accept).
     """
     pytest.importorskip("gunicorn")
-    import json
     import os
-    import re
-    import select
     import socket
-    import subprocess
     import sys
-    import time
 
     (tmp_path / "gapp.py").write_text(GUNICORN_APP)
     argv = [sys.executable, "-m", "gunicorn", "-k", worker, "-w", "1", "-b", "127.0.0.1:0"]
     argv += ["--log-level", "info", "gapp:app"]
     env = {**os.environ, "UPSTREAM": http_server.url, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.Popen(
-        argv,
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = AppServer(argv, cwd=tmp_path, env=env)
     got: dict[str, object] = {}
-    lines: list[str] = []
     try:
-        assert proc.stderr is not None
-        port = None
-        deadline = time.monotonic() + 60
-        while port is None and (left := deadline - time.monotonic()) > 0:
-            if not select.select([proc.stderr], [], [], left)[0]:
-                break
-            line = proc.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-            if match := re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", line):
-                port = int(match.group(1))
-        assert port is not None, "".join(lines)
-        data = b""
-        for _ in range(50):  # the worker may still be booting: retry a refused connect
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=20) as client:
-                    client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                    while chunk := client.recv(65536):
-                        data += chunk
-                break
-            except ConnectionRefusedError:
-                time.sleep(0.1)
-        got = json.loads(data.split(b"\r\n\r\n", 1)[1])
+        port = server.wait_for_port(r"Listening at: http://127\.0\.0\.1:(\d+)")
+        got = server.get_json(port, attempts=50)
     finally:
-        proc.terminate()
-        try:
-            _, log = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, log = proc.communicate(timeout=10)
-    assert got.get("outbound_status") == 200, (got, "".join(lines) + log[-3000:])
+        log = server.stop(timeout=15)
+    assert got.get("outbound_status") == 200, (got, log[-3000:])
     assert str(got["socket_module"]).startswith("gevent" if worker == "gevent" else "socket")
     import sockwise
 

@@ -9,20 +9,16 @@ default ``harden()``) and must have recorded each socket's origin.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
-import select
 import socket
-import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _stacks import AppServer
 
 import sockwise
 from sockwise import _hooks
@@ -238,49 +234,15 @@ def test_uvicorn_accepted_sockets(tmp_path: Path, loop: str):
     (tmp_path / "swapp.py").write_text(APP)
     argv = [sys.executable, "-m", "uvicorn", "swapp:app", "--host", "127.0.0.1", "--port", "0"]
     argv += ["--loop", loop, "--log-level", "info", "--no-access-log"]
-    proc = subprocess.Popen(
-        argv,
-        cwd=tmp_path,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    server = AppServer(argv, cwd=tmp_path)
     got: dict[str, Any] = {}
     try:
-        port = _wait_for_port(proc, deadline=time.monotonic() + 60)
-        with socket.create_connection(("127.0.0.1", port), timeout=20) as client:
-            client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            data = b""
-            while chunk := client.recv(65536):
-                data += chunk
-        got = json.loads(data.split(b"\r\n\r\n", 1)[1])
+        got = server.get_json(server.wait_for_port(r"running on http://127\.0\.0\.1:(\d+)"))
     finally:
-        proc.terminate()
-        try:
-            _, log = proc.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, log = proc.communicate(timeout=10)
+        log = server.stop()
     assert got.get("accepted"), (got, log[-3000:])
     assert got["loop"].startswith("uvloop")
     sockwise.harden(guard=False)  # the same default policy here, for the reference
     assert got["accepted"]["options"] == _expected("accept")
     assert got["accepted"]["options"]["TCP_KEEPIDLE"] == sockwise.Policy().keepalive_idle
     assert got["accepted"]["origin"] == "accept"
-
-
-def _wait_for_port(proc: subprocess.Popen[str], deadline: float) -> int:
-    assert proc.stderr is not None
-    lines = []
-    while (left := deadline - time.monotonic()) > 0:
-        if not select.select([proc.stderr], [], [], left)[0]:
-            break
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        match = re.search(r"running on http://127\.0\.0\.1:(\d+)", line)
-        if match:
-            return int(match.group(1))
-    raise AssertionError("uvicorn did not start:\n" + "".join(lines))

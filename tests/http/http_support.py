@@ -11,10 +11,25 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from sockwise import Policy
+
 OK_RESPONSE = (
     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/plain\r\n"
     b"Connection: keep-alive\r\n\r\nok"
 )
+
+#: The policy the option tests give sockwise's clients: keepalive values and a user timeout unlike
+#: the default policy's and the kernel's, so a connection that did not get it cannot pass.
+POLICY = Policy(keepalive_idle=7, keepalive_interval=3, keepalive_count=4, user_timeout=13.5)
+#: What :func:`sockwise.testing.read_socket_options` reads on a connection that got :data:`POLICY`.
+WITH_POLICY = {
+    "SO_KEEPALIVE": 1,
+    "TCP_KEEPIDLE": 7,
+    "TCP_KEEPINTVL": 3,
+    "TCP_KEEPCNT": 4,
+    "TCP_USER_TIMEOUT": 13500,
+    "TCP_NODELAY": 1,
+}
 
 # A script decides, per request, what the server does: "ok" (answer, keep the connection),
 # "ok-close" (answer, then close), "close" (close without answering), "hang" (stop reading).

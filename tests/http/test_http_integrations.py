@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from http_support import idle_conns
+from http_support import POLICY, WITH_POLICY, idle_conns
 
 import sockwise.aiohttp as swaio
 import sockwise.httpx as swhttpx
@@ -15,23 +15,13 @@ import sockwise.urllib3 as swu
 from sockwise import Policy
 from sockwise.testing import read_socket_options
 
-POLICY = Policy(keepalive_idle=9, keepalive_interval=2, keepalive_count=5, user_timeout=7.0)
-EXPECTED = {
-    "SO_KEEPALIVE": 1,
-    "TCP_KEEPIDLE": 9,
-    "TCP_KEEPINTVL": 2,
-    "TCP_KEEPCNT": 5,
-    "TCP_USER_TIMEOUT": 7000,
-    "TCP_NODELAY": 1,
-}
-
 
 def test_requests_session(server):
     with swreq.Session(policy=POLICY) as session:
         for _ in range(3):
             assert session.get(server.url + "/").text == "ok"
         (pool,) = session.adapter.poolmanager.live_pools()
-        assert read_socket_options(idle_conns(pool)[0].sock) == EXPECTED
+        assert read_socket_options(idle_conns(pool)[0].sock) == WITH_POLICY
         stats = session.stats()
         assert (stats.created, stats.reused) == (1, 2)
         assert "created=1 reused=2" in repr(session)
@@ -65,7 +55,7 @@ def test_requests_through_proxy(server, proxy):
         manager = session.adapter.proxy_manager[proxy.url]
         assert isinstance(manager, swu.ProxyManager)
         (pool,) = manager.live_pools()
-        assert read_socket_options(idle_conns(pool)[0].sock) == EXPECTED
+        assert read_socket_options(idle_conns(pool)[0].sock) == WITH_POLICY
     assert proxy.methods == ["GET"]
 
 
@@ -85,7 +75,7 @@ def test_httpx_client(server):
         r = client.get(server.url + "/")
         assert r.text == "ok"
         sock = r.extensions["network_stream"].get_extra_info("socket")
-        assert read_socket_options(sock) == EXPECTED
+        assert read_socket_options(sock) == WITH_POLICY
         assert client._transport._pool._keepalive_expiry == swu.DEFAULT_IDLE_TIMEOUT
 
 
@@ -101,7 +91,7 @@ def test_httpx_transport_merges_options(server):
         r = client.get(server.url + "/")
         opts = read_socket_options(r.extensions["network_stream"].get_extra_info("socket"))
     assert opts["TCP_KEEPCNT"] == 8
-    assert opts["TCP_KEEPIDLE"] == 9
+    assert opts["TCP_KEEPIDLE"] == WITH_POLICY["TCP_KEEPIDLE"]
 
 
 def test_httpx_client_through_proxy(server, proxy):
@@ -109,7 +99,7 @@ def test_httpx_client_through_proxy(server, proxy):
         r = client.get(server.url + "/p")
         assert r.text == "ok"
         sock = r.extensions["network_stream"].get_extra_info("socket")
-        assert read_socket_options(sock) == EXPECTED
+        assert read_socket_options(sock) == WITH_POLICY
     assert proxy.methods == ["GET"]
 
 
@@ -119,7 +109,7 @@ async def test_httpx_async_client_through_proxy(server, proxy):
         r = await client.get(server.url + "/p")
         assert r.text == "ok"
         sock = r.extensions["network_stream"].get_extra_info("socket")
-        assert read_socket_options(sock) == EXPECTED
+        assert read_socket_options(sock) == WITH_POLICY
     assert proxy.methods == ["GET"]
 
 
@@ -129,7 +119,7 @@ async def test_httpx_async_client(server):
         r = await client.get(server.url + "/")
         assert r.text == "ok"
         sock = r.extensions["network_stream"].get_extra_info("socket")
-        assert read_socket_options(sock) == EXPECTED
+        assert read_socket_options(sock) == WITH_POLICY
 
 
 def _aiohttp_idle_socket(connector):
@@ -148,7 +138,7 @@ async def test_aiohttp_connector(server):
     async with aiohttp.ClientSession(connector=connector) as session:
         async with session.get(server.url + "/") as resp:
             assert await resp.text() == "ok"
-        assert read_socket_options(_aiohttp_idle_socket(connector)) == EXPECTED
+        assert read_socket_options(_aiohttp_idle_socket(connector)) == WITH_POLICY
 
 
 @pytest.mark.asyncio
@@ -159,7 +149,7 @@ async def test_aiohttp_socket_factory_on_plain_connector(server):
     async with aiohttp.ClientSession(connector=connector) as session:
         async with session.get(server.url + "/") as resp:
             await resp.read()
-        assert read_socket_options(_aiohttp_idle_socket(connector)) == EXPECTED
+        assert read_socket_options(_aiohttp_idle_socket(connector)) == WITH_POLICY
 
 
 @pytest.mark.parametrize(

@@ -6,22 +6,12 @@ import socket
 
 import pytest
 import urllib3
-from http_support import idle_conns
+from http_support import POLICY, WITH_POLICY, idle_conns
 from urllib3.util.timeout import Timeout
 
 import sockwise.urllib3 as swu
 from sockwise import Policy
 from sockwise.testing import read_socket_options
-
-POLICY = Policy(keepalive_idle=7, keepalive_interval=3, keepalive_count=4, user_timeout=13.5)
-EXPECTED = {
-    "SO_KEEPALIVE": 1,
-    "TCP_KEEPIDLE": 7,
-    "TCP_KEEPINTVL": 3,
-    "TCP_KEEPCNT": 4,
-    "TCP_USER_TIMEOUT": 13500,
-    "TCP_NODELAY": 1,
-}
 
 
 def _only_sock(pool):
@@ -33,7 +23,7 @@ def _only_sock(pool):
 def test_http_pool_sets_policy_options(server):
     with swu.HTTPConnectionPool("127.0.0.1", server.port, policy=POLICY) as pool:
         assert pool.request("GET", "/").data == b"ok"
-        assert read_socket_options(_only_sock(pool)) == EXPECTED
+        assert read_socket_options(_only_sock(pool)) == WITH_POLICY
 
 
 def test_https_pool_sets_policy_options(make_server, server_ssl_context, client_ssl_context):
@@ -42,7 +32,7 @@ def test_https_pool_sets_policy_options(make_server, server_ssl_context, client_
         "127.0.0.1", server.port, policy=POLICY, ssl_context=client_ssl_context
     ) as pool:
         assert pool.request("GET", "/").data == b"ok"
-        assert read_socket_options(_only_sock(pool)) == EXPECTED
+        assert read_socket_options(_only_sock(pool)) == WITH_POLICY
 
 
 def test_pool_manager_builds_sockwise_pools(server):
@@ -50,7 +40,7 @@ def test_pool_manager_builds_sockwise_pools(server):
         assert pm.request("GET", server.url + "/").status == 200
         pool = pm.connection_from_url(server.url)
         assert isinstance(pool, swu.HTTPConnectionPool)
-        assert read_socket_options(_only_sock(pool)) == EXPECTED
+        assert read_socket_options(_only_sock(pool)) == WITH_POLICY
 
 
 def test_default_policy_when_none(server):
@@ -77,7 +67,7 @@ def test_proxied_http_connections_get_options(server, proxy):
         assert pm.request("GET", server.url + "/x").data == b"ok"
         pool = pm.connection_from_url(server.url)
         assert isinstance(pool, swu.HTTPConnectionPool)
-        assert read_socket_options(_only_sock(pool)) == EXPECTED
+        assert read_socket_options(_only_sock(pool)) == WITH_POLICY
     assert proxy.methods == ["GET"]
 
 
@@ -89,7 +79,7 @@ def test_proxied_https_tunnel_gets_options(
         assert pm.request("GET", server.url + "/t").data == b"ok"
         pool = pm.connection_from_url(server.url)
         assert isinstance(pool, swu.HTTPSConnectionPool)
-        assert read_socket_options(_only_sock(pool)) == EXPECTED
+        assert read_socket_options(_only_sock(pool)) == WITH_POLICY
     assert proxy.methods == ["CONNECT"]
 
 

@@ -11,24 +11,13 @@ from pathlib import Path
 
 import pytest
 import urllib3
-from http_support import idle_conns
+from http_support import POLICY, WITH_POLICY, idle_conns
 from urllib3.exceptions import ClosedPoolError, MaxRetryError, ProtocolError
 from urllib3.util.retry import Retry
 
 import sockwise
 import sockwise.urllib3 as swu
-from sockwise import Policy
 from sockwise.testing import read_socket_options
-
-POLICY = Policy(keepalive_idle=7, keepalive_interval=3, keepalive_count=4, user_timeout=13.5)
-WITH_POLICY = {
-    "SO_KEEPALIVE": 1,
-    "TCP_KEEPIDLE": 7,
-    "TCP_KEEPINTVL": 3,
-    "TCP_KEEPCNT": 4,
-    "TCP_USER_TIMEOUT": 13500,
-    "TCP_NODELAY": 1,
-}
 
 
 def _kernel_defaults() -> dict[str, int]:

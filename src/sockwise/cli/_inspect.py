@@ -9,8 +9,10 @@ the process (another network namespace, a sandbox, a fake ``--proc-root``), rows
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -117,11 +119,12 @@ class InspectError(Exception):
     """The process cannot be inspected (the message is one line for the user)."""
 
 
-def read(pid: int | None, proc_root: str, ages: AgeTracker) -> Snapshot:
-    """Take a snapshot, turning lookup and permission failures into :class:`InspectError`."""
+@contextlib.contextmanager
+def _reading(pid: int | None) -> Iterator[None]:
+    """Turn the lookup and permission failures of reading *pid*'s sockets into InspectError."""
     who = "this process" if pid is None else f"PID {pid}"
     try:
-        return take_snapshot(pid, proc_root=proc_root, ages=ages)
+        yield
     except ProcessLookupError:
         raise InspectError(f"no process with PID {pid} (it does not exist or has exited)") from None
     except PermissionError:
@@ -130,6 +133,12 @@ def read(pid: int | None, proc_root: str, ages: AgeTracker) -> Snapshot:
         ) from None
     except OSError as exc:
         raise InspectError(f"cannot read the sockets of {who}: {exc.strerror or exc}") from None
+
+
+def read(pid: int | None, proc_root: str, ages: AgeTracker) -> Snapshot:
+    """Take a snapshot, turning lookup and permission failures into :class:`InspectError`."""
+    with _reading(pid):
+        return take_snapshot(pid, proc_root=proc_root, ages=ages)
 
 
 def _stall_cell(e: Established) -> str:
@@ -203,16 +212,8 @@ def read_est(args: argparse.Namespace, ages: AgeTracker, snap: Snapshot) -> list
     """:func:`read_established` for the command's arguments (errors become InspectError)."""
     stall_after = getattr(args, "stall_after", None) or DEFAULT_STALL_AFTER
     ports = frozenset(int(x.local.rsplit(":", 1)[1]) for x in snap.listeners)
-    try:
+    with _reading(args.pid):
         return read_established(args.pid, args.proc_root, ages, stall_after, ports)
-    except ProcessLookupError:
-        raise InspectError(f"no process with PID {args.pid} (it has exited)") from None
-    except PermissionError:
-        raise InspectError(
-            f"cannot read the sockets of PID {args.pid}: permission denied"
-        ) from None
-    except OSError as exc:
-        raise InspectError(f"cannot read the sockets: {exc.strerror or exc}") from None
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:

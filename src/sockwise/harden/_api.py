@@ -11,12 +11,12 @@ in force before it, so ``with sockwise.harden(p):`` restores exactly that on exi
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
 from typing import Any
 
+from sockwise._forksafe import renew_after_fork
 from sockwise._log import log_once, logger
 from sockwise.harden import _imports, _psycopg, _reach, _spawn, _stdlib, _urllib3
 from sockwise.policy import Policy, set_policy_provider
@@ -35,15 +35,7 @@ class _State:
 _lock = threading.RLock()
 _state: _State | None = None
 
-
-def _after_fork_in_child() -> None:
-    """A fresh lock: another thread of the parent may have held it at fork time."""
-    global _lock
-    _lock = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+renew_after_fork(globals(), "_lock", threading.RLock)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ published automatically, when those modules are in use.
 
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import weakref
@@ -19,18 +18,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
+from sockwise._forksafe import renew_after_fork
+
 _lock = threading.Lock()
 _pools: dict[str, Callable[[], object | None]] = {}
 
-
-def _after_fork_in_child() -> None:
-    """A fresh lock: another thread of the parent may have held it at fork time."""
-    global _lock
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+renew_after_fork(globals(), "_lock", threading.Lock)
 
 
 def _ref(pool: object) -> Callable[[], object | None]:

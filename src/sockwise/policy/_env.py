@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Final, Protocol
 
 from sockwise._errors import ConfigurationWarning
+from sockwise._forksafe import renew_after_fork
 from sockwise._log import logger
 
 PREFIX: Final = "SOCKWISE_"
@@ -64,15 +65,7 @@ _PRESETS: Final = ("default", "interactive", "kernel", "aws-nlb", "azure-lb")
 _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
-
-def _after_fork_in_child() -> None:
-    """A fresh lock: another thread of the parent may have held it at fork time."""
-    global _warned_lock
-    _warned_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+renew_after_fork(globals(), "_warned_lock", threading.Lock)
 
 
 class _Fields(Protocol):

@@ -7,12 +7,12 @@ Drop-in replacements: ``from sockwise.urllib3 import PoolManager`` instead of
 
 from __future__ import annotations
 
+from sockwise._errors import missing_extra
+
 try:
     import urllib3 as _urllib3  # noqa: F401
 except ModuleNotFoundError as _exc:  # pragma: no cover - exercised in a subprocess test
-    raise ModuleNotFoundError(
-        "sockwise.urllib3 needs urllib3: pip install sockwise[urllib3]", name="urllib3"
-    ) from _exc
+    raise missing_extra("sockwise.urllib3", "urllib3") from _exc
 
 from sockwise.urllib3._dead import DeadPeerError, DeadPeerProtocolError, DeadPeerReadTimeoutError
 from sockwise.urllib3._manager import PoolManager, ProxyManager
