@@ -22,7 +22,7 @@ LOCKS = [
     ("sockwise.metrics._registry", "_lock"),
     ("sockwise.guard._guard", "_registry_lock"),
     ("sockwise.guard._guard", "_counts_lock"),
-    ("sockwise.guard._detect", "_claims_lock"),
+    ("sockwise.guard._claims", "_claims_lock"),
     ("sockwise.guard._origin", "_state.lock"),
     ("sockwise.guard._origin", "_state.drain_lock"),
 ]
