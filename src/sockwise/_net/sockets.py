@@ -7,9 +7,11 @@ The readers work on a bare descriptor through a C socket object (no Python wrapp
 from __future__ import annotations
 
 import _socket
+import contextlib
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from typing import Final
 
 from sockwise._net.netlink import parse_tcp_info
@@ -42,25 +44,30 @@ def is_tcp(sock: socket.socket) -> bool:
         return False
 
 
-def _wrap(fd: int) -> _socket.socket | None:
-    """A bare C socket object on *fd* (no Python wrapper, no hooks); ``detach()`` it after."""
+@contextlib.contextmanager
+def _bare(fd: int) -> Iterator[_socket.socket | None]:
+    """A bare C socket object on *fd* (no Python wrapper, no hooks), detached on exit.
+
+    ``None`` when *fd* is not a descriptor a socket object can be made on.
+    """
     try:
-        return _socket.socket(fileno=fd)
+        sock = _socket.socket(fileno=fd)
     except (OSError, ValueError):
-        return None
+        yield None
+        return
+    try:
+        yield sock
+    finally:
+        sock.detach()
 
 
 def user_timeout(fd: int) -> float | None:
     """The socket's ``TCP_USER_TIMEOUT`` in seconds (``None``: unset or unknown)."""
-    sock = _wrap(fd)
-    if sock is None:
-        return None
-    try:
-        ms = sock.getsockopt(socket.IPPROTO_TCP, _TCP_USER_TIMEOUT)
-    except OSError:
-        return None
-    finally:
-        sock.detach()
+    with _bare(fd) as sock:
+        try:
+            ms = sock.getsockopt(socket.IPPROTO_TCP, _TCP_USER_TIMEOUT) if sock is not None else 0
+        except OSError:
+            ms = 0
     return ms / 1000.0 if ms > 0 else None
 
 
@@ -76,44 +83,42 @@ def nonblocking(fd: int) -> bool | None:
 
 def read_tcp_info(fd: int) -> SocketRecord | None:
     """One socket's record through ``getsockopt(TCP_INFO)`` (the fallback without netlink)."""
-    sock = _wrap(fd)
-    if sock is None:
-        return None
-    try:
-        if sock.type & 0xF != socket.SOCK_STREAM or sock.family not in (
-            socket.AF_INET,
-            socket.AF_INET6,
-        ):
+    with _bare(fd) as sock:
+        if sock is None:
             return None
-        raw = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO_OPT, _TCP_INFO_LEN)
-        info = parse_tcp_info(raw)
-        if info is None:
-            return None
-        local = sock.getsockname()[:2]
         try:
-            remote = sock.getpeername()[:2]
-        except OSError:
-            remote = ("", 0)
-        import fcntl
-        import termios
+            return _tcp_info_record(sock, fd)
+        except (ImportError, OSError):
+            return None
 
-        buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
-        rq = int.from_bytes(buf, sys.byteorder)
-        buf = fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0")
-        wq = int.from_bytes(buf, sys.byteorder)
-        return SocketRecord(
-            family=int(sock.family),
-            state="ESTABLISHED" if info.state == 1 else str(info.state),
-            local=(str(local[0]), int(local[1])),
-            remote=(str(remote[0]), int(remote[1])),
-            inode=os.fstat(fd).st_ino,
-            uid=os.getuid(),
-            rqueue=rq,
-            wqueue=wq,
-            fd=fd,
-            tcp_info=info,
-        )
-    except (ImportError, OSError):
+
+def _tcp_info_record(sock: _socket.socket, fd: int) -> SocketRecord | None:
+    if sock.type & 0xF != socket.SOCK_STREAM or sock.family not in TCP_FAMILIES:
         return None
-    finally:
-        sock.detach()
+    info = parse_tcp_info(sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO_OPT, _TCP_INFO_LEN))
+    if info is None:
+        return None
+    local = sock.getsockname()[:2]
+    try:
+        remote = sock.getpeername()[:2]
+    except OSError:
+        remote = ("", 0)
+    import fcntl
+    import termios
+
+    buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
+    rq = int.from_bytes(buf, sys.byteorder)
+    buf = fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0")
+    wq = int.from_bytes(buf, sys.byteorder)
+    return SocketRecord(
+        family=int(sock.family),
+        state="ESTABLISHED" if info.state == 1 else str(info.state),
+        local=(str(local[0]), int(local[1])),
+        remote=(str(remote[0]), int(remote[1])),
+        inode=os.fstat(fd).st_ino,
+        uid=os.getuid(),
+        rqueue=rq,
+        wqueue=wq,
+        fd=fd,
+        tcp_info=info,
+    )
