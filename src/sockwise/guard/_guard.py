@@ -5,7 +5,8 @@ earlier, when a CLOSE_WAIT socket is about to cross ``close_wait_after``), asks 
 namespace's CLOSE_WAIT, LISTEN and TIME_WAIT sockets in one state-filtered query, keeps those of
 this process (matched by inode against the sockets the hooks saw being created or
 :func:`~sockwise.guard.note_origin` was told about, and -- only for rows still unmatched, at most
-every two intervals -- against a listing of ``/proc/self/fd``), and hands them to the detectors.
+every two intervals -- against a listing of ``/proc/self/fd``), and hands them to the detectors
+(one module each, run by :class:`~sockwise.guard._core.Detectors`).
 Our sockets seen in CLOSE_WAIT that then vanish from the dump while their descriptor stays open
 (reset by the peer) stay under watch. Each finding becomes a :class:`GuardEvent`, given to the
 optional callback and emitted once: to :mod:`warnings` (with the warning's file and line set to
