@@ -16,9 +16,10 @@ Every parser takes untrusted text and skips what it cannot read; none raises on 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Final
 
 from sockwise._net.addr import proc_address
@@ -186,6 +187,11 @@ def socket_fds(proc: str = "/proc", pid: int | str = "self") -> dict[int, int]:
             except ValueError:
                 continue
     return out
+
+
+def owned(rows: Iterable[SocketRecord], fds: Mapping[int, int]) -> list[SocketRecord]:
+    """The *rows* whose socket is one of *fds* (``{inode: fd}``, :func:`socket_fds`), fd set."""
+    return [dataclasses.replace(r, fd=fds[r.inode]) for r in rows if r.inode and r.inode in fds]
 
 
 class ProcfsReader:

@@ -9,7 +9,6 @@ the process; each rejected reader is logged once with the reason.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import sys
@@ -19,7 +18,7 @@ from typing import Final, Protocol
 
 from sockwise._log import log_once
 from sockwise._net.netlink import NetlinkReader, info_records
-from sockwise._net.proc import ProcfsReader, same_netns, socket_fds
+from sockwise._net.proc import ProcfsReader, owned, same_netns, socket_fds
 from sockwise._net.psutil_reader import PsutilReader
 from sockwise._net.records import STATE_NUMBERS, SocketRecord, state_mask
 
@@ -167,12 +166,7 @@ def process_sockets(
         source = ProcfsReader(pid=pid)  # sock_diag only sees our own namespace
     elif pid is not None and isinstance(chosen, ProcfsReader):
         source = ProcfsReader(pid=pid)
-    out = []
-    for rec in source.dump(mask):
-        fd = fds.get(rec.inode)
-        if fd is not None and rec.inode:
-            out.append(dataclasses.replace(rec, fd=fd))
-    return out
+    return owned(source.dump(mask), fds)
 
 
 def established_sockets(pid: int | None = None, proc_root: str = "/proc") -> list[SocketRecord]:
@@ -202,8 +196,4 @@ def established_sockets(pid: int | None = None, proc_root: str = "/proc") -> lis
             rows = info_records(NetlinkReader().info_chunks(ESTABLISHED_MASK))
     if rows is None:
         rows = ProcfsReader(proc_root, real).dump(ESTABLISHED_MASK)
-    return [
-        dataclasses.replace(r, fd=fds[r.inode])
-        for r in rows
-        if r.inode and r.inode in fds and r.state == "ESTABLISHED"
-    ]
+    return [r for r in owned(rows, fds) if r.state == "ESTABLISHED"]

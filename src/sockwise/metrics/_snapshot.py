@@ -15,7 +15,6 @@ network namespace and grouped by destination. Ages are not kept by the kernel; a
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections import Counter
@@ -24,7 +23,14 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sockwise._net.addr import format_address
-from sockwise._net.proc import ProcfsReader, port_range, process_name, same_netns, socket_fds
+from sockwise._net.proc import (
+    ProcfsReader,
+    owned,
+    port_range,
+    process_name,
+    same_netns,
+    socket_fds,
+)
 from sockwise._net.records import TCP_STATES, SocketRecord, state_mask
 
 
@@ -122,15 +128,14 @@ def read_rows(
         raise ProcessLookupError(f"no process with PID {real}")
     owned_states = [s for s in TCP_STATES.values() if s not in _UNOWNED]
     if proc_root == "/proc" and guard.source_name() != "unavailable":
-        owned = guard.process_sockets(pid=real, states=owned_states)
+        mine = guard.process_sockets(pid=real, states=owned_states)
         if same_netns(real, proc_root):
-            return owned, guard.machine_sockets(), guard.source_name()
+            return mine, guard.machine_sockets(), guard.source_name()
         other = ProcfsReader(proc_root, real).dump(state_mask(None))
-        return owned, other, f"{guard.source_name()} + /proc/{real}/net/tcp"
+        return mine, other, f"{guard.source_name()} + /proc/{real}/net/tcp"
     fds = socket_fds(proc_root, real)
     every = ProcfsReader(proc_root, real).dump(state_mask(None))
-    mine = [dataclasses.replace(r, fd=fds[r.inode]) for r in every if r.inode and r.inode in fds]
-    return mine, every, PROCNET_SOURCE
+    return owned(every, fds), every, PROCNET_SOURCE
 
 
 def take_snapshot(
