@@ -36,8 +36,6 @@ KNOWN_PRIVATE_IMPORTS: frozenset[tuple[str, str]] = frozenset(
     {
         ("sockwise._bench.guard", "sockwise.guard._bench"),
         ("sockwise.cli._inspect", "sockwise.metrics._snapshot"),
-        ("sockwise.metrics._snapshot", "sockwise.guard._procfs"),
-        ("sockwise.metrics._snapshot", "sockwise.guard._records"),
     }
 )
 
@@ -245,3 +243,21 @@ def test_the_walker_sees_lazy_relative_and_from_imports(tmp_path: Path) -> None:
         ("sockwise.a._impl", "sockwise.b._x"),
         ("sockwise.b._x", "sockwise.a._impl"),
     }
+
+
+#: What the low-level ``sockwise._net`` package may import of sockwise (besides itself).
+NET_MAY_IMPORT = frozenset({"sockwise._log", "sockwise._errors"})
+
+
+def test_net_is_low_level() -> None:
+    """``sockwise._net`` (proc/netlink readers, addresses, predicates) is at the bottom layer."""
+    graph = module_graph()
+    net = [m for m in graph if m == "sockwise._net" or m.startswith("sockwise._net.")]
+    assert "sockwise._net.proc" in net and "sockwise._net.netlink" in net
+    above = {
+        (m, t)
+        for m in net
+        for t in graph[m]
+        if not t.startswith("sockwise._net.") and t not in NET_MAY_IMPORT
+    }
+    assert not above, f"sockwise._net imports from higher layers: {sorted(above)}"

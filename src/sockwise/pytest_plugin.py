@@ -250,6 +250,8 @@ def _check(item: pytest.Item) -> None:
     except OSError as exc:
         _note_skip(item.config, f"sockets unreadable ({exc}); leak check skipped")
         return
+    from sockwise._net.addr import format_address
+
     leaked = [rec for inode, rec in now.items() if inode not in base]
     # Sockets the test created and never closed that the kernel no longer lists as TCP
     # connections: never connected, or reset by the peer (state CLOSE).
@@ -268,16 +270,11 @@ def _check(item: pytest.Item) -> None:
         lines.append(f"    opened at {where}")
     for rec in sorted(leaked, key=lambda r: r.fd if r.fd is not None else -1):
         origin = origins.get(rec.inode, "unknown (opened before the test, or not by Python)")
-        peer = "" if rec.state == "LISTEN" else f" -> {_fmt(rec.remote)}"
+        peer = "" if rec.state == "LISTEN" else f" -> {format_address(rec.remote)}"
         hint = " (the peer closed it; this side never did)" if rec.state == "CLOSE_WAIT" else ""
-        lines.append(f"  fd {rec.fd} {rec.state} {_fmt(rec.local)}{peer}{hint}")
+        lines.append(f"  fd {rec.fd} {rec.state} {format_address(rec.local)}{peer}{hint}")
         lines.append(f"    opened at {origin}")
     pytest.fail("\n".join(lines), pytrace=False)
-
-
-def _fmt(addr: tuple[str, int]) -> str:
-    ip, port = addr
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from sockwise import _log
-from sockwise.guard import _detect, _source, running_guards
+from sockwise.guard import _claims, _source, running_guards
 
 
 @pytest.fixture(autouse=True)
@@ -17,10 +17,10 @@ def _clean_guard_state() -> Iterator[None]:
     for guard in running_guards():
         guard.stop()
     _source.set_reader(None)
-    _detect.forget_claims("cw")
-    _detect.forget_claims("churn")
-    _detect.forget_claims("acceptq")
-    _detect.forget_claims("summary")
+    _claims.forget_claims("cw")
+    _claims.forget_claims("churn")
+    _claims.forget_claims("acceptq")
+    _claims.forget_claims("summary")
     _log.forget_once("guard")
 
 

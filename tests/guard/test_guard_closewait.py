@@ -98,7 +98,10 @@ def test_no_report_after_close(listener: socket.socket) -> None:
     report = guard.check()
     assert report.close_wait == () and report.events == ()
     # (other processes of this uid may have CLOSE_WAIT sockets of their own)
-    assert inode not in guard._detector.cw_first and inode not in guard._detector.reset
+    assert (
+        inode not in guard._detector.close_wait.cw_first
+        and inode not in guard._detector.close_wait.reset
+    )
     guard.stop()
 
 

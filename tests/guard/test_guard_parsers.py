@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sockwise.guard import redact
-from sockwise.guard._netlink import (
+from sockwise._net.addr import proc_address
+from sockwise._net.netlink import (
     DIAG_MSG,
     NLMSG_DONE,
     NLMSG_ERROR,
@@ -20,14 +20,14 @@ from sockwise.guard._netlink import (
     iter_rows,
     to_record,
 )
-from sockwise.guard._procfs import (
-    decode_address,
+from sockwise._net.proc import (
     parse_netstat,
     parse_port_range,
     parse_tcp_line,
     parse_tcp_table,
 )
-from sockwise.guard._records import ALL_STATES_MASK, state_mask
+from sockwise._net.records import ALL_STATES_MASK, state_mask
+from sockwise.guard import redact
 
 FUZZ = settings(max_examples=300, deadline=None)
 
@@ -116,7 +116,7 @@ def test_proc_tcp_line_decodes() -> None:
 
 def test_decode_ipv6() -> None:
     """An IPv6 address in /proc word order decodes to ::1."""
-    assert decode_address("00000000000000000000000001000000:0050", socket.AF_INET6) == ("::1", 80)
+    assert proc_address("00000000000000000000000001000000:0050", socket.AF_INET6) == ("::1", 80)
 
 
 @FUZZ

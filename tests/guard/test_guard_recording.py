@@ -12,8 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sockwise.guard import Guard, PortChurnWarning, _origin
-from sockwise.guard._netlink import (
+from sockwise._net.netlink import (
     DIAG_MSG,
     MAX_FILTER_DESTINATIONS,
     NLMSG_DONE,
@@ -24,6 +23,7 @@ from sockwise.guard._netlink import (
     destination_filter,
     iter_rows,
 )
+from sockwise.guard import Guard, PortChurnWarning, _origin
 from sockwise.guard._sample import packed_destinations
 
 

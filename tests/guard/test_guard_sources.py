@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
+from sockwise._net.netlink import NetlinkReader
+from sockwise._net.proc import ProcfsReader
+from sockwise._net.psutil_reader import PsutilReader
+from sockwise._net.records import state_mask
 from sockwise.guard import machine_sockets, process_sockets, source_name
-from sockwise.guard._netlink import NetlinkReader
-from sockwise.guard._procfs import ProcfsReader
-from sockwise.guard._psutil import PsutilReader
-from sockwise.guard._records import state_mask
 from sockwise.guard._source import NoSourceError, Reader, choose, set_reader
 
 

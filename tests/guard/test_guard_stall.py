@@ -20,8 +20,7 @@ import requests
 from stall_support import ECHO, NOT_READING, PUSHER, SILENT, STREAMER, peer, wait_for
 
 import sockwise
-from sockwise.guard import Guard, GuardEvent, StallWarning, _source, _stall
-from sockwise.guard._netlink import (
+from sockwise._net.netlink import (
     EXT_INFO,
     InfoDump,
     NetlinkReader,
@@ -29,7 +28,9 @@ from sockwise.guard._netlink import (
     info_records,
     scan_info,
 )
-from sockwise.guard._procfs import ProcfsReader
+from sockwise._net.proc import ProcfsReader
+from sockwise._net.sockets import read_tcp_info
+from sockwise.guard import Guard, GuardEvent, StallWarning, _source, _stall
 
 STALL = 1.0
 INTERVAL = 0.2
@@ -162,7 +163,7 @@ def test_getsockopt_fallback_finds_unread() -> None:
         try:
             rec = None
             for _ in range(100):
-                rec = _stall.read_tcp_info(sock.fileno())
+                rec = read_tcp_info(sock.fileno())
                 info = rec.tcp_info if rec is not None else None
                 if info is not None and info.bytes_received == 100 and rec.rqueue == 100:
                     break
@@ -298,7 +299,7 @@ def test_between_passes_due_sockets_are_reread() -> None:
         sock = socket.create_connection(("127.0.0.1", port))
         try:
             for _ in range(100):  # the 100 bytes are in our receive queue
-                rec = _stall.read_tcp_info(sock.fileno())
+                rec = read_tcp_info(sock.fileno())
                 if rec is not None and rec.rqueue == 100:
                     break
                 time.sleep(0.02)

@@ -23,7 +23,7 @@ LOCKS = [
     ("sockwise.policy._env", "_warned_lock"),
     ("sockwise.guard._guard", "_registry_lock"),
     ("sockwise.guard._guard", "_counts_lock"),
-    ("sockwise.guard._detect", "_claims_lock"),
+    ("sockwise.guard._claims", "_claims_lock"),
     ("sockwise.guard._origin", "_state.lock"),
     ("sockwise.guard._origin", "_state.drain_lock"),
 ]

@@ -37,6 +37,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import sockwise
+from sockwise._net.proc import ProcfsReader
+from sockwise._net.records import STATE_NUMBERS
 
 #: A ``setsockopt`` is one system call: well above 0.1 us on any machine sockwise runs on.
 FLOOR_MIN_US: Final = 0.1
@@ -141,23 +143,11 @@ def _spread(values: list[float]) -> dict[str, float]:
 
 def _time_wait_at(port: int) -> int:
     """TIME_WAIT sockets with *port* at either end (``/proc/net/tcp*``; -1 if unreadable)."""
-    count = 0
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(name, encoding="ascii") as f:
-                next(f)
-                for line in f:
-                    fields = line.split()
-                    if fields[3] != "06":
-                        continue
-                    ports = (
-                        int(fields[1].rsplit(":", 1)[1], 16),
-                        int(fields[2].rsplit(":", 1)[1], 16),
-                    )
-                    count += port in ports
-        except OSError:
-            return -1
-    return count
+    try:
+        rows = ProcfsReader().dump(1 << STATE_NUMBERS["TIME_WAIT"])
+    except OSError:
+        return -1
+    return sum(1 for r in rows if port in (r.local[1], r.remote[1]))
 
 
 def run(quick: bool = False) -> dict[str, Any]:

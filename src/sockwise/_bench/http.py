@@ -23,6 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sockwise._net.proc import ProcfsReader
+from sockwise._net.records import STATE_NUMBERS
+
 #: ``urllib3`` gets the same timeout as the sockwise pool (the pool it wraps, configured
 #: alike); ``urllib3-notimeout`` is urllib3's default, which has no timeout at all -- and saves
 #: the ``poll()`` Python makes before each blocking call on a socket with a timeout.
@@ -59,18 +62,12 @@ asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3]))
 
 
 def _time_wait_toward(port: int) -> int:
-    count = 0
-    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(name) as f:
-                next(f)
-                for line in f:
-                    fields = line.split()
-                    if fields[3] == "06" and int(fields[2].rsplit(":", 1)[1], 16) == port:
-                        count += 1
-        except OSError:  # not Linux
-            return -1
-    return count
+    """TIME_WAIT sockets toward *port* (``/proc/net/tcp*``; -1 if unreadable)."""
+    try:
+        rows = ProcfsReader().dump(1 << STATE_NUMBERS["TIME_WAIT"])
+    except OSError:  # not Linux
+        return -1
+    return sum(1 for r in rows if r.remote[1] == port)
 
 
 def _make_runner(

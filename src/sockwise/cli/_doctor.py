@@ -11,7 +11,6 @@ the reason, never a traceback. The proc root is a parameter (``--proc-root`` or 
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import sys
 import textwrap
@@ -19,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Final, Literal
 
+from sockwise._net.proc import parse_netstat, read_text
 from sockwise.cli._policy import PolicyError, load_policy
 from sockwise.cli._render import dump_json, seconds
 from sockwise.policy import MIDDLEBOX_IDLE_TIMEOUTS, Policy
@@ -54,13 +54,9 @@ class Proc:
         """The stripped content of ``<root>/<rel>``."""
         path = os.path.join(self.root, rel)
         try:
-            with open(path, encoding="ascii") as f:
-                return f.read().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = (
-                exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            )
-            raise Unreadable(f"cannot read {path}: {reason}") from None
+            return read_text(path).strip()
+        except OSError as exc:
+            raise Unreadable(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
 
     def ints(self, rel: str, count: int = 1) -> list[int]:
         """*count* whitespace-separated integers from ``<root>/<rel>``."""
@@ -76,14 +72,11 @@ class Proc:
 
     def tcpext(self) -> dict[str, int]:
         """The ``TcpExt`` counters of ``net/netstat`` (names line followed by values line)."""
-        lines = [ln.split() for ln in self.text("net/netstat").splitlines()]
-        for names, values in itertools.pairwise(lines):
-            if names and names[0] == "TcpExt:" and values and values[0] == "TcpExt:":
-                try:
-                    return dict(zip(names[1:], (int(v) for v in values[1:]), strict=True))
-                except ValueError:
-                    break
-        raise Unreadable(f"no TcpExt counters in {os.path.join(self.root, 'net/netstat')}")
+        counters = parse_netstat(self.text("net/netstat"))
+        tcpext = {k[7:]: v for k, v in counters.items() if k.startswith("TcpExt.")}
+        if not tcpext:
+            raise Unreadable(f"no TcpExt counters in {os.path.join(self.root, 'net/netstat')}")
+        return tcpext
 
 
 def _verdict(table: dict[int, Verdict], value: int, default: Verdict) -> Verdict:

@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sockwise._net.addr import format_address
 from sockwise.cli._render import dump_json, seconds, size, table
 from sockwise.guard import DEFAULT_STALL_AFTER, established_sockets, stall_state
-from sockwise.metrics._snapshot import AgeTracker, Snapshot, fmt_addr, take_snapshot
+from sockwise.metrics._snapshot import AgeTracker, Snapshot, take_snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +85,8 @@ def read_established(
         out.append(
             Established(
                 fd=rec.fd,
-                local=fmt_addr(rec.local),
-                peer=fmt_addr(rec.remote),
+                local=format_address(rec.local),
+                peer=format_address(rec.remote),
                 recv_q=rec.rqueue,
                 send_q=rec.wqueue,
                 age=seen.get(rec.inode) or None,

@@ -10,6 +10,7 @@ Public names (re-exported from :mod:`sockwise`): :class:`Guard`, :class:`GuardRe
 (libpq's, uvloop's) or that a pool hands out again.
 """
 
+from sockwise._net.records import TCP_STATES, SocketRecord, TcpInfo
 from sockwise.guard._events import (
     AcceptQueueWarning,
     CloseWaitLeakWarning,
@@ -30,14 +31,15 @@ from sockwise.guard._guard import (
 )
 from sockwise.guard._origin import Origin, note_origin, register_pooled, unregister_pooled
 from sockwise.guard._origin import recording as recording_origins
-from sockwise.guard._records import TCP_STATES, SocketRecord, TcpInfo
-from sockwise.guard._source import NoSourceError, machine_sockets, process_sockets, source_name
-from sockwise.guard._stall import (
-    DEFAULT_STALL_AFTER,
+from sockwise.guard._silence import expect_silence
+from sockwise.guard._source import (
+    NoSourceError,
     established_sockets,
-    expect_silence,
-    stall_state,
+    machine_sockets,
+    process_sockets,
+    source_name,
 )
+from sockwise.guard._stall import DEFAULT_STALL_AFTER, stall_state
 
 __all__ = [
     "DEFAULT_CLOSE_WAIT_AFTER",

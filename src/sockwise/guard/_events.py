@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Final, Literal, get_args
 
 from sockwise._errors import SockwiseWarning
+from sockwise._net.records import SocketRecord
 from sockwise.guard._origin import Origin
-from sockwise.guard._records import SocketRecord
 
 
 class CloseWaitLeakWarning(SockwiseWarning):

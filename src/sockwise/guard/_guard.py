@@ -5,7 +5,8 @@ earlier, when a CLOSE_WAIT socket is about to cross ``close_wait_after``), asks 
 namespace's CLOSE_WAIT, LISTEN and TIME_WAIT sockets in one state-filtered query, keeps those of
 this process (matched by inode against the sockets the hooks saw being created or
 :func:`~sockwise.guard.note_origin` was told about, and -- only for rows still unmatched, at most
-every two intervals -- against a listing of ``/proc/self/fd``), and hands them to the detectors.
+every two intervals -- against a listing of ``/proc/self/fd``), and hands them to the detectors
+(one module each, run by :class:`~sockwise.guard._core.Detectors`).
 Our sockets seen in CLOSE_WAIT that then vanish from the dump while their descriptor stays open
 (reset by the peer) stay under watch. Each finding becomes a :class:`GuardEvent`, given to the
 optional callback and emitted once: to :mod:`warnings` (with the warning's file and line set to
@@ -32,10 +33,9 @@ from typing import Final, Literal
 
 from sockwise import _green, _hooks
 from sockwise._log import log_once, logger
-from sockwise.guard import _checkout, _detect, _origin, _source, _stall
+from sockwise.guard import _checkout, _claims, _detect, _origin, _source, _stall
+from sockwise.guard._core import Detectors
 from sockwise.guard._events import EVENT_KINDS, GuardEvent, GuardReport
-from sockwise.guard._records import SocketRecord
-from sockwise.guard._sample import half_open_peers, sample
 
 #: Default seconds between samples. A sample asks the kernel (sock_diag) for this namespace's
 #: CLOSE_WAIT and LISTEN sockets only -- ~0.1 ms in a process with tens of sockets, a few ms with
@@ -172,21 +172,19 @@ class Guard:
         )
         self.callback = callback
         self.restart_after_fork = restart_after_fork
-        self._detector = self._new_detector()
         # -- stall detection (sockwise.guard._stall) --
         self.stall_after = (
             None if stall_after is None else _check_number("stall_after", stall_after, 0.1, 86400.0)
         )
         self._stall = None if self.stall_after is None else _stall.StallDetector(self.stall_after)
+        self._detector = self._new_detector()
         self._lock = threading.Lock()  # serialises samples (thread vs check()); never the app's
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._samples = 0
 
-    def _new_detector(self) -> _detect.Detector:
-        # Sockets the hooks never saw (libpq's, ones opened before start) are matched by listing
-        # /proc/self/fd at most every two intervals, and only while unmatched rows exist.
-        return _detect.Detector(self.thresholds, scan_every=2 * self.interval)
+    def _new_detector(self) -> Detectors:
+        return Detectors(self.thresholds, self.interval, self._stall)
 
     def __repr__(self) -> str:
         state = "running" if self.running else "stopped"
@@ -216,8 +214,6 @@ class Guard:
 
     def _spawn(self) -> None:
         self._stop = threading.Event()
-        self._detector.last_connects = _origin.connects()
-        self._detector.dest_prev = _origin.destination_connects()
         self._detector.baseline()
         self._thread = threading.Thread(target=self._run, name="sockwise-guard", daemon=True)
         self._thread.start()
@@ -286,7 +282,7 @@ class Guard:
         return stop.is_set()  # Defensive: unreachable
 
     def _next_delay(self) -> float:
-        due = self._detector.cw_due
+        due = self._detector.close_wait.due
         if due is None:
             return self.interval
         return min(self.interval, max(0.05, due - _detect.monotonic() + 0.01))
@@ -317,51 +313,18 @@ class Guard:
             return GuardReport(source="unavailable", duration=0.0, error=str(exc))
         _origin.drain()  # resolve the sockets recorded since the last tick
         _checkout.install()  # psycopg_pool imported since the start: name its checkouts too
-        window = det.window(now, self.interval)
-        counting = det.wants_time_wait(window, now)
-        targets = det.time_wait_targets() if counting else None
-        smp = sample(reader, _detect.uid(), window, counting, targets)
-        present = {r.inode for r in smp.close_wait} | {r.inode for r in smp.listen}
-        half_open = (
-            half_open_peers(reader, smp.close_wait, smp.fin_wait2_owned)
-            if smp.close_wait
-            else set()
-        )
-        close_wait, cw_events = det.close_wait(smp.close_wait, present, now, half_open)
-        listeners, q_events = det.accept_queue(smp.listen, present, now)
-        churn_events = det.churn(smp, window, now)
-        stall_events = self._collect_stalls(reader, now, smp.listen)
-        det.prune(present)
-        det.last_time = now
+        smp, events = det.run(reader, now)
         _origin.sweep()
         self._samples += 1
         top = sorted(smp.time_wait.items(), key=lambda kv: -kv[1])[:20]
         return GuardReport(
             source=reader.name,
             duration=time.perf_counter() - start,
-            close_wait=tuple(close_wait),
-            listeners=tuple(listeners),
+            close_wait=tuple(det.close_wait.found),
+            listeners=tuple(det.accept_queue.listeners),
             time_wait=tuple(top),
-            events=(*cw_events, *churn_events, *q_events, *stall_events),
+            events=events,
         )
-
-    def _collect_stalls(
-        self, reader: object, now: float, listen: list[SocketRecord]
-    ) -> list[GuardEvent]:
-        """The stall detector's events (:mod:`sockwise.guard._stall`); never raises."""
-        if self._stall is None:
-            return []
-        try:
-            ports = frozenset(r.local[1] for r in listen)
-            return self._stall.collect(reader, _detect.uid(), now, self.interval, ports)
-        except Exception as exc:  # the other detectors' findings still go out
-            log_once(
-                f"guard-stall-error:{type(exc).__name__}",
-                logging.ERROR,
-                "sockwise guard: stall detection failed (%r); sampling continues",
-                exc,
-            )
-            return []
 
     def _emit(self, events: tuple[GuardEvent, ...], in_thread: bool) -> None:
         """Send each event once: to the callback, and to *one* of the log or :mod:`warnings`.
@@ -435,7 +398,7 @@ def _after_fork_in_child() -> None:
     _counts_lock = threading.Lock()
     _hooks.after_fork_in_child()  # before the restart below needs it (handlers run in order)
     _origin.after_fork_in_child()
-    _detect.after_fork_in_child()
+    _claims.after_fork_in_child()
     _checkout.after_fork_in_child()
     survivors = list(_running)
     _running.clear()

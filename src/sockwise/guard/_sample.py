@@ -15,13 +15,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Final
 
-from sockwise.guard._netlink import (
-    MAX_FILTER_DESTINATIONS,
-    NetlinkReader,
-    format_address,
-    to_record,
-)
-from sockwise.guard._records import STATE_NUMBERS, SocketRecord
+from sockwise._net.addr import Address, diag_address, is_loopback
+from sockwise._net.netlink import MAX_FILTER_DESTINATIONS, NetlinkReader, to_record
+from sockwise._net.records import STATE_NUMBERS, SocketRecord
 
 #: ``TCP_TIMEWAIT_LEN`` (``include/net/tcp.h``): how long a TIME_WAIT row lives, in seconds.
 TIME_WAIT_SECONDS: Final = 60.0
@@ -30,8 +26,6 @@ LISTEN: Final = STATE_NUMBERS["LISTEN"]
 TIME_WAIT: Final = STATE_NUMBERS["TIME_WAIT"]
 FIN_WAIT2: Final = STATE_NUMBERS["FIN_WAIT2"]
 GUARD_MASK: Final = (1 << CLOSE_WAIT) | (1 << LISTEN) | (1 << TIME_WAIT)
-
-Address = tuple[str, int]
 
 
 @dataclass
@@ -102,9 +96,9 @@ def _sample_netlink(
     tw, recent = reader.time_wait_counts((TIME_WAIT_SECONDS - window) * 1000.0, wanted)
     assert out.time_wait_recent is not None
     for (family, dst, dport), n in tw.items():
-        out.time_wait[format_address(family, dst, dport)] += n
+        out.time_wait[diag_address(family, dst, dport)] += n
     for (family, dst, dport), n in recent.items():
-        out.time_wait_recent[format_address(family, dst, dport)] += n
+        out.time_wait_recent[diag_address(family, dst, dport)] += n
     return out
 
 
@@ -125,7 +119,7 @@ def sample(
         time_wait: Count TIME_WAIT rows (skipped, where the source allows, when ``False``).
         destinations: Count TIME_WAIT rows only toward these ``(host, port)`` (``None``: all);
             netlink filters in the kernel, at most
-            :data:`~sockwise.guard._netlink.MAX_FILTER_DESTINATIONS` per family.
+            :data:`~sockwise._net.netlink.MAX_FILTER_DESTINATIONS` per family.
 
     """
     if isinstance(reader, NetlinkReader):
@@ -149,11 +143,6 @@ def sample(
     if timers:
         out.time_wait_recent = recent
     return out
-
-
-def is_loopback(host: str) -> bool:
-    """Whether *host* is a loopback address (``127.0.0.0/8``, ``::1``, ``::ffff:127.x``)."""
-    return host.startswith(("127.", "::ffff:127.")) or host == "::1"
 
 
 def half_open_peers(

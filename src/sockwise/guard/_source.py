@@ -8,18 +8,22 @@ the process; each rejected reader is logged once with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import threading
 from collections.abc import Collection, Sequence
-from typing import Protocol
+from typing import Final, Protocol
 
+from sockwise._forksafe import renew_after_fork
 from sockwise._log import log_once
-from sockwise.guard._netlink import NetlinkReader
-from sockwise.guard._procfs import ProcfsReader, socket_fds
-from sockwise.guard._psutil import PsutilReader
-from sockwise.guard._records import SocketRecord, state_mask
+from sockwise._net.netlink import NetlinkReader, info_records
+from sockwise._net.proc import ProcfsReader, owned, same_netns, socket_fds
+from sockwise._net.psutil_reader import PsutilReader
+from sockwise._net.records import STATE_NUMBERS, SocketRecord, state_mask
+
+ESTABLISHED_MASK: Final = 1 << STATE_NUMBERS["ESTABLISHED"]
 
 
 class Reader(Protocol):
@@ -46,17 +50,8 @@ class NoSourceError(OSError):
 
 
 _lock = threading.Lock()
+renew_after_fork(globals(), "_lock", threading.Lock)
 _chosen: Reader | None = None
-
-
-def _after_fork_in_child() -> None:
-    """A fresh lock: another thread of the parent may have held it at fork time."""
-    global _lock
-    _lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def default_readers() -> list[Reader]:
@@ -135,13 +130,6 @@ def machine_sockets(states: Collection[str] | None = None) -> list[SocketRecord]
     return reader().dump(state_mask(states))
 
 
-def _same_netns(pid: int) -> bool:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
-    except OSError:
-        return True  # cannot tell: assume so; the fd listing reports access problems
-
-
 def process_sockets(
     pid: int | None = None, states: Collection[str] | None = None
 ) -> list[SocketRecord]:
@@ -166,28 +154,38 @@ def process_sockets(
         return chosen.process(target, mask)
     fds = socket_fds("/proc", "self" if pid is None else pid)
     source: Reader = chosen
-    if pid is not None and not isinstance(chosen, ProcfsReader) and not _same_netns(pid):
+    if pid is not None and not isinstance(chosen, ProcfsReader) and not same_netns(pid):
         source = ProcfsReader(pid=pid)  # sock_diag only sees our own namespace
     elif pid is not None and isinstance(chosen, ProcfsReader):
         source = ProcfsReader(pid=pid)
-    out = []
-    for rec in source.dump(mask):
-        fd = fds.get(rec.inode)
-        if fd is not None and rec.inode:
-            out.append(_with_fd(rec, fd))
-    return out
+    return owned(source.dump(mask), fds)
 
 
-def _with_fd(rec: SocketRecord, fd: int) -> SocketRecord:
-    return SocketRecord(
-        family=rec.family,
-        state=rec.state,
-        local=rec.local,
-        remote=rec.remote,
-        inode=rec.inode,
-        uid=rec.uid,
-        rqueue=rec.rqueue,
-        wqueue=rec.wqueue,
-        fd=fd,
-        expires_ms=rec.expires_ms,
-    )
+def established_sockets(pid: int | None = None, proc_root: str = "/proc") -> list[SocketRecord]:
+    """The ESTABLISHED TCP sockets of a process, ``fd`` and (where possible) ``tcp_info`` set.
+
+    ``tcp_info`` comes from one sock_diag dump with ``INET_DIAG_INFO``; where netlink cannot see
+    the process (another network namespace, no netlink, a *proc_root* other than ``/proc``),
+    the rows come from ``PROC_ROOT/PID/net/tcp{,6}`` and ``tcp_info`` is ``None``.
+
+    Args:
+        pid: The process (``None``: this one).
+        proc_root: Where procfs is mounted.
+
+    Raises:
+        ValueError: *pid* is not a positive integer or ``None``.
+        ProcessLookupError: No process *pid*.
+        PermissionError: Not allowed to list its descriptors.
+
+    """
+    if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0):
+        raise ValueError(f"pid: expected a positive integer or None, got {pid!r}")
+    real = os.getpid() if pid is None else pid
+    fds = socket_fds(proc_root, real)
+    rows: list[SocketRecord] | None = None
+    if proc_root == "/proc" and (real == os.getpid() or same_netns(real)):
+        with contextlib.suppress(OSError):
+            rows = info_records(NetlinkReader().info_chunks(ESTABLISHED_MASK))
+    if rows is None:
+        rows = ProcfsReader(proc_root, real).dump(ESTABLISHED_MASK)
+    return [r for r in owned(rows, fds) if r.state == "ESTABLISHED"]

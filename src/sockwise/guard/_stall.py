@@ -28,43 +28,35 @@ a socket found on its way to a stall is read again by itself (``getsockopt(TCP_I
 comes due, so a report still comes at most ``stall_after`` plus one interval after the stall
 began.
 
-Applications declare expected silences with :func:`expect_silence` (a long-poll, a stream, a
-push channel): a socket or thread inside it is not reported.
+Applications declare expected silences with :func:`~sockwise.guard.expect_silence` (a
+long-poll, a stream, a push channel; :mod:`~sockwise.guard._silence`): a socket or thread inside
+it is not reported. Which thread waits on a stalled socket comes from
+:mod:`~sockwise.guard._blocked`; the per-socket reads (``getsockopt``) from
+:mod:`sockwise._net.sockets`.
 """
 
 from __future__ import annotations
 
-import _socket
-import contextlib
-import dataclasses
 import itertools
-import linecache
 import logging
 import math
-import os
-import re
-import socket
-import sys
-import threading
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from types import FrameType
 from typing import Final
 
 from sockwise._log import log_once
+from sockwise._net import sockets
+from sockwise._net.addr import format_address
+from sockwise._net.netlink import InfoDump, NetlinkReader, scan_info
+from sockwise._net.proc import socket_fds, tcp_families
+from sockwise._net.records import SocketRecord
+from sockwise._net.sockets import read_tcp_info
 from sockwise.guard import _origin
-from sockwise.guard._events import GuardEvent, StallWarning, redact
-from sockwise.guard._netlink import (
-    InfoDump,
-    NetlinkReader,
-    info_records,
-    parse_tcp_info,
-    scan_info,
-)
+from sockwise.guard._blocked import blocked_on
+from sockwise.guard._detect import Tick
+from sockwise.guard._events import GuardEvent, StallWarning
+from sockwise.guard._explain import socket_event
 from sockwise.guard._origin import Origin
-from sockwise.guard._procfs import ProcfsReader, socket_fds
-from sockwise.guard._records import SocketRecord
+from sockwise.guard._silence import _silent_sockets, _silent_threads, silenced
 
 #: Default seconds of silence before a stall is reported. Thirty seconds is longer than a
 #: healthy request/response exchange takes behind common proxies (Heroku's router and many API
@@ -88,286 +80,7 @@ _ROW_BYTES: Final = 512
 FD_SCAN_EVERY: Final = 10.0
 #: Most sockets read through ``getsockopt`` per tick when netlink is unavailable.
 MAX_FALLBACK: Final = 4096
-_TCP_INFO_LEN: Final = 512
-_TCP_INFO_OPT: Final = getattr(socket, "TCP_INFO", 11)
-_TCP_USER_TIMEOUT: Final = getattr(socket, "TCP_USER_TIMEOUT", 18)
 _ZERO_WINDOW_PROBE: Final = 4
-_MAX_FRAMES: Final = 8
-_ESTABLISHED_MASK: Final = 1 << 1
-#: A line that calls socket I/O (what a thread blocked on a socket has on top of its stack).
-_IO_CALL: Final = re.compile(
-    r"\.(recv_into|recvfrom_into|recvfrom|recvmsg|recv|readinto|readline|read|sendall|sendmsg|"
-    r"sendfile|sendto|send|write)\s*\("
-)
-
-Address = tuple[str, int]
-
-
-# -- declared silences -------------------------------------------------------------------------
-
-#: ``{inode: [deadline, ...]}`` and ``{thread ident: [deadline, ...]}`` (monotonic seconds;
-#: ``inf`` for no limit). Plain dict and list operations: atomic under the GIL, no lock to fork.
-_silent_sockets: dict[int, list[float]] = {}
-_silent_threads: dict[int, list[float]] = {}
-
-
-def _find_fd(target: object) -> int | None:
-    """The descriptor behind *target*: a socket, an fd, or an HTTP response (``None``: none)."""
-    if isinstance(target, int) and not isinstance(target, bool):
-        return target
-    if isinstance(target, socket.socket):
-        return target.fileno()
-    seen: set[int] = set()
-    candidates: list[object] = [target]
-    for _ in range(64):  # bounded walk: response -> raw -> connection -> sock
-        if not candidates:
-            break
-        obj = candidates.pop(0)
-        if obj is None or id(obj) in seen:
-            continue
-        seen.add(id(obj))
-        if isinstance(obj, socket.socket):
-            return obj.fileno()
-        extensions = getattr(obj, "extensions", None)
-        if isinstance(extensions, dict):  # httpx / httpcore: the network stream
-            stream = extensions.get("network_stream")
-            get = getattr(stream, "get_extra_info", None)
-            if callable(get):
-                with contextlib.suppress(Exception):
-                    candidates.append(get("socket"))
-        for attr in ("raw", "connection", "_connection", "sock", "_sock", "_fp", "fp"):
-            with contextlib.suppress(Exception):
-                candidates.append(getattr(obj, attr, None))
-    return None
-
-
-@contextlib.contextmanager
-def expect_silence(target: object = None, *, up_to: float | None = None) -> Iterator[None]:
-    """Declare a wait that is meant to be long: a long-poll, a stream, a push channel.
-
-    Inside the block the guard does not report the declared socket (or, without *target*, any
-    socket the calling thread is blocked on) as stalled -- for at most *up_to* seconds, after
-    which a silence is a stall again.
-
-    Example::
-
-        with sockwise.expect_silence(up_to=120):  # this thread's long-poll
-            events = session.get(url, timeout=(5, 130))
-
-        resp = session.get(stream_url, stream=True)
-        with sockwise.expect_silence(resp):  # a server-sent event stream
-            for line in resp.iter_lines():
-                ...
-
-    Args:
-        target: A socket, a file descriptor, or a response of requests, urllib3 or httpx
-            (whose connection's socket is used); ``None``: the calling thread.
-        up_to: Seconds the silence may last (``None``: the whole block).
-
-    Raises:
-        TypeError: *target* is not a socket, descriptor or response with a socket, or *up_to*
-            is not a number.
-        ValueError: *up_to* is not positive.
-
-    """
-    if up_to is not None:
-        if isinstance(up_to, bool) or not isinstance(up_to, int | float):
-            raise TypeError(f"up_to: expected a number of seconds or None, got {up_to!r}")
-        if not (0 < up_to <= 10**9):
-            raise ValueError(f"up_to: {up_to!r} is out of range; allowed: 0 < up_to <= 1e9")
-    deadline = math.inf if up_to is None else time.monotonic() + float(up_to)
-    table: dict[int, list[float]]
-    if target is None:
-        table, key = _silent_threads, threading.get_ident()
-    else:
-        fd = _find_fd(target)
-        if fd is None or fd < 0:
-            raise TypeError(
-                f"target: {target!r} is not an open socket, a file descriptor, or a response "
-                "holding one"
-            )
-        try:
-            key = os.fstat(fd).st_ino
-        except OSError as exc:
-            raise TypeError(f"target: {target!r} has no open descriptor ({exc})") from None
-        table = _silent_sockets
-    table.setdefault(key, []).append(deadline)
-    try:
-        yield
-    finally:
-        entries = table.get(key)
-        if entries is not None:
-            with contextlib.suppress(ValueError):
-                entries.remove(deadline)
-            if not entries:
-                table.pop(key, None)
-
-
-def _silenced(table: dict[int, list[float]], key: int, now: float) -> bool:
-    entries = table.get(key)
-    return bool(entries) and max(entries or (0.0,)) > now
-
-
-# -- threads blocked on a socket ---------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Blocked:
-    """A thread blocked reading a socket.
-
-    Attributes:
-        ident: The thread's identifier.
-        name: The thread's name.
-        where: The first frame of the application's code in its stack, when found.
-        timeout: The socket object's timeout (``None``: blocking, no timeout).
-        verb: ``"reading"`` or ``"writing"``.
-
-    """
-
-    ident: int
-    name: str
-    where: Origin | None
-    timeout: float | None
-    verb: str = "reading"
-
-
-def _socket_in(frame: FrameType, fd: int) -> socket.socket | None:
-    try:
-        values = list(frame.f_locals.values())
-    except Exception:  # Defensive: a frame that cannot build its locals
-        return None
-    for value in values:
-        for obj in (value, getattr(value, "_sock", None)):
-            if isinstance(obj, socket.socket):
-                try:
-                    if obj.fileno() == fd:
-                        return obj
-                except OSError:  # Defensive: a closed wrapper
-                    continue
-    return None
-
-
-def _waiting_call(frame: FrameType) -> str | None:
-    """``"reading"``/``"writing"`` when *frame*'s current line calls a socket I/O method."""
-    try:
-        line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
-    except Exception:  # Defensive: an unreadable source
-        return None
-    match = _IO_CALL.search(line)
-    if match is None:
-        return None
-    return "writing" if match.group(1).startswith(("send", "write")) else "reading"
-
-
-def blocked_on(fd: int) -> Blocked | None:
-    """The thread blocked in a socket call on *fd*, if any.
-
-    A thread counts when one of its innermost frames is on a line calling a socket I/O method
-    (``recv``, ``recv_into``, ``read``, ``readinto``, ``readline``, ``send``, ``sendall``...)
-    and holds the socket *fd* (directly, or as the ``_sock`` of a ``socket.makefile()`` reader).
-    """
-    me = threading.get_ident()
-    names = {t.ident: t.name for t in threading.enumerate()}
-    for ident, top in sys._current_frames().items():
-        if ident == me:
-            continue
-        frame: FrameType | None = top
-        for _ in range(_MAX_FRAMES):
-            if frame is None:
-                break
-            verb = _waiting_call(frame)
-            if verb is None:
-                break  # the innermost frames are not in socket I/O: not blocked on a socket
-            sock = _socket_in(frame, fd)
-            if sock is not None:
-                try:
-                    timeout = sock.gettimeout()
-                except OSError:  # Defensive
-                    timeout = None
-                where, _ = _origin.find_origin(top, "blocked")
-                return Blocked(ident, names.get(ident, f"thread {ident}"), where, timeout, verb)
-            frame = frame.f_back
-    return None
-
-
-# -- per-socket facts the dump does not carry --------------------------------------------------
-
-
-def _wrap(fd: int) -> _socket.socket | None:
-    """A bare C socket object on *fd* (no Python wrapper, no hooks); ``detach()`` it after."""
-    try:
-        return _socket.socket(fileno=fd)
-    except (OSError, ValueError):
-        return None
-
-
-def _user_timeout(fd: int) -> float | None:
-    """The socket's ``TCP_USER_TIMEOUT`` in seconds (``None``: unset or unknown)."""
-    sock = _wrap(fd)
-    if sock is None:
-        return None
-    try:
-        ms = sock.getsockopt(socket.IPPROTO_TCP, _TCP_USER_TIMEOUT)
-    except OSError:
-        return None
-    finally:
-        sock.detach()
-    return ms / 1000.0 if ms > 0 else None
-
-
-def _nonblocking(fd: int) -> bool | None:
-    """Whether *fd* is non-blocking: Python sockets with a timeout are (``None``: unknown)."""
-    try:
-        import fcntl
-
-        return bool(fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK)
-    except (ImportError, OSError):
-        return None
-
-
-def read_tcp_info(fd: int) -> SocketRecord | None:
-    """One socket's record through ``getsockopt(TCP_INFO)`` (the fallback without netlink)."""
-    sock = _wrap(fd)
-    if sock is None:
-        return None
-    try:
-        if sock.type & 0xF != socket.SOCK_STREAM or sock.family not in (
-            socket.AF_INET,
-            socket.AF_INET6,
-        ):
-            return None
-        raw = sock.getsockopt(socket.IPPROTO_TCP, _TCP_INFO_OPT, _TCP_INFO_LEN)
-        info = parse_tcp_info(raw)
-        if info is None:
-            return None
-        local = sock.getsockname()[:2]
-        try:
-            remote = sock.getpeername()[:2]
-        except OSError:
-            remote = ("", 0)
-        import fcntl
-        import termios
-
-        buf = fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0")
-        rq = int.from_bytes(buf, sys.byteorder)
-        buf = fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0")
-        wq = int.from_bytes(buf, sys.byteorder)
-        return SocketRecord(
-            family=int(sock.family),
-            state="ESTABLISHED" if info.state == 1 else str(info.state),
-            local=(str(local[0]), int(local[1])),
-            remote=(str(remote[0]), int(remote[1])),
-            inode=os.fstat(fd).st_ino,
-            uid=os.getuid(),
-            rqueue=rq,
-            wqueue=wq,
-            fd=fd,
-            tcp_info=info,
-        )
-    except (ImportError, OSError):
-        return None
-    finally:
-        sock.detach()
 
 
 def _tracked() -> dict[int, tuple[int, Origin | None]]:
@@ -376,64 +89,6 @@ def _tracked() -> dict[int, tuple[int, Origin | None]]:
     state = getattr(_origin, "_state", None)
     table = getattr(state, "tracked", None)
     return dict(table) if isinstance(table, dict) else {}
-
-
-def _families() -> tuple[int, ...]:
-    """``AF_INET`` and, unless ``/proc/net/sockstat6`` shows no IPv6 TCP socket, ``AF_INET6``."""
-    try:
-        with open("/proc/net/sockstat6", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("TCP6:"):
-                    parts = line.split()
-                    if parts[1:3] == ["inuse", "0"]:
-                        return (socket.AF_INET,)
-    except (OSError, ValueError):
-        pass
-    return (socket.AF_INET, socket.AF_INET6)
-
-
-def _same_netns(pid: int) -> bool:
-    try:
-        return os.readlink(f"/proc/{pid}/ns/net") == os.readlink("/proc/self/ns/net")
-    except OSError:
-        return False
-
-
-def established_sockets(pid: int | None = None, proc_root: str = "/proc") -> list[SocketRecord]:
-    """The ESTABLISHED TCP sockets of a process, ``fd`` and (where possible) ``tcp_info`` set.
-
-    ``tcp_info`` comes from one sock_diag dump with ``INET_DIAG_INFO``; where netlink cannot see
-    the process (another network namespace, no netlink, a *proc_root* other than ``/proc``),
-    the rows come from ``PROC_ROOT/PID/net/tcp{,6}`` and ``tcp_info`` is ``None``.
-
-    Args:
-        pid: The process (``None``: this one).
-        proc_root: Where procfs is mounted.
-
-    Raises:
-        ValueError: *pid* is not a positive integer or ``None``.
-        ProcessLookupError: No process *pid*.
-        PermissionError: Not allowed to list its descriptors.
-
-    """
-    if pid is not None and (isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0):
-        raise ValueError(f"pid: expected a positive integer or None, got {pid!r}")
-    real = os.getpid() if pid is None else pid
-    fds = socket_fds(proc_root, real)
-    rows: list[SocketRecord] | None = None
-    if proc_root == "/proc" and (real == os.getpid() or _same_netns(real)):
-        with contextlib.suppress(OSError):
-            rows = info_records(NetlinkReader().info_chunks(_ESTABLISHED_MASK))
-    if rows is None:
-        rows = ProcfsReader(proc_root, real).dump(_ESTABLISHED_MASK)
-    return [
-        dataclasses.replace(r, fd=fds[r.inode])
-        for r in rows
-        if r.inode and r.inode in fds and r.state == "ESTABLISHED"
-    ]
-
-
-# -- the detector ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,6 +182,11 @@ class StallDetector:
         self.fds_at = -math.inf
         self.reported: dict[tuple[int, str], float] = {}
 
+    def detect(self, tick: Tick) -> list[GuardEvent]:
+        """The events of stalls crossing their threshold in this tick (see :meth:`collect`)."""
+        ports = frozenset(r.local[1] for r in tick.sample.listen)
+        return self.collect(tick.reader, tick.uid, tick.now, tick.interval, ports)
+
     def sizes(self) -> dict[str, int]:
         """Entries in the detector's tables."""
         return {
@@ -613,7 +273,7 @@ class StallDetector:
                     if now - self.pass_started < self.stall_after * PASS_SHARE:
                         return events
                     self.pass_started = now
-                chunks, finished = self.dump.read(self._budget(interval), _families())
+                chunks, finished = self.dump.read(self._budget(interval), tcp_families())
                 rows, found = scan_info(chunks, uid)
                 self.cycle_rows += rows
             elif now >= self.next_scan:
@@ -673,7 +333,7 @@ class StallDetector:
             return  # an idle pool member: its pool checks it before handing it out
         key = (rec.inode, kind)
         stalled.add(key)
-        if key in self.reported or _silenced(_silent_sockets, rec.inode, now):
+        if key in self.reported or silenced(_silent_sockets, rec.inode, now):
             return
         event = self._event(Finding(kind, rec, seconds), fd, origin, now)
         if event is not None:
@@ -699,11 +359,11 @@ class StallDetector:
         info = rec.tcp_info
         assert info is not None
         blocked = blocked_on(fd)
-        if blocked is not None and _silenced(_silent_threads, blocked.ident, now):
+        if blocked is not None and silenced(_silent_threads, blocked.ident, now):
             return None
         if finding.kind == "awaiting_reply" and blocked is None and not info.bytes_received:
             return None  # sends only, has never been answered, nobody waits: not a request
-        peer = f"{rec.remote[0]}:{rec.remote[1]}"
+        peer = format_address(rec.remote)
         secs = finding.seconds
         details: dict[str, object] = {
             "seconds": round(secs, 3),
@@ -725,7 +385,7 @@ class StallDetector:
                 "timeout=...), or declare a long-poll with sockwise.expect_silence()"
             )
         elif finding.kind == "retransmitting":
-            user_timeout = _user_timeout(fd)
+            user_timeout = sockets.user_timeout(fd)
             details["user_timeout"] = user_timeout
             if user_timeout is not None:
                 left = max(0.0, user_timeout - secs)
@@ -758,7 +418,7 @@ class StallDetector:
                 else ("non-blocking" if timeout == 0 else f"timeout {timeout:g} s")
             )
         else:
-            nonblocking = _nonblocking(fd)
+            nonblocking = sockets.nonblocking(fd)
             # A blocking descriptor has no timeout; a non-blocking one has one or an event loop.
             details["timeout"] = None if nonblocking is False else "unknown"
             has_timeout = (
@@ -781,13 +441,12 @@ class StallDetector:
             f"sockwise: stalled connection to {peer} ({finding.kind}): {what}; socket {opened}; "
             f"{has_timeout}{thread}. Fix: {advice}."
         )
-        return GuardEvent(
-            kind=finding.kind,  # type: ignore[arg-type]
-            category=StallWarning,
-            message=redact(message),
-            local=rec.local,
-            remote=rec.remote,
+        return socket_event(
+            finding.kind,  # type: ignore[arg-type]
+            StallWarning,
+            message,
+            rec,
+            origin if origin is not None else (blocked.where if blocked else None),
+            details,
             fd=fd,
-            origin=origin if origin is not None else (blocked.where if blocked else None),
-            details=details,
         )

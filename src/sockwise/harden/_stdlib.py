@@ -24,11 +24,10 @@ from typing import Final
 from sockwise import _hooks
 from sockwise._errors import SomaxconnTruncationWarning
 from sockwise._log import logger
+from sockwise._net.proc import read_int
+from sockwise._net.sockets import is_tcp
 from sockwise.policy import Policy
 
-_TCP_FAMILIES: Final = frozenset({socket.AF_INET, socket.AF_INET6})
-_family: Final = _socket.socket.family.__get__
-_type: Final = _socket.socket.type.__get__
 _setsockopt: Final = _socket.socket.setsockopt
 SOMAXCONN_PATH: Final = Path("/proc/sys/net/core/somaxconn")
 
@@ -40,10 +39,7 @@ SYN_LINEAR_TIMEOUTS_PATH: Final = Path("/proc/sys/net/ipv4/tcp_syn_linear_timeou
 
 def read_syn_linear_timeouts(path: Path = SYN_LINEAR_TIMEOUTS_PATH) -> int:
     """``net.ipv4.tcp_syn_linear_timeouts`` (Linux 6.5+), or 0 when the kernel has none."""
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return 0
+    return read_int(str(path)) or 0
 
 
 def syn_retries_within(seconds: float, linear: int | None = None) -> int | None:
@@ -109,13 +105,9 @@ def resolve(policy: Policy) -> _Resolved:
 _current: _Resolved | None = None
 
 
-def _is_tcp(sock: socket.socket) -> bool:
-    return _family(sock) in _TCP_FAMILIES and _type(sock) == socket.SOCK_STREAM
-
-
 def _on_connect(sock: socket.socket, address: object) -> None:
     current = _current
-    if current is None or not _is_tcp(sock):
+    if current is None or not is_tcp(sock):
         return
     table = _hooks._explicit
     explicit = table.get(sock) if table else None  # skip the weakref when nothing was recorded
@@ -130,7 +122,7 @@ def _on_connect(sock: socket.socket, address: object) -> None:
 
 def _on_accept(conn: socket.socket) -> None:
     current = _current
-    if current is None or not _is_tcp(conn):
+    if current is None or not is_tcp(conn):
         return
     for level, opt, value in current.options:
         _setsockopt(conn, level, opt, value)
@@ -151,15 +143,12 @@ def _backlog() -> int | None:
 
 def read_somaxconn(path: Path = SOMAXCONN_PATH) -> int | None:
     """Return ``net.core.somaxconn``, or ``None`` when it cannot be read."""
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
+    return read_int(str(path))
 
 
 def _on_listen(sock: socket.socket, backlog: int) -> None:
     current = _current
-    if current is None or not _is_tcp(sock):
+    if current is None or not is_tcp(sock):
         return
     # Linux copies a listening socket's options to every socket it accepts, so what _on_accept
     # sets reaches connections accepted below Python too (uvloop, C servers). Options the

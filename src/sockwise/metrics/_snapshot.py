@@ -15,7 +15,6 @@ network namespace and grouped by destination. Ages are not kept by the kernel; a
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from collections import Counter
@@ -23,7 +22,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sockwise.guard import SocketRecord
+from sockwise._net.addr import format_address
+from sockwise._net.proc import (
+    ProcfsReader,
+    owned,
+    port_range,
+    process_name,
+    same_netns,
+    socket_fds,
+)
+from sockwise._net.records import TCP_STATES, SocketRecord, state_mask
 
 
 @dataclass(frozen=True)
@@ -103,19 +111,6 @@ _UNOWNED = frozenset({"TIME_WAIT", "NEW_SYN_RECV"})
 PROCNET_SOURCE = "/proc/net/tcp"
 
 
-def fmt_addr(addr: tuple[str, int]) -> str:
-    """``ip:port``, with brackets around an IPv6 address."""
-    ip, port = addr
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-def _same_netns(pid: int, proc_root: str) -> bool:
-    try:
-        return os.readlink(f"{proc_root}/{pid}/ns/net") == os.readlink(f"{proc_root}/self/ns/net")
-    except OSError:
-        return False
-
-
 def read_rows(
     pid: int | None = None, proc_root: str = "/proc"
 ) -> tuple[Sequence[SocketRecord], Sequence[SocketRecord], str]:
@@ -127,41 +122,20 @@ def read_rows(
 
     """
     from sockwise import guard
-    from sockwise.guard import _procfs, _records
 
     real = os.getpid() if pid is None else pid
     if not os.path.isdir(f"{proc_root}/{real}"):
         raise ProcessLookupError(f"no process with PID {real}")
-    owned_states = [s for s in _records.TCP_STATES.values() if s not in _UNOWNED]
+    owned_states = [s for s in TCP_STATES.values() if s not in _UNOWNED]
     if proc_root == "/proc" and guard.source_name() != "unavailable":
-        owned = guard.process_sockets(pid=real, states=owned_states)
-        if _same_netns(real, proc_root):
-            return owned, guard.machine_sockets(), guard.source_name()
-        other = _procfs.ProcfsReader(proc_root, real).dump(_records.state_mask(None))
-        return owned, other, f"{guard.source_name()} + /proc/{real}/net/tcp"
-    fds = _procfs.socket_fds(proc_root, real)
-    every = _procfs.ProcfsReader(proc_root, real).dump(_records.state_mask(None))
-    mine = [dataclasses.replace(r, fd=fds[r.inode]) for r in every if r.inode and r.inode in fds]
-    return mine, every, PROCNET_SOURCE
-
-
-def read_port_range(proc_root: str = "/proc") -> tuple[int, int] | None:
-    """``net.ipv4.ip_local_port_range`` as ``(low, high)``, or ``None`` when unreadable."""
-    try:
-        with open(f"{proc_root}/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
-            lo, hi = (int(v) for v in f.read().split())
-    except (OSError, ValueError):
-        return None
-    return lo, hi
-
-
-def process_name(pid: int, proc_root: str = "/proc") -> str:
-    """The command name of *pid* (``/proc/<pid>/comm``), or ``"?"``."""
-    try:
-        with open(f"{proc_root}/{pid}/comm", encoding="utf-8", errors="replace") as f:
-            return f.read().strip() or "?"
-    except OSError:
-        return "?"
+        mine = guard.process_sockets(pid=real, states=owned_states)
+        if same_netns(real, proc_root):
+            return mine, guard.machine_sockets(), guard.source_name()
+        other = ProcfsReader(proc_root, real).dump(state_mask(None))
+        return mine, other, f"{guard.source_name()} + /proc/{real}/net/tcp"
+    fds = socket_fds(proc_root, real)
+    every = ProcfsReader(proc_root, real).dump(state_mask(None))
+    return owned(every, fds), every, PROCNET_SOURCE
 
 
 def take_snapshot(
@@ -185,20 +159,24 @@ def take_snapshot(
     cw_rows = [r for r in owned if r.state == "CLOSE_WAIT"]
     seen = ages.ages(r.inode for r in cw_rows) if ages is not None else {}
     close_wait = [
-        CloseWait(r.fd, fmt_addr(r.local), fmt_addr(r.remote), r.inode, seen.get(r.inode))
+        CloseWait(
+            r.fd, format_address(r.local), format_address(r.remote), r.inode, seen.get(r.inode)
+        )
         for r in cw_rows
     ]
     backlog_known = source not in (PROCNET_SOURCE, "procfs")
     listeners = [
-        Listener(r.fd, fmt_addr(r.local), r.rqueue, (r.wqueue or None) if backlog_known else None)
+        Listener(
+            r.fd, format_address(r.local), r.rqueue, (r.wqueue or None) if backlog_known else None
+        )
         for r in owned
         if r.state == "LISTEN"
     ]
-    tw = Counter(fmt_addr(r.remote) for r in everything if r.state == "TIME_WAIT")
-    port_range = read_port_range(proc_root)
+    tw = Counter(format_address(r.remote) for r in everything if r.state == "TIME_WAIT")
+    ports = port_range(proc_root)
     in_use = None
-    if port_range is not None:
-        lo, hi = port_range
+    if ports is not None:
+        lo, hi = ports
         in_use = len(
             {r.local[1] for r in everything if r.state != "LISTEN" and lo <= r.local[1] <= hi}
         )
@@ -211,6 +189,6 @@ def take_snapshot(
         close_wait=close_wait,
         listeners=listeners,
         time_wait=dict(tw.most_common()),
-        port_range=port_range,
+        port_range=ports,
         ports_in_use=in_use,
     )

@@ -17,9 +17,8 @@ import socket
 from typing import Literal, Protocol
 
 from sockwise._log import log_once
+from sockwise._net.sockets import is_tcp
 from sockwise.policy import _platform
-
-_TCP_FAMILIES = frozenset({socket.AF_INET, socket.AF_INET6})
 
 
 class PolicyFields(Protocol):
@@ -123,14 +122,6 @@ def socket_options(
     """Return the ``(level, option, value)`` triples urllib3 and httpx take."""
     found = resolved_options(policy, table, accepted=accepted)
     return [(level, opt, value) for _, level, opt, value in found]
-
-
-def is_tcp(sock: socket.socket) -> bool:
-    """Whether *sock* is a TCP socket (AF_INET/AF_INET6 and SOCK_STREAM)."""
-    try:
-        return sock.family in _TCP_FAMILIES and sock.type == socket.SOCK_STREAM
-    except (OSError, ValueError):  # Defensive: a closed or foreign socket object
-        return False
 
 
 def apply(

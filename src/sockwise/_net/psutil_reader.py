@@ -6,19 +6,13 @@ psutil gives no queue lengths, no owner uid and no timers; those fields are 0 (u
 from __future__ import annotations
 
 import os
-import socket
 from typing import Any, Final
 
-from sockwise.guard._records import STATE_NUMBERS, SocketRecord
+from sockwise._net.addr import psutil_address
+from sockwise._net.records import STATE_NUMBERS, SocketRecord
 
 #: psutil's status strings that differ from the kernel's names.
 _RENAMES: Final = {"NONE": "CLOSE"}
-
-
-def _addr(value: Any, family: int) -> tuple[str, int]:
-    if value:
-        return str(value[0]), int(value[1])
-    return ("::" if family == socket.AF_INET6 else "0.0.0.0"), 0
 
 
 def _import_psutil() -> Any:
@@ -49,8 +43,8 @@ def convert(conn: Any, mask: int, own: bool) -> SocketRecord | None:
     return SocketRecord(
         family=family,
         state=state,
-        local=_addr(conn.laddr, family),
-        remote=_addr(conn.raddr, family),
+        local=psutil_address(conn.laddr, family),
+        remote=psutil_address(conn.raddr, family),
         inode=inode,
         uid=-1,
         rqueue=0,

@@ -28,7 +28,8 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Final
 
-from sockwise.guard._records import TCP_STATES, SocketRecord, TcpInfo
+from sockwise._net.addr import diag_address
+from sockwise._net.records import TCP_STATES, SocketRecord, TcpInfo
 
 NETLINK_SOCK_DIAG: Final = 4  # include/uapi/linux/netlink.h
 SOCK_DIAG_BY_FAMILY: Final = 20  # include/uapi/linux/sock_diag.h
@@ -129,6 +130,19 @@ def build_request(
     )
 
 
+def _raise_error(chunk: Buffer, off: int, length: int) -> None:
+    """Raise the kernel's errno carried by the ``NLMSG_ERROR`` message at *off* (if non-zero).
+
+    Raises:
+        OSError: The message is well-formed and carries a non-zero errno.
+
+    """
+    if length >= _HDR_LEN + 4:
+        (err,) = _ERRNO.unpack_from(chunk, off + _HDR_LEN)
+        if err < 0:
+            raise OSError(-err, f"sock_diag: {os.strerror(-err)}")
+
+
 def iter_rows(chunk: Buffer) -> Iterator[RawRow | None]:
     """Yield the rows of one received chunk; ``None`` marks ``NLMSG_DONE``.
 
@@ -146,10 +160,7 @@ def iter_rows(chunk: Buffer) -> Iterator[RawRow | None]:
             yield None
             return
         if mtype == NLMSG_ERROR:
-            if length >= _HDR_LEN + 4:
-                (err,) = _ERRNO.unpack_from(chunk, off + _HDR_LEN)
-                if err < 0:
-                    raise OSError(-err, f"sock_diag: {os.strerror(-err)}")
+            _raise_error(chunk, off, length)
             yield None
             return
         if mtype == SOCK_DIAG_BY_FAMILY and length >= _MSG_MIN:
@@ -178,9 +189,10 @@ def count_time_wait(
     timer (``memoryview.cast`` and slicing, all in C), zipped into counted keys.
 
     Returns ``(all rows, rows whose timer exceeds young_ms, done)`` keyed by
-    ``(family, dst, dport)`` (raw 16 and 2 bytes, as :func:`format_address` takes them), or
-    ``None`` when the chunk is not made only of same-length, same-family TIME_WAIT messages
-    (plus an optional final ``NLMSG_DONE``): the caller then parses it row by row.
+    ``(family, dst, dport)`` (raw 16 and 2 bytes, as :func:`~sockwise._net.addr.diag_address`
+    takes them), or ``None`` when the chunk is not made only of same-length, same-family
+    TIME_WAIT messages (plus an optional final ``NLMSG_DONE``): the caller then parses it row
+    by row.
     """
     view = memoryview(chunk)
     end = len(view)
@@ -245,19 +257,7 @@ def _rekey(family: int, counts: Counter[tuple[int, ...]]) -> Counter[TimeWaitKey
     return out
 
 
-def format_address(family: int, raw: bytes, port: bytes) -> tuple[str, int]:
-    """``(address, port)`` from sock_diag's raw address (16 bytes) and big-endian port."""
-    try:
-        if family == socket.AF_INET:
-            host = socket.inet_ntop(socket.AF_INET, raw[:4])
-        else:
-            host = socket.inet_ntop(socket.AF_INET6, raw[:16])
-    except (ValueError, OSError):
-        host = "?"
-    return host, int.from_bytes(port, "big")
-
-
-def to_record(row: RawRow) -> SocketRecord | None:
+def to_record(row: RawRow, tcp_info: TcpInfo | None = None) -> SocketRecord | None:
     """A :class:`SocketRecord` from a raw row (``None`` for an unknown family or state)."""
     family, state, sport, dport, src, dst, expires, rqueue, wqueue, uid, inode = row
     name = TCP_STATES.get(state)
@@ -266,13 +266,14 @@ def to_record(row: RawRow) -> SocketRecord | None:
     return SocketRecord(
         family=family,
         state=name,
-        local=format_address(family, src, sport),
-        remote=format_address(family, dst, dport),
+        local=diag_address(family, src, sport),
+        remote=diag_address(family, dst, dport),
         inode=inode,
         uid=uid,
         rqueue=rqueue,
         wqueue=wqueue,
         expires_ms=expires,
+        tcp_info=tcp_info,
     )
 
 
@@ -365,25 +366,11 @@ def _info_record(view: Buffer, start: int, end: int) -> SocketRecord | None:
     fam, state, timer, _retrans, sport, dport, src, dst, expires, rq, wq, uid, ino = (
         DIAG_MSG_FULL.unpack_from(view, start + _HDR_LEN)
     )
-    rec = to_record((fam, state, sport, dport, src, dst, expires, rq, wq, uid, ino))
-    if rec is None:
-        return None
     found = _info_attr(view, start, end)
     info = None
     if found is not None:
         info = parse_tcp_info(bytes(view[found[0] : found[0] + found[1]]), timer, expires)
-    return SocketRecord(
-        family=rec.family,
-        state=rec.state,
-        local=rec.local,
-        remote=rec.remote,
-        inode=rec.inode,
-        uid=rec.uid,
-        rqueue=rec.rqueue,
-        wqueue=rec.wqueue,
-        expires_ms=rec.expires_ms,
-        tcp_info=info,
-    )
+    return to_record((fam, state, sport, dport, src, dst, expires, rq, wq, uid, ino), info)
 
 
 def _maybe_stalled(rq: int, wq: int, lds: int, ldr: int, dso: int, dsi: int) -> bool:
@@ -451,10 +438,7 @@ def _info_rows(view: memoryview) -> Iterator[SocketRecord]:
         if mlen < _HDR_LEN or off + mlen > end or mtype == NLMSG_DONE:
             return
         if mtype == NLMSG_ERROR:
-            if mlen >= _HDR_LEN + 4:
-                (err,) = _ERRNO.unpack_from(view, off + _HDR_LEN)
-                if err < 0:
-                    raise OSError(-err, f"sock_diag: {os.strerror(-err)}")
+            _raise_error(view, off, mlen)
             return
         if mtype == SOCK_DIAG_BY_FAMILY and mlen >= _MSG_MIN:
             rec = _info_record(view, off, off + mlen)

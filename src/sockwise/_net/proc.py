@@ -1,4 +1,4 @@
-"""Parse ``/proc``: ``net/tcp{,6}``, ``net/netstat``, sysctls and a process's descriptors.
+"""Read ``/proc``: ``net/tcp{,6}``, ``net/netstat``, sysctls, a process's descriptors and netns.
 
 ``/proc/net/tcp`` rows look like (``include/net/tcp.h``, ``net/ipv4/tcp_ipv4.c:get_tcp4_sock``)::
 
@@ -16,38 +16,16 @@ Every parser takes untrusted text and skips what it cannot read; none raises on 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
-import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Final
 
-from sockwise.guard._records import TCP_STATES, SocketRecord
+from sockwise._net.addr import proc_address
+from sockwise._net.records import TCP_STATES, SocketRecord
 
 _CLK_TCK: Final = 100  # USER_HZ on every Linux architecture
-
-
-def decode_address(text: str, family: int) -> tuple[str, int]:
-    """Decode ``"0100007F:1F90"`` (``family`` AF_INET) into ``("127.0.0.1", 8080)``.
-
-    Raises:
-        ValueError: *text* is not an address of *family* in ``/proc/net/tcp`` form.
-
-    """
-    host_hex, _, port_hex = text.partition(":")
-    port = int(port_hex, 16)
-    raw = bytes.fromhex(host_hex)
-    if (family == socket.AF_INET and len(raw) == 4) or (
-        family == socket.AF_INET6 and len(raw) == 16
-    ):
-        words = raw
-    else:
-        raise ValueError(f"bad address {text!r}")
-    if sys.byteorder == "little":
-        words = b"".join(words[i : i + 4][::-1] for i in range(0, len(words), 4))
-    if not 0 <= port <= 0xFFFF:
-        raise ValueError(f"bad port {port_hex!r}")
-    return socket.inet_ntop(family, words), port
 
 
 def parse_tcp_line(line: str, family: int, mask: int) -> SocketRecord | None:
@@ -65,8 +43,8 @@ def parse_tcp_line(line: str, family: int, mask: int) -> SocketRecord | None:
         return SocketRecord(
             family=family,
             state=TCP_STATES[state],
-            local=decode_address(fields[1], family),
-            remote=decode_address(fields[2], family),
+            local=proc_address(fields[1], family),
+            remote=proc_address(fields[2], family),
             inode=int(fields[9]),
             uid=int(fields[7]),
             rqueue=int(rx_hex, 16),
@@ -134,6 +112,51 @@ def read_int(path: str) -> int | None:
         return None
 
 
+def port_range(proc_root: str = "/proc") -> tuple[int, int] | None:
+    """``net.ipv4.ip_local_port_range`` as ``(low, high)``, or ``None`` when unreadable."""
+    try:
+        return parse_port_range(read_text(f"{proc_root}/sys/net/ipv4/ip_local_port_range"))
+    except OSError:
+        return None
+
+
+def process_name(pid: int, proc_root: str = "/proc") -> str:
+    """The command name of *pid* (``/proc/<pid>/comm``), or ``"?"``."""
+    try:
+        with open(f"{proc_root}/{pid}/comm", encoding="utf-8", errors="replace") as f:
+            return f.read().strip() or "?"
+    except OSError:
+        return "?"
+
+
+def same_netns(pid: int | str, proc_root: str = "/proc") -> bool:
+    """Whether process *pid* is in this process's network namespace.
+
+    ``False`` when it cannot be told (the namespace links unreadable): a caller then reads
+    ``/proc/<pid>/net/tcp``, which always shows *pid*'s own namespace, rather than a netlink
+    dump, which shows this process's namespace and would silently miss every socket of a
+    process in another one.
+    """
+    try:
+        return os.readlink(f"{proc_root}/{pid}/ns/net") == os.readlink(f"{proc_root}/self/ns/net")
+    except OSError:
+        return False
+
+
+def tcp_families(proc_root: str = "/proc") -> tuple[int, ...]:
+    """``AF_INET`` and, unless ``net/sockstat6`` shows no IPv6 TCP socket, ``AF_INET6``."""
+    try:
+        with open(f"{proc_root}/net/sockstat6", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("TCP6:"):
+                    parts = line.split()
+                    if parts[1:3] == ["inuse", "0"]:
+                        return (socket.AF_INET,)
+    except (OSError, ValueError):
+        pass
+    return (socket.AF_INET, socket.AF_INET6)
+
+
 def socket_fds(proc: str = "/proc", pid: int | str = "self") -> dict[int, int]:
     """``{inode: fd}`` for the socket descriptors of process *pid* (one listing of its fds).
 
@@ -164,6 +187,11 @@ def socket_fds(proc: str = "/proc", pid: int | str = "self") -> dict[int, int]:
             except ValueError:
                 continue
     return out
+
+
+def owned(rows: Iterable[SocketRecord], fds: Mapping[int, int]) -> list[SocketRecord]:
+    """The *rows* whose socket is one of *fds* (``{inode: fd}``, :func:`socket_fds`), fd set."""
+    return [dataclasses.replace(r, fd=fds[r.inode]) for r in rows if r.inode and r.inode in fds]
 
 
 class ProcfsReader:
