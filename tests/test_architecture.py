@@ -35,7 +35,6 @@ KNOWN_MODULE_CYCLES: frozenset[tuple[str, ...]] = frozenset()
 KNOWN_PRIVATE_IMPORTS: frozenset[tuple[str, str]] = frozenset(
     {
         ("sockwise._bench.guard", "sockwise.guard._bench"),
-        ("sockwise.cli._inspect", "sockwise.metrics._snapshot"),
     }
 )
 

@@ -19,7 +19,7 @@ from typing import Any
 from sockwise._net.addr import format_address
 from sockwise.cli._render import dump_json, seconds, size, table
 from sockwise.guard import DEFAULT_STALL_AFTER, established_sockets, stall_state
-from sockwise.metrics._snapshot import AgeTracker, Snapshot, take_snapshot
+from sockwise.metrics import AgeTracker, Snapshot, take_snapshot
 
 
 @dataclass(frozen=True, slots=True)

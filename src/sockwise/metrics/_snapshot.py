@@ -62,7 +62,14 @@ class Listener:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """One reading of a process's TCP sockets (see the module docstring)."""
+    """One reading of a process's TCP sockets.
+
+    It condenses the rows into what a person or a dashboard asks first: how many sockets in
+    each state (``counts``), which ones sit in CLOSE_WAIT (``close_wait``: the peer
+    closed and this process never did), where TIME_WAIT sockets point (``time_wait``, for
+    the whole network namespace: they belong to no process), how full each accept queue is
+    (``listeners``) and how much of the ephemeral port range is taken.
+    """
 
     pid: int
     name: str
