@@ -85,10 +85,16 @@ _track_explicit = False
 _connect_timeout: float | None = None
 _active = False  # the patch is wanted (something is registered) and installed
 
-#: Options the application itself set, per live socket: ``{(level, optname), ...}``.
-_explicit: weakref.WeakKeyDictionary[socket.socket, set[tuple[int, int]]] = (
-    weakref.WeakKeyDictionary()
-)
+#: Options the application itself set, per socket: ``{id(sock): (weak reference, {(level,
+#: optname), ...})}``. A plain dict rather than a ``WeakKeyDictionary``: no Python callback runs
+#: when a socket dies and a lookup is one C call (the connect hook reads it on every connect). An
+#: entry counts only while its reference still gives that socket back; dead ones are swept when
+#: the table has doubled since the last sweep (under ``_explicit_lock``, like every insertion).
+_explicit: dict[int, tuple[weakref.ref[Any], set[tuple[int, int]]]] = {}
+_EXPLICIT_SWEEP_MIN: Final = 1024
+_explicit_sweep_at = _EXPLICIT_SWEEP_MIN
+_explicit_lock = threading.Lock()
+_weakref: Final = weakref.ref
 #: Non-blocking sockets whose ``connect_ex`` already ran the hooks (eventlet and select loops
 #: call it again until it reports ``EISCONN``; the hooks run once per socket).
 _connecting: weakref.WeakSet[socket.socket] = weakref.WeakSet()
@@ -169,8 +175,29 @@ def _listen_args(args: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _record_explicit(raw: Any, level: int, optname: int) -> None:
-    with contextlib.suppress(TypeError):  # an object that cannot be weakly referenced
-        _explicit.setdefault(raw, set()).add((level, optname))
+    global _explicit_sweep_at
+    entry = _explicit.get(id(raw))
+    if entry is None or entry[0]() is not raw:
+        try:
+            ref = _weakref(raw)
+        except TypeError:  # an object that cannot be weakly referenced (a bare _socket.socket)
+            return
+        with _explicit_lock:
+            entry = _explicit.get(id(raw))
+            if entry is None or entry[0]() is not raw:
+                entry = _explicit[id(raw)] = (ref, set())
+                if len(_explicit) > _explicit_sweep_at:
+                    for key, (old, _) in list(_explicit.items()):
+                        if old() is None:
+                            del _explicit[key]
+                    _explicit_sweep_at = max(_EXPLICIT_SWEEP_MIN, 2 * len(_explicit))
+    entry[1].add((level, optname))
+
+
+def explicit_set(raw: Any) -> set[tuple[int, int]] | None:
+    """The options the application set on *raw* (the live set, not a copy), or ``None``."""
+    entry = _explicit.get(id(raw))
+    return entry[1] if entry is not None and entry[0]() is raw else None
 
 
 def run_accept_hooks(sock: socket.socket) -> None:
@@ -192,9 +219,12 @@ def has_accept_hooks() -> bool:
 
 def _native_connect(prev: Any) -> Any:
     def connect(self: socket.socket, address: Any, /) -> None:
-        hooks = _connect_hooks
-        if hooks:
-            _run_connect(hooks, self, address)
+        # The hot path of every client: the hook loop is inlined (one Python call less).
+        for hook in _connect_hooks:
+            try:
+                hook(self, address)
+            except Exception as exc:  # a hook never breaks the application's call
+                _hook_failed(hook, exc)
         bound = _connect_timeout
         if bound is None or _gettimeout(self) is not None:
             return prev(self, address)  # type: ignore[no-any-return]
@@ -428,16 +458,24 @@ def _on_import(module: ModuleType) -> None:
             _install()
 
 
+def _forget_explicit() -> None:
+    global _explicit_sweep_at
+    with _explicit_lock:
+        _explicit.clear()
+        _explicit_sweep_at = _EXPLICIT_SWEEP_MIN
+
+
 def explicit_options(sock: socket.socket) -> frozenset[tuple[int, int]]:
     """The ``(level, optname)`` pairs the application set on *sock* while tracking was on."""
-    found = _explicit.get(sock)
+    found = explicit_set(sock)
     return frozenset(found) if found else frozenset()
 
 
 def after_fork_in_child() -> None:
-    """A fresh lock: another thread of the parent may have held it at fork time."""
-    global _lock
+    """Fresh locks: another thread of the parent may have held them at fork time."""
+    global _lock, _explicit_lock
     _lock = threading.RLock()
+    _explicit_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -470,7 +508,7 @@ def _sync() -> None:
         for name in _WATCHED:
             _imports.cancel(name, _on_import)
         _uninstall()
-        _explicit.clear()
+        _forget_explicit()
 
 
 def is_patched() -> bool:
@@ -543,7 +581,7 @@ def set_track_explicit(enabled: bool) -> None:
     with _lock:
         _track_explicit = enabled
         if not enabled:
-            _explicit.clear()
+            _forget_explicit()
         _sync()
 
 

@@ -30,6 +30,7 @@ _TCP_FAMILIES: Final = frozenset({socket.AF_INET, socket.AF_INET6})
 _family: Final = _socket.socket.family.__get__
 _type: Final = _socket.socket.type.__get__
 _setsockopt: Final = _socket.socket.setsockopt
+_STREAM: Final = int(socket.SOCK_STREAM)
 SOMAXCONN_PATH: Final = Path("/proc/sys/net/core/somaxconn")
 
 
@@ -110,15 +111,16 @@ _current: _Resolved | None = None
 
 
 def _is_tcp(sock: socket.socket) -> bool:
-    return _family(sock) in _TCP_FAMILIES and _type(sock) == socket.SOCK_STREAM
+    return _family(sock) in _TCP_FAMILIES and _type(sock) == _STREAM
 
 
 def _on_connect(sock: socket.socket, address: object) -> None:
     current = _current
-    if current is None or not _is_tcp(sock):
+    if current is None or _type(sock) != _STREAM or _family(sock) not in _TCP_FAMILIES:
         return
     table = _hooks._explicit
-    explicit = table.get(sock) if table else None  # skip the weakref when nothing was recorded
+    entry = table.get(id(sock)) if table else None  # the live set, read without a call
+    explicit = entry[1] if entry is not None and entry[0]() is sock else None
     if not explicit:
         for level, opt, value in current.connect_options:
             _setsockopt(sock, level, opt, value)
