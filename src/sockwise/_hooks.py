@@ -13,6 +13,10 @@ exactly when the last hook goes:
 
 * ``connect`` hooks run just before the real ``connect``/``connect_ex`` (options must be set
   before the SYN leaves), with the socket and the address it connects to;
+* a blocking ``connect()`` on a socket with no timeout is bounded (:func:`set_connect_timeout`):
+  by the kernel when a connect hook lowered ``TCP_USER_TIMEOUT`` to the bound for the handshake
+  and says so by returning what to set back (one system call after the connect), else by a
+  socket timeout on the handshake (four: non-blocking mode, ``poll``, ``SO_ERROR``, back);
 * ``accept`` hooks run on each accepted socket, before ``accept()`` returns it;
 * ``listen`` hooks run after ``listen()`` with the socket and the backlog actually requested;
   a *backlog provider* supplies the backlog when the caller passes none.
@@ -60,7 +64,9 @@ from sockwise import _green, _imports, _uvloop
 from sockwise._log import log_once
 
 SocketHook = Callable[[socket.socket], None]
-ConnectHook = Callable[[socket.socket, Any], None]
+#: A connect hook returns ``None``, or -- when it bounded a blocking connect's handshake in the
+#: kernel -- :data:`BOUNDED` or the ``(level, optname, value)`` to set back once connected.
+ConnectHook = Callable[[socket.socket, Any], "tuple[int, int, int] | tuple[()] | None"]
 ListenHook = Callable[[socket.socket, int], None]
 BacklogProvider = Callable[[], "int | None"]
 _Factory = Callable[[Any], Any]
@@ -101,6 +107,10 @@ _connecting: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
 _gettimeout: Final = _socket.socket.gettimeout
 _settimeout: Final = _socket.socket.settimeout
+_setsockopt: Final = _socket.socket.setsockopt
+#: Returned by a connect hook that bounded a blocking connect's handshake in the kernel (it set
+#: ``TCP_USER_TIMEOUT`` to the bound) with nothing to set back afterwards.
+BOUNDED: Final[tuple[()]] = ()
 _MISSING: Final = object()
 
 
@@ -141,11 +151,20 @@ def _hook_failed(hook: object, exc: BaseException) -> None:
 
 
 def _run_connect(hooks: tuple[ConnectHook, ...], sock: socket.socket, address: Any) -> None:
+    """Run the connect hooks for a connect that is not bounded here (``connect_ex``, green)."""
     for hook in hooks:
         try:
-            hook(sock, address)
+            undo = hook(sock, address)
+            if undo:  # a bound meant for connect(): this call keeps the socket's own behaviour
+                _setsockopt(sock, *undo)
         except Exception as exc:  # a hook never breaks the application's call
             _hook_failed(hook, exc)
+
+
+def _set_back(sock: socket.socket, undo: tuple[int, int, int]) -> None:
+    """Put back the option a hook lowered to bound the handshake (the socket may be dead)."""
+    with contextlib.suppress(OSError):
+        _setsockopt(sock, *undo)
 
 
 def _run_listen(sock: socket.socket, args: tuple[int, ...]) -> None:
@@ -220,15 +239,29 @@ def has_accept_hooks() -> bool:
 def _native_connect(prev: Any) -> Any:
     def connect(self: socket.socket, address: Any, /) -> None:
         # The hot path of every client: the hook loop is inlined (one Python call less).
+        bounded = None
         for hook in _connect_hooks:
             try:
-                hook(self, address)
+                undo = hook(self, address)
             except Exception as exc:  # a hook never breaks the application's call
                 _hook_failed(hook, exc)
+                continue
+            if undo is not None:
+                bounded = undo
+        if bounded is not None:
+            # A hook bounded the handshake in the kernel (TCP_USER_TIMEOUT): one system call to
+            # set the option back, instead of the four of a socket timeout (below).
+            if not bounded:
+                return prev(self, address)  # type: ignore[no-any-return]
+            try:
+                return prev(self, address)  # type: ignore[no-any-return]
+            finally:
+                _set_back(self, bounded)
         bound = _connect_timeout
         if bound is None or _gettimeout(self) is not None:
             return prev(self, address)  # type: ignore[no-any-return]
-        # A blocking socket with no timeout: bound the handshake only, then restore "no timeout".
+        # A blocking socket with no timeout: bound the handshake only, then restore "no timeout"
+        # (a socket timeout: non-blocking connect, poll, SO_ERROR, blocking again).
         _settimeout(self, bound)
         try:
             return prev(self, address)  # type: ignore[no-any-return]
