@@ -155,16 +155,19 @@ def _run_connect(hooks: tuple[ConnectHook, ...], sock: socket.socket, address: A
     for hook in hooks:
         try:
             undo = hook(sock, address)
-            if undo:  # a bound meant for connect(): this call keeps the socket's own behaviour
-                _setsockopt(sock, *undo)
         except Exception as exc:  # a hook never breaks the application's call
             _hook_failed(hook, exc)
+            continue
+        if undo:  # a bound meant for connect(): this call keeps the socket's own behaviour
+            _set_back(sock, undo)
 
 
 def _set_back(sock: socket.socket, undo: tuple[int, int, int]) -> None:
     """Put back the option a hook lowered to bound the handshake (the socket may be dead)."""
-    with contextlib.suppress(OSError):
+    try:
         _setsockopt(sock, *undo)
+    except OSError:  # closed meanwhile: nothing to put back
+        pass
 
 
 def _run_listen(sock: socket.socket, args: tuple[int, ...]) -> None:
