@@ -150,24 +150,43 @@ def _hook_failed(hook: object, exc: BaseException) -> None:
     )
 
 
-def _run_connect(hooks: tuple[ConnectHook, ...], sock: socket.socket, address: Any) -> None:
-    """Run the connect hooks for a connect that is not bounded here (``connect_ex``, green)."""
+def _run_connect(
+    hooks: tuple[ConnectHook, ...], sock: socket.socket, address: Any
+) -> tuple[int, int, int] | tuple[()] | None:
+    """Run the connect hooks; return how one bounded the handshake (``None``: none did)."""
+    bounded = None
     for hook in hooks:
         try:
             undo = hook(sock, address)
         except Exception as exc:  # a hook never breaks the application's call
             _hook_failed(hook, exc)
             continue
-        if undo:  # a bound meant for connect(): this call keeps the socket's own behaviour
-            _set_back(sock, undo)
+        if undo is not None:
+            bounded = undo
+    return bounded
+
+
+def _run_connect_unbounded(
+    hooks: tuple[ConnectHook, ...], sock: socket.socket, address: Any
+) -> None:
+    """Run the connect hooks for a connect not bounded here (``connect_ex``, green sockets).
+
+    A handshake bound a hook set (meant for ``connect()``) is taken back at once: these calls
+    keep the socket's own behaviour.
+    """
+    undo = _run_connect(hooks, sock, address)
+    if undo:
+        _set_back(sock, undo)
 
 
 def _set_back(sock: socket.socket, undo: tuple[int, int, int]) -> None:
     """Put back the option a hook lowered to bound the handshake (the socket may be dead)."""
+    # Not contextlib.suppress: this runs after every bounded connect, and a context manager
+    # costs two Python calls.
     try:
         _setsockopt(sock, *undo)
     except OSError:  # closed meanwhile: nothing to put back
-        pass
+        return
 
 
 def _run_listen(sock: socket.socket, args: tuple[int, ...]) -> None:
@@ -241,16 +260,8 @@ def has_accept_hooks() -> bool:
 
 def _native_connect(prev: Any) -> Any:
     def connect(self: socket.socket, address: Any, /) -> None:
-        # The hot path of every client: the hook loop is inlined (one Python call less).
-        bounded = None
-        for hook in _connect_hooks:
-            try:
-                undo = hook(self, address)
-            except Exception as exc:  # a hook never breaks the application's call
-                _hook_failed(hook, exc)
-                continue
-            if undo is not None:
-                bounded = undo
+        hooks = _connect_hooks
+        bounded = _run_connect(hooks, self, address) if hooks else None
         if bounded is not None:
             # A hook bounded the handshake in the kernel (TCP_USER_TIMEOUT): one system call to
             # set the option back, instead of the four of a socket timeout (below).
@@ -279,11 +290,11 @@ def _native_connect_ex(prev: Any) -> Any:
         hooks = _connect_hooks
         if hooks:
             if _gettimeout(self) != 0.0:
-                _run_connect(hooks, self, address)
+                _run_connect_unbounded(hooks, self, address)
             elif self not in _connecting:  # a non-blocking loop: the first call only
                 with contextlib.suppress(TypeError):
                     _connecting.add(self)
-                _run_connect(hooks, self, address)
+                _run_connect_unbounded(hooks, self, address)
         return prev(self, address)  # type: ignore[no-any-return]
 
     return connect_ex
@@ -334,7 +345,7 @@ def _green_connect(prev: Any) -> Any:
     def connect(self: Any, address: Any, /) -> None:
         hooks = _connect_hooks
         if hooks:
-            _run_connect(hooks, self._sock, address)
+            _run_connect_unbounded(hooks, self._sock, address)
         bound = _connect_timeout
         if bound is None or self.gettimeout() is not None:
             return prev(self, address)  # type: ignore[no-any-return]
@@ -351,7 +362,7 @@ def _green_connect_ex(prev: Any) -> Any:
     def connect_ex(self: Any, address: Any, /) -> int:
         hooks = _connect_hooks
         if hooks:
-            _run_connect(hooks, self._sock, address)
+            _run_connect_unbounded(hooks, self._sock, address)
         return prev(self, address)  # type: ignore[no-any-return]
 
     return connect_ex
@@ -552,55 +563,48 @@ def is_patched() -> bool:
     return _active
 
 
+def _change(name: str, hook: object, add: bool) -> None:
+    """Add *hook* to, or take it out of, the hook tuple held by the global *name*; then sync.
+
+    The tuples are replaced, never mutated: the replacements read them without the lock.
+    """
+    with _lock:
+        hooks: tuple[object, ...] = globals()[name]
+        if not add:
+            globals()[name] = tuple(h for h in hooks if h != hook)
+        elif hook not in hooks:
+            globals()[name] = (*hooks, hook)
+        _sync()
+
+
 def add_connect_hook(hook: ConnectHook) -> None:
     """Run *hook(sock, address)* before every ``connect``/``connect_ex`` of the process."""
-    global _connect_hooks
-    with _lock:
-        if hook not in _connect_hooks:
-            _connect_hooks = (*_connect_hooks, hook)
-        _sync()
+    _change("_connect_hooks", hook, add=True)
 
 
 def remove_connect_hook(hook: ConnectHook) -> None:
     """Stop running *hook* on connect (no error if it was not registered)."""
-    global _connect_hooks
-    with _lock:
-        _connect_hooks = tuple(h for h in _connect_hooks if h != hook)
-        _sync()
+    _change("_connect_hooks", hook, add=False)
 
 
 def add_accept_hook(hook: SocketHook) -> None:
     """Run *hook(conn)* on every socket returned by ``accept()``."""
-    global _accept_hooks
-    with _lock:
-        if hook not in _accept_hooks:
-            _accept_hooks = (*_accept_hooks, hook)
-        _sync()
+    _change("_accept_hooks", hook, add=True)
 
 
 def remove_accept_hook(hook: SocketHook) -> None:
     """Stop running *hook* on accept."""
-    global _accept_hooks
-    with _lock:
-        _accept_hooks = tuple(h for h in _accept_hooks if h != hook)
-        _sync()
+    _change("_accept_hooks", hook, add=False)
 
 
 def add_listen_hook(hook: ListenHook) -> None:
     """Run *hook(sock, backlog)* after every ``listen()``."""
-    global _listen_hooks
-    with _lock:
-        if hook not in _listen_hooks:
-            _listen_hooks = (*_listen_hooks, hook)
-        _sync()
+    _change("_listen_hooks", hook, add=True)
 
 
 def remove_listen_hook(hook: ListenHook) -> None:
     """Stop running *hook* after listen."""
-    global _listen_hooks
-    with _lock:
-        _listen_hooks = tuple(h for h in _listen_hooks if h != hook)
-        _sync()
+    _change("_listen_hooks", hook, add=False)
 
 
 def set_backlog_provider(provider: BacklogProvider | None) -> None:

@@ -179,69 +179,55 @@ def _weak(obj: object) -> Any:
         return None
 
 
-def _grab_urllib3(frame: FrameType, holder: Holder) -> None:
-    """``HTTPConnectionPool._make_request(self, conn, ...)``: the pool and its connection."""
-    loc = frame.f_locals
-    holder.setdefault("lib", "urllib3")
-    holder.setdefault("pool", _weak(loc.get("self")))
-    holder.setdefault("conn", _weak(loc.get("conn")))
+def _grabber(lib: str, **slots: str) -> Callable[[FrameType, Holder], None]:
+    """A reader of one library frame's locals into a holder (the first value found wins).
 
+    It sets ``holder["lib"] = lib`` and, for each ``key=local``, ``holder[key]`` to a weak
+    reference to the frame's local variable *local*.
+    """
+    pairs = tuple(slots.items())
 
-def _grab_httpcore_conn(frame: FrameType, holder: Holder) -> None:
-    """``HTTPConnection._connect(self, request)``: the connection (it knows when it is idle)."""
-    holder.setdefault("lib", "httpcore")
-    holder.setdefault("conn", _weak(frame.f_locals.get("self")))
-
-
-def _grab_self_pool(lib: str) -> Callable[[FrameType, Holder], None]:
     def grab(frame: FrameType, holder: Holder) -> None:
+        loc = frame.f_locals
         holder.setdefault("lib", lib)
-        holder.setdefault("pool", _weak(frame.f_locals.get("self")))
+        for key, local in pairs:
+            holder.setdefault(key, _weak(loc.get(local)))
 
     return grab
 
 
-def _grab_redis(frame: FrameType, holder: Holder) -> None:
-    """``ConnectionPool.get_connection(self, ...)``: the pool and the connection it hands out."""
-    loc = frame.f_locals
-    holder.setdefault("lib", "redis")
-    holder.setdefault("pool", _weak(loc.get("self")))
-    holder.setdefault("conn", _weak(loc.get("connection")))
-
-
-def _grab_socketserver(frame: FrameType, holder: Holder) -> None:
-    """``BaseServer._handle_request_noblock(self)``: the server, whose handler class we name."""
-    holder.setdefault("lib", "socketserver")
-    holder.setdefault("server", _weak(frame.f_locals.get("self")))
-
-
-def _grab_gunicorn(frame: FrameType, holder: Holder) -> None:
-    """``SyncWorker.accept``/``ThreadWorker.accept``: the worker, which serves ``self.wsgi``."""
-    holder.setdefault("lib", "gunicorn")
-    holder.setdefault("server", _weak(frame.f_locals.get("self")))
-
-
-def _grab_uvicorn(frame: FrameType, holder: Holder) -> None:
-    """``Server.startup(self)``: the uvicorn server, whose configured application we name."""
-    holder.setdefault("lib", "uvicorn")
-    holder.setdefault("server", _weak(frame.f_locals.get("self")))
-
-
 #: Library frames that reveal which pool a new connection belongs to, by ``(module, qualname)``.
 #: Read only when a connect passes through them (a new connection, not every request): the
-#: guard later asks the pool whether the connection is idle in it (see :mod:`._pools`).
+#: guard later asks the pool whether the connection is idle in it (see :mod:`._pools`). A
+#: server frame names the server, whose handler class or application is then reported.
 _GRABBERS: Final[dict[tuple[str, str], Callable[[FrameType, Holder], None]]] = {
-    ("urllib3.connectionpool", "HTTPConnectionPool._make_request"): _grab_urllib3,
-    ("httpcore._sync.connection", "HTTPConnection._connect"): _grab_httpcore_conn,
-    ("httpcore._async.connection", "AsyncHTTPConnection._connect"): _grab_httpcore_conn,
-    ("psycopg_pool.pool", "ConnectionPool._connect"): _grab_self_pool("psycopg_pool"),
-    ("psycopg_pool.pool_async", "AsyncConnectionPool._connect"): _grab_self_pool("psycopg_pool"),
-    ("redis.connection", "ConnectionPool.get_connection"): _grab_redis,
-    ("redis.asyncio.connection", "ConnectionPool.get_connection"): _grab_redis,
-    ("socketserver", "BaseServer._handle_request_noblock"): _grab_socketserver,
-    ("uvicorn.server", "Server.startup"): _grab_uvicorn,
-    ("gunicorn.workers.sync", "SyncWorker.accept"): _grab_gunicorn,
-    ("gunicorn.workers.gthread", "ThreadWorker.accept"): _grab_gunicorn,
+    # HTTPConnectionPool._make_request(self, conn, ...): the pool and its connection.
+    ("urllib3.connectionpool", "HTTPConnectionPool._make_request"): _grabber(
+        "urllib3", pool="self", conn="conn"
+    ),
+    # HTTPConnection._connect(self, request): the connection (it knows when it is idle).
+    ("httpcore._sync.connection", "HTTPConnection._connect"): _grabber("httpcore", conn="self"),
+    ("httpcore._async.connection", "AsyncHTTPConnection._connect"): _grabber(
+        "httpcore", conn="self"
+    ),
+    ("psycopg_pool.pool", "ConnectionPool._connect"): _grabber("psycopg_pool", pool="self"),
+    ("psycopg_pool.pool_async", "AsyncConnectionPool._connect"): _grabber(
+        "psycopg_pool", pool="self"
+    ),
+    # ConnectionPool.get_connection(self, ...): the pool and the connection it hands out.
+    ("redis.connection", "ConnectionPool.get_connection"): _grabber(
+        "redis", pool="self", conn="connection"
+    ),
+    ("redis.asyncio.connection", "ConnectionPool.get_connection"): _grabber(
+        "redis", pool="self", conn="connection"
+    ),
+    # BaseServer._handle_request_noblock(self): the server, whose handler class is named.
+    ("socketserver", "BaseServer._handle_request_noblock"): _grabber("socketserver", server="self"),
+    # Server.startup(self): the uvicorn server, whose configured application is named.
+    ("uvicorn.server", "Server.startup"): _grabber("uvicorn", server="self"),
+    # SyncWorker.accept / ThreadWorker.accept: the worker, which serves self.wsgi.
+    ("gunicorn.workers.sync", "SyncWorker.accept"): _grabber("gunicorn", server="self"),
+    ("gunicorn.workers.gthread", "ThreadWorker.accept"): _grabber("gunicorn", server="self"),
 }
 
 
@@ -283,7 +269,7 @@ def find_origin(
     looked for when *want_holder* is true and a pool's frame is on the way.
     """
     st = _state
-    is_lib = st.is_lib
+    tag_of = st.is_lib.get  # per frame: one field read, id() and a dict lookup (~0.1 us)
     grab = st.grab if want_holder else None
     via = ""
     holder: Holder | None = None
@@ -291,7 +277,7 @@ def find_origin(
         if frame is None:
             return None, holder
         cid = id(frame.f_code)
-        tag = is_lib.get(cid)
+        tag = tag_of(cid)
         if tag is None:
             tag = _classify_new(frame, frame.f_code)
         if not tag:
@@ -328,18 +314,19 @@ def _new_origin(frame: FrameType, code: CodeType, key: tuple[int, int, str, str]
 
 
 # -- the hooks: the hot path. No system call, no lock, one append. ---------------------------
-# Frame depths: _on_connect <- _hooks' connect (which runs its hooks itself) <- caller, or
-# _on_connect <- _hooks._run_connect <- connect_ex or a green connect <- caller; and
-# _on_accept <- _hooks._run <- _hooks._accept <- caller. Starting two frames up lands on the
-# caller of connect() or on a sockwise frame (which find_origin skips). sys._getframe(n) creates
-# a frame object for frame n only; each one walked through costs ~0.3 us right after a connect
-# (measured), so the frames known to be sockwise's are jumped over, not walked.
+# Frame depths: _on_connect <- _hooks._run_connect <- _hooks' connect <- caller, or
+# _on_connect <- _hooks._run_connect <- _run_connect_unbounded <- connect_ex or a green connect
+# <- caller; and _on_accept <- _hooks._run <- _hooks._accept <- caller. Starting three frames up
+# lands on the caller of connect() or on a sockwise frame (which find_origin skips).
+# sys._getframe(n) creates a frame object for frame n only; each one walked through costs
+# ~0.3 us right after a connect (measured), so the frames known to be sockwise's are jumped
+# over, not walked.
 
 
 def _on_connect(sock: socket.socket, address: object) -> None:
     # Not even the socket's type is read here: the drain counts TCP connects and skips the rest.
     try:
-        frame: FrameType | None = _getframe(2)
+        frame: FrameType | None = _getframe(3)
     except ValueError:  # connect() called from C with no Python frame above it
         frame = None
     origin, holder = find_origin(frame, "connect", True)
