@@ -13,6 +13,10 @@ exactly when the last hook goes:
 
 * ``connect`` hooks run just before the real ``connect``/``connect_ex`` (options must be set
   before the SYN leaves), with the socket and the address it connects to;
+* a blocking ``connect()`` on a socket with no timeout is bounded (:func:`set_connect_timeout`):
+  by the kernel when a connect hook lowered ``TCP_USER_TIMEOUT`` to the bound for the handshake
+  and says so by returning what to set back (one system call after the connect), else by a
+  socket timeout on the handshake (four: non-blocking mode, ``poll``, ``SO_ERROR``, back);
 * ``accept`` hooks run on each accepted socket, before ``accept()`` returns it;
 * ``listen`` hooks run after ``listen()`` with the socket and the backlog actually requested;
   a *backlog provider* supplies the backlog when the caller passes none.
@@ -60,7 +64,9 @@ from sockwise import _green, _imports, _uvloop
 from sockwise._log import log_once
 
 SocketHook = Callable[[socket.socket], None]
-ConnectHook = Callable[[socket.socket, Any], None]
+#: A connect hook returns ``None``, or -- when it bounded a blocking connect's handshake in the
+#: kernel -- :data:`BOUNDED` or the ``(level, optname, value)`` to set back once connected.
+ConnectHook = Callable[[socket.socket, Any], "tuple[int, int, int] | tuple[()] | None"]
 ListenHook = Callable[[socket.socket, int], None]
 BacklogProvider = Callable[[], "int | None"]
 _Factory = Callable[[Any], Any]
@@ -85,16 +91,26 @@ _track_explicit = False
 _connect_timeout: float | None = None
 _active = False  # the patch is wanted (something is registered) and installed
 
-#: Options the application itself set, per live socket: ``{(level, optname), ...}``.
-_explicit: weakref.WeakKeyDictionary[socket.socket, set[tuple[int, int]]] = (
-    weakref.WeakKeyDictionary()
-)
+#: Options the application itself set, per socket: ``{id(sock): (weak reference, {(level,
+#: optname), ...})}``. A plain dict rather than a ``WeakKeyDictionary``: no Python callback runs
+#: when a socket dies and a lookup is one C call (the connect hook reads it on every connect). An
+#: entry counts only while its reference still gives that socket back; dead ones are swept when
+#: the table has doubled since the last sweep (under ``_explicit_lock``, like every insertion).
+_explicit: dict[int, tuple[weakref.ref[Any], set[tuple[int, int]]]] = {}
+_EXPLICIT_SWEEP_MIN: Final = 1024
+_explicit_sweep_at = _EXPLICIT_SWEEP_MIN
+_explicit_lock = threading.Lock()
+_weakref: Final = weakref.ref
 #: Non-blocking sockets whose ``connect_ex`` already ran the hooks (eventlet and select loops
 #: call it again until it reports ``EISCONN``; the hooks run once per socket).
 _connecting: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
 _gettimeout: Final = _socket.socket.gettimeout
 _settimeout: Final = _socket.socket.settimeout
+_setsockopt: Final = _socket.socket.setsockopt
+#: Returned by a connect hook that bounded a blocking connect's handshake in the kernel (it set
+#: ``TCP_USER_TIMEOUT`` to the bound) with nothing to set back afterwards.
+BOUNDED: Final[tuple[()]] = ()
 _MISSING: Final = object()
 
 
@@ -134,12 +150,43 @@ def _hook_failed(hook: object, exc: BaseException) -> None:
     )
 
 
-def _run_connect(hooks: tuple[ConnectHook, ...], sock: socket.socket, address: Any) -> None:
+def _run_connect(
+    hooks: tuple[ConnectHook, ...], sock: socket.socket, address: Any
+) -> tuple[int, int, int] | tuple[()] | None:
+    """Run the connect hooks; return how one bounded the handshake (``None``: none did)."""
+    bounded = None
     for hook in hooks:
         try:
-            hook(sock, address)
+            undo = hook(sock, address)
         except Exception as exc:  # a hook never breaks the application's call
             _hook_failed(hook, exc)
+            continue
+        if undo is not None:
+            bounded = undo
+    return bounded
+
+
+def _run_connect_unbounded(
+    hooks: tuple[ConnectHook, ...], sock: socket.socket, address: Any
+) -> None:
+    """Run the connect hooks for a connect not bounded here (``connect_ex``, green sockets).
+
+    A handshake bound a hook set (meant for ``connect()``) is taken back at once: these calls
+    keep the socket's own behaviour.
+    """
+    undo = _run_connect(hooks, sock, address)
+    if undo:
+        _set_back(sock, undo)
+
+
+def _set_back(sock: socket.socket, undo: tuple[int, int, int]) -> None:
+    """Put back the option a hook lowered to bound the handshake (the socket may be dead)."""
+    # Not contextlib.suppress: this runs after every bounded connect, and a context manager
+    # costs two Python calls.
+    try:
+        _setsockopt(sock, *undo)
+    except OSError:  # closed meanwhile: nothing to put back
+        return
 
 
 def _run_listen(sock: socket.socket, args: tuple[int, ...]) -> None:
@@ -169,8 +216,29 @@ def _listen_args(args: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _record_explicit(raw: Any, level: int, optname: int) -> None:
-    with contextlib.suppress(TypeError):  # an object that cannot be weakly referenced
-        _explicit.setdefault(raw, set()).add((level, optname))
+    global _explicit_sweep_at
+    entry = _explicit.get(id(raw))
+    if entry is None or entry[0]() is not raw:
+        try:
+            ref = _weakref(raw)
+        except TypeError:  # an object that cannot be weakly referenced (a bare _socket.socket)
+            return
+        with _explicit_lock:
+            entry = _explicit.get(id(raw))
+            if entry is None or entry[0]() is not raw:
+                entry = _explicit[id(raw)] = (ref, set())
+                if len(_explicit) > _explicit_sweep_at:
+                    for key, (old, _) in list(_explicit.items()):
+                        if old() is None:
+                            del _explicit[key]
+                    _explicit_sweep_at = max(_EXPLICIT_SWEEP_MIN, 2 * len(_explicit))
+    entry[1].add((level, optname))
+
+
+def explicit_set(raw: Any) -> set[tuple[int, int]] | None:
+    """The options the application set on *raw* (the live set, not a copy), or ``None``."""
+    entry = _explicit.get(id(raw))
+    return entry[1] if entry is not None and entry[0]() is raw else None
 
 
 def run_accept_hooks(sock: socket.socket) -> None:
@@ -193,12 +261,21 @@ def has_accept_hooks() -> bool:
 def _native_connect(prev: Any) -> Any:
     def connect(self: socket.socket, address: Any, /) -> None:
         hooks = _connect_hooks
-        if hooks:
-            _run_connect(hooks, self, address)
+        bounded = _run_connect(hooks, self, address) if hooks else None
+        if bounded is not None:
+            # A hook bounded the handshake in the kernel (TCP_USER_TIMEOUT): one system call to
+            # set the option back, instead of the four of a socket timeout (below).
+            if not bounded:
+                return prev(self, address)  # type: ignore[no-any-return]
+            try:
+                return prev(self, address)  # type: ignore[no-any-return]
+            finally:
+                _set_back(self, bounded)
         bound = _connect_timeout
         if bound is None or _gettimeout(self) is not None:
             return prev(self, address)  # type: ignore[no-any-return]
-        # A blocking socket with no timeout: bound the handshake only, then restore "no timeout".
+        # A blocking socket with no timeout: bound the handshake only, then restore "no timeout"
+        # (a socket timeout: non-blocking connect, poll, SO_ERROR, blocking again).
         _settimeout(self, bound)
         try:
             return prev(self, address)  # type: ignore[no-any-return]
@@ -213,11 +290,11 @@ def _native_connect_ex(prev: Any) -> Any:
         hooks = _connect_hooks
         if hooks:
             if _gettimeout(self) != 0.0:
-                _run_connect(hooks, self, address)
+                _run_connect_unbounded(hooks, self, address)
             elif self not in _connecting:  # a non-blocking loop: the first call only
                 with contextlib.suppress(TypeError):
                     _connecting.add(self)
-                _run_connect(hooks, self, address)
+                _run_connect_unbounded(hooks, self, address)
         return prev(self, address)  # type: ignore[no-any-return]
 
     return connect_ex
@@ -268,7 +345,7 @@ def _green_connect(prev: Any) -> Any:
     def connect(self: Any, address: Any, /) -> None:
         hooks = _connect_hooks
         if hooks:
-            _run_connect(hooks, self._sock, address)
+            _run_connect_unbounded(hooks, self._sock, address)
         bound = _connect_timeout
         if bound is None or self.gettimeout() is not None:
             return prev(self, address)  # type: ignore[no-any-return]
@@ -285,7 +362,7 @@ def _green_connect_ex(prev: Any) -> Any:
     def connect_ex(self: Any, address: Any, /) -> int:
         hooks = _connect_hooks
         if hooks:
-            _run_connect(hooks, self._sock, address)
+            _run_connect_unbounded(hooks, self._sock, address)
         return prev(self, address)  # type: ignore[no-any-return]
 
     return connect_ex
@@ -428,16 +505,24 @@ def _on_import(module: ModuleType) -> None:
             _install()
 
 
+def _forget_explicit() -> None:
+    global _explicit_sweep_at
+    with _explicit_lock:
+        _explicit.clear()
+        _explicit_sweep_at = _EXPLICIT_SWEEP_MIN
+
+
 def explicit_options(sock: socket.socket) -> frozenset[tuple[int, int]]:
     """The ``(level, optname)`` pairs the application set on *sock* while tracking was on."""
-    found = _explicit.get(sock)
+    found = explicit_set(sock)
     return frozenset(found) if found else frozenset()
 
 
 def after_fork_in_child() -> None:
-    """A fresh lock: another thread of the parent may have held it at fork time."""
-    global _lock
+    """Fresh locks: another thread of the parent may have held them at fork time."""
+    global _lock, _explicit_lock
     _lock = threading.RLock()
+    _explicit_lock = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
@@ -470,7 +555,7 @@ def _sync() -> None:
         for name in _WATCHED:
             _imports.cancel(name, _on_import)
         _uninstall()
-        _explicit.clear()
+        _forget_explicit()
 
 
 def is_patched() -> bool:
@@ -478,55 +563,48 @@ def is_patched() -> bool:
     return _active
 
 
+def _change(name: str, hook: object, add: bool) -> None:
+    """Add *hook* to, or take it out of, the hook tuple held by the global *name*; then sync.
+
+    The tuples are replaced, never mutated: the replacements read them without the lock.
+    """
+    with _lock:
+        hooks: tuple[object, ...] = globals()[name]
+        if not add:
+            globals()[name] = tuple(h for h in hooks if h != hook)
+        elif hook not in hooks:
+            globals()[name] = (*hooks, hook)
+        _sync()
+
+
 def add_connect_hook(hook: ConnectHook) -> None:
     """Run *hook(sock, address)* before every ``connect``/``connect_ex`` of the process."""
-    global _connect_hooks
-    with _lock:
-        if hook not in _connect_hooks:
-            _connect_hooks = (*_connect_hooks, hook)
-        _sync()
+    _change("_connect_hooks", hook, add=True)
 
 
 def remove_connect_hook(hook: ConnectHook) -> None:
     """Stop running *hook* on connect (no error if it was not registered)."""
-    global _connect_hooks
-    with _lock:
-        _connect_hooks = tuple(h for h in _connect_hooks if h != hook)
-        _sync()
+    _change("_connect_hooks", hook, add=False)
 
 
 def add_accept_hook(hook: SocketHook) -> None:
     """Run *hook(conn)* on every socket returned by ``accept()``."""
-    global _accept_hooks
-    with _lock:
-        if hook not in _accept_hooks:
-            _accept_hooks = (*_accept_hooks, hook)
-        _sync()
+    _change("_accept_hooks", hook, add=True)
 
 
 def remove_accept_hook(hook: SocketHook) -> None:
     """Stop running *hook* on accept."""
-    global _accept_hooks
-    with _lock:
-        _accept_hooks = tuple(h for h in _accept_hooks if h != hook)
-        _sync()
+    _change("_accept_hooks", hook, add=False)
 
 
 def add_listen_hook(hook: ListenHook) -> None:
     """Run *hook(sock, backlog)* after every ``listen()``."""
-    global _listen_hooks
-    with _lock:
-        if hook not in _listen_hooks:
-            _listen_hooks = (*_listen_hooks, hook)
-        _sync()
+    _change("_listen_hooks", hook, add=True)
 
 
 def remove_listen_hook(hook: ListenHook) -> None:
     """Stop running *hook* after listen."""
-    global _listen_hooks
-    with _lock:
-        _listen_hooks = tuple(h for h in _listen_hooks if h != hook)
-        _sync()
+    _change("_listen_hooks", hook, add=False)
 
 
 def set_backlog_provider(provider: BacklogProvider | None) -> None:
@@ -543,7 +621,7 @@ def set_track_explicit(enabled: bool) -> None:
     with _lock:
         _track_explicit = enabled
         if not enabled:
-            _explicit.clear()
+            _forget_explicit()
         _sync()
 
 

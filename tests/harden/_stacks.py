@@ -36,7 +36,11 @@ PRELUDE = textwrap.dedent(
             if kind == "accept":
                 _stdlib._on_accept(raw)
             else:
-                _stdlib._on_connect(raw, ("127.0.0.1", 9))
+                # A blocking socket: the hook bounds the handshake (TCP_USER_TIMEOUT lowered)
+                # and names the value the hook layer sets back once connected.
+                set_back = _stdlib._on_connect(raw, ("127.0.0.1", 9))
+                if set_back:
+                    raw.setsockopt(*set_back)
             return _opts(raw)
         finally:
             raw.close()

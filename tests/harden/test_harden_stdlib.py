@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
 import socket
 import subprocess
@@ -256,8 +257,9 @@ def full_queue():
 def test_blocking_connect_is_bounded_by_connect_timeout(full_queue, bound):
     """A connect to a full accept queue fails at connect_timeout, not after ~2 minutes.
 
-    The bound is a socket timeout on the handshake only; no TCP_SYNCNT is set (it would cut an
-    application's own longer timeout). tests/netns/test_bounds.py measures every preset.
+    The bound covers the handshake only (TCP_USER_TIMEOUT lowered for it, then set back); no
+    TCP_SYNCNT is set (it would cut an application's own longer timeout).
+    tests/netns/test_bounds.py measures every preset.
     """
     sockwise.harden(sockwise.Policy(connect_timeout=bound), guard=False)
     with socket.socket() as probe:
@@ -269,6 +271,49 @@ def test_blocking_connect_is_bounded_by_connect_timeout(full_queue, bound):
         default = int(Path("/proc/sys/net/ipv4/tcp_syn_retries").read_text())
         assert probe.getsockopt(TCP, socket.TCP_SYNCNT) == default  # not set by sockwise
     assert bound <= elapsed <= bound + max(0.5, 0.1 * bound)
+
+
+@pytest.mark.slow
+def test_bound_is_the_kernels_and_set_back(full_queue):
+    """The handshake bound is TCP_USER_TIMEOUT lowered for the connect, then set back.
+
+    ETIMEDOUT from the kernel (a TimeoutError, like a socket timeout), and the socket keeps the
+    policy's user timeout and its "no timeout" whether the connect failed or not.
+    """
+    sockwise.harden(sockwise.Policy(connect_timeout=1.0, user_timeout=37), guard=False)
+    with socket.socket() as probe:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError) as caught:
+            probe.connect(full_queue.getsockname())
+        elapsed = time.monotonic() - started
+        assert caught.value.errno == errno.ETIMEDOUT
+        assert probe.getsockopt(TCP, socket.TCP_USER_TIMEOUT) == 37000
+        assert probe.gettimeout() is None
+    assert 1.0 <= elapsed <= 1.5
+
+
+@pytest.mark.slow
+def test_explicit_user_timeout_is_kept_and_connect_still_bounded(full_queue):
+    """An application's own TCP_USER_TIMEOUT stays; a socket timeout bounds the handshake."""
+    sockwise.harden(sockwise.Policy(connect_timeout=1.0), guard=False)
+    with socket.socket() as probe:
+        probe.setsockopt(TCP, socket.TCP_USER_TIMEOUT, 60000)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError) as caught:
+            probe.connect(full_queue.getsockname())
+        elapsed = time.monotonic() - started
+        assert caught.value.errno is None  # Python's socket timeout, not the kernel's
+        assert probe.getsockopt(TCP, socket.TCP_USER_TIMEOUT) == 60000
+        assert probe.gettimeout() is None
+    assert 1.0 <= elapsed <= 1.5
+
+
+def test_blocking_connect_ex_keeps_the_policy_user_timeout(listener):
+    """connect_ex is not bounded by sockwise: the hook's handshake value is set back at once."""
+    sockwise.harden(POLICY, guard=False)
+    with socket.socket() as sock:
+        assert sock.connect_ex(listener.getsockname()) == 0
+        assert read_socket_options(sock) == HARDENED
 
 
 def test_syn_retries_schedule():

@@ -35,7 +35,9 @@ def _expected(kind: str) -> dict[str, int]:
         if kind == "accept":
             _stdlib._on_accept(raw)
         else:
-            _stdlib._on_connect(raw, ("127.0.0.1", 9))
+            set_back = _stdlib._on_connect(raw, ("127.0.0.1", 9))
+            if set_back:  # blocking: the handshake's bound, undone by the hook layer once connected
+                raw.setsockopt(*set_back)
         return read_socket_options(raw)
 
 

@@ -149,8 +149,9 @@ def harden(
     * The standard library: sockets connected through ``socket.create_connection``,
       ``socket.socket.connect``/``connect_ex``, asyncio and ``ssl`` get the policy's options
       before their SYN leaves (options the application set itself on a socket are kept), and a
-      blocking connect with no timeout of its own is bounded by ``policy.connect_timeout`` (a
-      socket timeout for the handshake only; an application's own timeout is kept, see
+      blocking connect with no timeout of its own is bounded by ``policy.connect_timeout``
+      (``TCP_USER_TIMEOUT`` lowered to it for the handshake only, so it fails with
+      :class:`TimeoutError`; an application's own timeout is kept, see
       :meth:`~sockwise.Policy.connect_bound`). Accepted sockets get the options too, with
       ``policy.accepted_user_timeout`` as their ``TCP_USER_TIMEOUT`` (a hardened
       ``http.server`` no longer answers 40 ms late),

@@ -25,10 +25,16 @@ from sockwise import _hooks
 from sockwise._errors import SomaxconnTruncationWarning
 from sockwise._log import logger
 from sockwise._net.proc import read_int
-from sockwise._net.sockets import is_tcp
+from sockwise._net.sockets import TCP_FAMILIES, is_tcp
 from sockwise.policy import Policy
 
+# The C getters, bound once: the connect hook checks every socket with them (is_tcp also
+# serves socket-like wrappers, which the hook never sees).
+_family: Final = _socket.socket.family.__get__
+_type: Final = _socket.socket.type.__get__
 _setsockopt: Final = _socket.socket.setsockopt
+_gettimeout: Final = _socket.socket.gettimeout
+_STREAM: Final = int(socket.SOCK_STREAM)
 SOMAXCONN_PATH: Final = Path("/proc/sys/net/core/somaxconn")
 
 
@@ -55,7 +61,8 @@ def syn_retries_within(seconds: float, linear: int | None = None) -> int | None:
 
     :func:`sockwise.harden` does not use it: the schedule is coarse, and ``TCP_USER_TIMEOUT``
     (which the policy sets before connect) replaces the time rule, so it would cut an
-    application's own longer timeout. It bounds connects with a socket timeout instead.
+    application's own longer timeout. It bounds a blocking connect with no timeout of its own by
+    lowering ``TCP_USER_TIMEOUT`` to ``connect_timeout`` for the handshake instead.
     """
     lin = read_syn_linear_timeouts() if linear is None else linear
     ticks: list[float] = []  # when the retransmission timer fires, from the first SYN
@@ -76,48 +83,105 @@ def syn_retries_within(seconds: float, linear: int | None = None) -> int | None:
     return best
 
 
+_Option = tuple[int, int, int]
+#: ``TCP_USER_TIMEOUT`` (Linux): lowered to ``connect_timeout`` for a blocking handshake.
+_USER_TIMEOUT: Final = (socket.IPPROTO_TCP, getattr(socket, "TCP_USER_TIMEOUT", None))
+
+
 @dataclass(frozen=True)
 class _Resolved:
     """A policy resolved once into the exact ``setsockopt`` calls the hooks make."""
 
-    options: tuple[tuple[int, int, int], ...]  # for accepted sockets
-    connect_options: tuple[tuple[int, int, int], ...]  # for clients
+    options: tuple[_Option, ...]  # for accepted sockets
+    connect_options: tuple[_Option, ...]  # for clients
     backlog: int | None
     connect_timeout: float | None  # the handshake bound of blocking connects with no timeout
+    #: For a blocking client with no timeout: ``connect_options`` with ``TCP_USER_TIMEOUT`` at
+    #: the handshake bound, and what to set back once connected (``()``: nothing); ``None``
+    #: where the kernel cannot bound the handshake (then a socket timeout does).
+    bounded_options: tuple[_Option, ...] | None = None
+    set_back: _Option | tuple[()] = ()
+
+
+def _bounded(
+    connect_options: tuple[_Option, ...], connect_timeout: float | None
+) -> tuple[tuple[_Option, ...] | None, _Option | tuple[()]]:
+    """``connect_options`` bounding the handshake by ``TCP_USER_TIMEOUT``, and the set-back.
+
+    Linux gives up on a SYN unanswered for ``TCP_USER_TIMEOUT`` -- exactly (measured in
+    tests/netns/test_bounds.py), whatever the retransmission schedule -- and, as with a socket
+    timeout, the connect fails with :class:`TimeoutError` (``ETIMEDOUT``). Lowering the option
+    the policy sets anyway costs no system call before the connect and one after it (the
+    policy's value back), where a socket timeout costs four.
+    """
+    level, name = _USER_TIMEOUT
+    if connect_timeout is None or name is None:
+        return None, ()
+    bound_ms = max(1, round(connect_timeout * 1000))
+    policy_ms = next((v for lv, opt, v in connect_options if (lv, opt) == (level, name)), 0)
+    if 0 < policy_ms <= bound_ms:  # the policy's own user timeout ends the handshake first
+        return connect_options, ()
+    lowered = tuple(
+        (lv, opt, bound_ms if (lv, opt) == (level, name) else v) for lv, opt, v in connect_options
+    )
+    if not policy_ms:
+        lowered += ((level, name, bound_ms),)
+    return lowered, (level, name, policy_ms)
 
 
 def resolve(policy: Policy) -> _Resolved:
     """Turn *policy* into the exact calls the hooks make (done once per policy).
 
     Clients get the policy's options before the SYN leaves and no ``TCP_SYNCNT``: a blocking
-    connect without a timeout of its own is bounded by ``connect_timeout`` through a socket
-    timeout on the handshake (exact to the millisecond, measured), and an application's own
-    timeout is never cut short. ``TCP_USER_TIMEOUT`` also bounds the SYN (Linux gives up on a
-    SYN unanswered for that long), see :meth:`sockwise.Policy.connect_bound`.
+    connect without a timeout of its own is bounded by ``connect_timeout`` through
+    ``TCP_USER_TIMEOUT``, lowered to it for the handshake and set back to the policy's value
+    once connected (Linux gives up on a SYN unanswered for that long, exact to the millisecond,
+    measured); where the application set ``TCP_USER_TIMEOUT`` itself, or the platform has none,
+    through a socket timeout on the handshake. An application's own timeout is never cut short.
+    The policy's ``TCP_USER_TIMEOUT`` also bounds the SYN, see
+    :meth:`sockwise.Policy.connect_bound`.
 
     Accepted sockets get ``TCP_USER_TIMEOUT`` from ``accepted_user_timeout``.
     """
     connect_options = tuple(policy.socket_options())
     accepted = tuple(policy.socket_options(accepted=True))
-    return _Resolved(accepted, connect_options, policy.backlog, policy.connect_timeout or None)
+    bound = policy.connect_timeout or None
+    bounded, set_back = _bounded(connect_options, bound)
+    return _Resolved(accepted, connect_options, policy.backlog, bound, bounded, set_back)
 
 
 _current: _Resolved | None = None
 
 
-def _on_connect(sock: socket.socket, address: object) -> None:
+def _on_connect(sock: socket.socket, address: object) -> _Option | tuple[()] | None:
+    """Set the policy's options; for a blocking connect, bound the handshake in the kernel.
+
+    Returns what :mod:`sockwise._hooks` sets back after the connect when the handshake is
+    bounded by ``TCP_USER_TIMEOUT`` (``()``: nothing), ``None`` when it is not bounded here.
+    """
     current = _current
-    if current is None or not is_tcp(sock):
-        return
+    if current is None or _type(sock) != _STREAM or _family(sock) not in TCP_FAMILIES:
+        return None
     table = _hooks._explicit
-    explicit = table.get(sock) if table else None  # skip the weakref when nothing was recorded
-    if not explicit:
-        for level, opt, value in current.connect_options:
+    entry = table.get(id(sock)) if table else None  # the live set, read without a call
+    explicit = entry[1] if entry is not None and entry[0]() is sock else None
+    options = current.connect_options
+    bounded = current.bounded_options
+    if bounded is not None and _gettimeout(sock) is None:
+        if not explicit:
+            for level, opt, value in bounded:
+                _setsockopt(sock, level, opt, value)
+            return current.set_back
+        if _USER_TIMEOUT not in explicit:  # the application's own user timeout is kept
+            options = bounded
+    elif not explicit:
+        for level, opt, value in options:
             _setsockopt(sock, level, opt, value)
-        return
-    for level, opt, value in current.connect_options:
+        return None
+    for level, opt, value in options:
         if (level, opt) not in explicit:
             _setsockopt(sock, level, opt, value)
+    return current.set_back if options is bounded else None
 
 
 def _on_accept(conn: socket.socket) -> None:

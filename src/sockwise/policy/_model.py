@@ -406,7 +406,8 @@ class Policy:
         What :func:`sockwise.harden` does to a connect whose SYNs are silently dropped:
 
         * A blocking connect with no timeout of its own (*timeout* ``None``) is bounded by
-          ``connect_timeout`` (a socket timeout for the handshake only).
+          ``connect_timeout`` (``TCP_USER_TIMEOUT`` lowered to it for the handshake only, or a
+          socket timeout where the application set ``TCP_USER_TIMEOUT`` itself).
         * A connect with the application's own *timeout* keeps it, shorter or longer than
           ``connect_timeout``: sockwise never shortens it with ``TCP_SYNCNT``.
         * In both cases ``TCP_USER_TIMEOUT`` is set before the SYN leaves, and Linux gives up on
