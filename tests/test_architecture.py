@@ -32,11 +32,7 @@ KNOWN_PACKAGE_CYCLES: frozenset[tuple[str, ...]] = frozenset()
 KNOWN_MODULE_CYCLES: frozenset[tuple[str, ...]] = frozenset()
 #: Imports of another package's private module (``sockwise.pkg._mod`` from outside ``pkg``)
 #: present today, as ``(importer, imported)``; the list can only shrink.
-KNOWN_PRIVATE_IMPORTS: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("sockwise._bench.guard", "sockwise.guard._bench"),
-    }
-)
+KNOWN_PRIVATE_IMPORTS: frozenset[tuple[str, str]] = frozenset()
 
 
 def module_files(src: Path = SRC) -> dict[str, Path]:

@@ -224,8 +224,8 @@ def test_invalid_measurement_fails_the_benchmark() -> None:
 
 def test_guard_bench_feature_detects_the_stall_detector() -> None:
     """The guard benchmark works with or without ``Guard(stall_after)``, on by default or off."""
+    from sockwise._bench.guard import STALL_AFTER, stall_variant
     from sockwise.guard import Guard
-    from sockwise.guard._bench import STALL_AFTER, stall_variant
 
     class Old:
         def __init__(self, interval: float = 5.0) -> None: ...
