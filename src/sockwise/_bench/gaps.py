@@ -13,7 +13,8 @@ trustme: over TLS a renewal is a full TLS handshake) or one query (``SELECT 1``
 on a pooled connection) is timed after each idle gap of 0.2 s, 1 s, 2 s and 10 s. One sleep
 serves every client: after it, each client makes its one timed call, so all of them were idle
 for the gap (plus the few milliseconds the others took). The order changes every round and is
-balanced (a Williams design, :func:`orders`): each client is first after the sleep equally
+balanced (a Williams design,
+:func:`~sockwise._bench.runner.balanced_orders`): each client is first after the sleep equally
 often *and* follows each other client equally often. The call after a sleep is slow mostly
 because caches and branch predictors are cold -- a call that follows the same library's other
 client finds that library's code warm and is ~100-200 us faster. A plain rotation had every bare
@@ -42,9 +43,10 @@ from contextlib import ExitStack
 from typing import Any, Final
 
 from sockwise._bench.http import SERVER_SCRIPT
+from sockwise._bench.runner import balanced_orders
 
 #: Gaps in seconds and rounds at each (full run, quick run; 0 rounds: skipped). A full run's
-#: rounds are multiples of the six clients, so the balanced orders (:func:`orders`) come round
+#: rounds are multiples of the six clients, so the balanced orders (``balanced_orders``) come round
 #: whole.
 GAPS: Final = (0.2, 1.0, 2.0, 10.0)
 ROUNDS_FULL: Final = {0.2: 24, 1.0: 12, 2.0: 12, 10.0: 6}
@@ -136,28 +138,6 @@ def _pg_clients(stack: ExitStack) -> tuple[list[_Client], str]:
     return clients, ""
 
 
-def orders(n: int) -> list[list[int]]:
-    """Balanced orders of *n* clients, one per round (cycle through them).
-
-    A Williams design: over the list, each client holds every position once and, for even *n*,
-    directly follows every other client exactly once (odd *n*: twice, over ``2 * n`` orders).
-    """
-    if n <= 1:
-        return [list(range(n))]
-    first = [0]
-    low, high = 1, n - 1
-    while len(first) < n:
-        first.append(low)
-        low += 1
-        if len(first) < n:
-            first.append(high)
-            high -= 1
-    rows = [[(i + r) % n for i in first] for r in range(n)]
-    if n % 2:
-        rows += [row[::-1] for row in rows]
-    return rows
-
-
 def _spread(ns: list[int]) -> dict[str, float]:
     ordered = sorted(ns)
     p90 = ordered[min(len(ordered) - 1, round(0.9 * (len(ordered) - 1)))]
@@ -201,7 +181,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             for c in clients:
                 samples[(0.0, c.key)] = []
                 renewed[(0.0, c.key)] = 0
-            sequence = [[clients[i] for i in row] for row in orders(len(clients))]
+            sequence = [[clients[i] for i in row] for row in balanced_orders(len(clients))]
             # Back-to-back, interleaved in chunks (a burst of load hits every client alike);
             # no client waits longer than the others' chunks (milliseconds) between calls.
             for r in range(BACK_TO_BACK // CHUNK):
