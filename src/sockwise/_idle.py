@@ -32,18 +32,21 @@ class DefaultIdleTimeout(float):
 #: (``keepalive_timeout``). 1.5 s stays below the shortest of them with 0.5 s to spare for the
 #: round trip and timer slack. Raise it for a peer known to keep connections longer (nginx: 60).
 #:
-#: Measured (``sockwise bench --only gaps``, loopback, 2 shared cores; the first request after
-#: an idle gap, sockwise over bare urllib3, median): after 0.2 s and 1 s, no difference (within
-#: +-25 us, 0 new connections); after 2 s and 10 s sockwise opens a new connection: +100 to
-#: +200 us over HTTP (one TCP handshake; across a network: one round trip), +1.5 to +3 ms over
-#: HTTPS (TCP and a full TLS handshake; across a network: two or three round trips). Back to
-#: back, nothing (a connection in use never sits idle). Kept at 1.5 s on these numbers: the
-#: cost is one handshake per idle gap of more than 1.5 s, i.e. at most ~0.7 extra handshakes
-#: per second, paid only by traffic that sparse; the risk it removes is a lost request (an
-#: error for a POST, a replay for a GET) against any server with a keep-alive timeout of 2 s.
-#: A longer default (5 s was proposed) would lose requests to gunicorn at its defaults. Servers
-#: that say how long they keep a connection (Apache, Node.js: ``Keep-Alive: timeout=5``) get
-#: their own limit instead, without the guess.
+#: Measured (``sockwise bench --only gaps``, loopback, 2 cores shared with other work, load
+#: 1.5-2; the first request after an idle gap, sockwise minus bare urllib3, medians of 6 to 24
+#: calls, three runs): after 0.2 s and 1 s gaps no new connection and no difference beyond the noise
+#: (-60 to +110 us either way); after 2 s and 10 s gaps every call opens a new connection:
+#: +460 to +890 us over HTTP (one TCP handshake; across a network add one round trip) and
+#: +2.9 to +3.6 ms over HTTPS (TCP and a full TLS handshake; two or three round trips). Back to
+#: back, +-5 us: a connection in use never sits idle.
+#:
+#: Kept at 1.5 s on these numbers. The cost is one handshake per idle gap longer than 1.5 s --
+#: at most ~0.7 extra handshakes per second, and only for traffic that sparse, where a
+#: millisecond is a small part of a request that waited seconds. The risk it removes is a lost
+#: request (an error for a POST, a replay for a GET) against any server whose keep-alive
+#: timeout is 2 s (gunicorn's default). A 5 s default (proposed) would race gunicorn at its
+#: defaults; servers that say how long they keep a connection (Apache, Node.js:
+#: ``Keep-Alive: timeout=5``) get their own limit instead (:func:`idle_limit`), no guess.
 DEFAULT_IDLE_TIMEOUT: Final = DefaultIdleTimeout(1.5)
 
 #: Seconds kept in hand below a server's announced keep-alive timeout (half of it for an
