@@ -95,6 +95,24 @@ def test_bench_normalize_result_shapes() -> None:
     ]
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 6])
+def test_bench_balanced_orders(n: int) -> None:
+    """Interleaved variants hold every position equally often and follow each other alike."""
+    import itertools
+    from collections import Counter
+
+    from sockwise._bench.runner import balanced_orders
+
+    orders = balanced_orders(n)
+    assert all(sorted(order) == list(range(n)) for order in orders)
+    positions = Counter((pos, v) for order in orders for pos, v in enumerate(order))
+    assert set(positions.values()) == {len(orders) // n}
+    follows = Counter((a, b) for order in orders for a, b in itertools.pairwise(order))
+    if n > 1:  # every ordered pair of two variants, equally often (a rotation fails this)
+        assert len(follows) == n * (n - 1)
+        assert len(set(follows.values())) == 1
+
+
 class _Terminal(io.StringIO):
     def isatty(self) -> bool:
         return True

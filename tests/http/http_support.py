@@ -111,9 +111,14 @@ class ScriptedServer(_Listener):
         *,
         ssl_context: ssl.SSLContext | None = None,
         rcvbuf: int | None = None,
+        keep_alive: str | None = None,
     ) -> None:
         self.script = script
         self.ssl_context = ssl_context
+        self.response = OK_RESPONSE  # with keep_alive: a "Keep-Alive: <keep_alive>" header too
+        if keep_alive is not None:
+            head, _, body = OK_RESPONSE.partition(b"\r\n\r\n")
+            self.response = head + f"\r\nKeep-Alive: {keep_alive}\r\n\r\n".encode() + body
         self.requests: list[tuple[int, str, str, int]] = []
         super().__init__(rcvbuf=rcvbuf)
 
@@ -174,7 +179,7 @@ class ScriptedServer(_Listener):
                     self.requests.append((index, method, path, len(body)))
                 if action == "close":
                     return
-                conn.sendall(OK_RESPONSE)
+                conn.sendall(self.response)
                 if action == "ok-close":
                     return
         except OSError:

@@ -48,6 +48,82 @@ def test_connection_within_idle_timeout_is_reused(server):
     assert stats.reuse_ratio == pytest.approx(0.8)
 
 
+def test_announced_keep_alive_timeout_replaces_the_default(make_server):
+    """``Keep-Alive: timeout=3``: reused after 1.8 s idle (past the default), not after 2.3 s."""
+    server = make_server(keep_alive="timeout=3, max=100")
+    with swu.HTTPConnectionPool("127.0.0.1", server.port) as pool:
+        assert pool.idle_timeout == swu.DEFAULT_IDLE_TIMEOUT
+        pool.request("GET", "/")
+        time.sleep(1.8)  # past the default, below 3 s - 1 s
+        pool.request("GET", "/")
+        assert (pool.stats().created, pool.stats().reused) == (1, 1)
+        time.sleep(2.3)  # past 3 s - 1 s: retired before the server's own timeout
+        pool.request("GET", "/")
+        stats = pool.stats()
+    assert (stats.created, stats.reused, stats.closed_idle) == (2, 1, 1)
+    assert server.accepted == 2
+
+
+def test_announced_keep_alive_timeout_caps_the_callers_value(make_server):
+    """``Keep-Alive: timeout=1`` lowers idle_timeout=30 to 0.5 s; the reaper closes it too."""
+    server = make_server(keep_alive="timeout=1")
+    with swu.HTTPConnectionPool("127.0.0.1", server.port, idle_timeout=30) as pool:
+        pool.request("GET", "/")
+        time.sleep(0.7)
+        pool.request("GET", "/")
+        assert (pool.stats().created, pool.stats().closed_idle) == (2, 1)
+        assert wait_until(lambda: pool.stats().idle == 0, 5)  # the reaper, no request needed
+        assert pool.stats().closed_idle == 2
+    with swu.HTTPConnectionPool("127.0.0.1", server.port, idle_timeout=None) as pool:
+        pool.request("GET", "/")
+        time.sleep(0.7)
+        pool.request("GET", "/")  # None: never expire, as asked
+        assert (pool.stats().created, pool.stats().reused) == (1, 1)
+
+
+def test_default_idle_timeout_survives_managers_and_adapters():
+    """The default reaches the pools as the default (the header may replace it), a number given
+    by the caller as that number."""
+    from sockwise._idle import DEFAULT_IDLE_TIMEOUT, is_default, resolve_idle_timeout
+    from sockwise._idle import UNSET as _UNSET
+
+    assert is_default(resolve_idle_timeout(_UNSET))
+    assert is_default(resolve_idle_timeout(resolve_idle_timeout(_UNSET)))
+    assert not is_default(resolve_idle_timeout(1.5))
+    assert repr(DEFAULT_IDLE_TIMEOUT) == "1.5"
+    with swu.PoolManager() as manager:
+        pool = manager.connection_from_url("http://127.0.0.1:9/")
+        assert is_default(pool.idle_timeout)
+    with swu.PoolManager(idle_timeout=1.5) as manager:
+        pool = manager.connection_from_url("http://127.0.0.1:9/")
+        assert pool.idle_timeout == 1.5 and not is_default(pool.idle_timeout)
+
+
+@pytest.mark.parametrize(
+    ("header", "default_limit", "given_limit"),
+    [
+        ("timeout=5, max=100", 4.0, 4.0),  # Apache
+        ("timeout=5", 4.0, 4.0),  # Node.js
+        ("max=100, Timeout = 2", 1.0, 1.0),
+        ('timeout="60"', 59.0, 10.0),
+        ("timeout=1", 0.5, 0.5),
+        ("timeout=100000", 180.0, 10.0),
+        ("max=100", 1.5, 10.0),
+        ("timeout=0", 1.5, 10.0),
+        ("timeout=-3", 1.5, 10.0),
+        ("timeout=soon", 1.5, 10.0),
+        ("timeout=inf", 1.5, 10.0),
+        ("", 1.5, 10.0),
+    ],
+)
+def test_keep_alive_header_limits(header, default_limit, given_limit):
+    from sockwise._idle import DEFAULT_IDLE_TIMEOUT, idle_limit
+
+    assert idle_limit(DEFAULT_IDLE_TIMEOUT, header) == default_limit
+    assert idle_limit(10.0, header) == given_limit
+    assert idle_limit(None, header) is None
+
+
 def test_reaper_expires_idle_without_requests(server):
     with swu.HTTPConnectionPool("127.0.0.1", server.port, maxsize=3, idle_timeout=0.3) as pool:
         _checkout_n(pool, 3)

@@ -11,8 +11,14 @@ Back-to-back benchmarks hide exactly what sockwise changes for sparse traffic:
 One request (``GET /`` on a keep-alive HTTP or HTTPS server in a subprocess, certificates from
 trustme: over TLS a renewal is a full TLS handshake) or one query (``SELECT 1``
 on a pooled connection) is timed after each idle gap of 0.2 s, 1 s, 2 s and 10 s. One sleep
-serves every client: after it, each client makes its one timed call, in an order that rotates
-every round, so all of them were idle for the gap (plus the few milliseconds the others took).
+serves every client: after it, each client makes its one timed call, so all of them were idle
+for the gap (plus the few milliseconds the others took). The order changes every round and is
+balanced (a Williams design,
+:func:`~sockwise._bench.runner.balanced_orders`): each client is first after the sleep equally
+often *and* follows each other client equally often. The call after a sleep is slow mostly
+because caches and branch predictors are cold -- a call that follows the same library's other
+client finds that library's code warm and is ~100-200 us faster. A plain rotation had every bare
+client follow its sockwise twin and made sockwise look ~+200 us slower after any gap.
 The pools have one connection each, so the call after the gap always meets the idle one. A
 ``0 s (back-to-back)`` row is the steady state for reference. Ratios are sockwise over the bare
 library at the same gap; ``renewed`` counts the timed calls that opened a new connection (HTTP)
@@ -37,9 +43,11 @@ from contextlib import ExitStack
 from typing import Any, Final
 
 from sockwise._bench.http import SERVER_SCRIPT
+from sockwise._bench.runner import balanced_orders
 
 #: Gaps in seconds and rounds at each (full run, quick run; 0 rounds: skipped). A full run's
-#: rounds are multiples of the six clients, so each is first after the sleep equally often.
+#: rounds are multiples of the six clients, so the balanced orders (``balanced_orders``) come round
+#: whole.
 GAPS: Final = (0.2, 1.0, 2.0, 10.0)
 ROUNDS_FULL: Final = {0.2: 24, 1.0: 12, 2.0: 12, 10.0: 6}
 ROUNDS_QUICK: Final = {0.2: 6, 1.0: 3, 2.0: 3, 10.0: 0}
@@ -173,11 +181,11 @@ def run(quick: bool = False) -> dict[str, Any]:
             for c in clients:
                 samples[(0.0, c.key)] = []
                 renewed[(0.0, c.key)] = 0
+            sequence = [[clients[i] for i in row] for row in balanced_orders(len(clients))]
             # Back-to-back, interleaved in chunks (a burst of load hits every client alike);
             # no client waits longer than the others' chunks (milliseconds) between calls.
             for r in range(BACK_TO_BACK // CHUNK):
-                shift = r % len(clients)
-                for c in clients[shift:] + clients[:shift]:
+                for c in sequence[r % len(sequence)]:
                     key = (0.0, c.key)
                     before = c.renewals()
                     for _ in range(CHUNK):
@@ -193,8 +201,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                         c.op()  # untimed: every client starts the series just used
                 for r in range(rounds[gap]):
                     time.sleep(gap)
-                    shift = r % len(clients)
-                    for c in clients[shift:] + clients[:shift]:
+                    for c in sequence[r % len(sequence)]:
                         before = c.renewals()
                         t0 = clock()
                         c.op()

@@ -59,6 +59,31 @@ class Outcome:
     note: str = ""
 
 
+def balanced_orders(n: int) -> list[list[int]]:
+    """Orders for interleaving *n* variants, one per round (cycle through the list).
+
+    A Williams design: over the list each variant holds every position once and directly
+    follows every other variant exactly once (odd *n*: twice, over ``2 * n`` orders). A plain
+    rotation makes each variant always follow the same other one, and what a variant leaves
+    behind -- warm caches for the same library's code, a server still busy closing
+    connections -- then favours or penalises one variant every round.
+    """
+    if n <= 1:
+        return [list(range(n))]
+    first = [0]
+    low, high = 1, n - 1
+    while len(first) < n:
+        first.append(low)
+        low += 1
+        if len(first) < n:
+            first.append(high)
+            high -= 1
+    rows = [[(i + r) % n for i in first] for r in range(n)]
+    if n % 2:
+        rows += [row[::-1] for row in rows]
+    return rows
+
+
 def locate(name: str) -> Callable[[bool], dict[str, Any]] | None:
     """The ``run`` function of benchmark *name*, or ``None`` when its module is not installed."""
     module_name, func = BENCHMARKS[name]

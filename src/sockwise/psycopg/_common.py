@@ -93,6 +93,14 @@ DEFAULT_MAX_LIFETIME: Final[float] = _DefaultSeconds(1800.0)
 #: ``check_connection`` pays +110 to +140 us on every checkout); checkout + ``SELECT 1`` +
 #: return, +60 to +75 us median. Across a network the round trip is the network's (0.3-1 ms in
 #: one cloud region). Windows of 2 s and 5 s remove the ping at 1 s (and at 2 s for 5 s).
+#: ``sockwise bench --only gaps`` (one query after each gap, sockwise minus psycopg_pool,
+#: medians, three runs on the same 2 shared cores at load 1.5-2): 0.2 s, no ping, -16 to
+#: +48 us; 1 s and 2 s, a ping on every call, +16 to +280 us; 10 s, -117 to +122 us (the
+#: first call after 10 s of sleep is slow for both, 300-600 us, and the noise swamps the ping).
+#: The +230 us that an earlier version of that benchmark showed at every gap, ping or not, was
+#: the benchmark's (the bare pool always ran right after sockwise's, on warm code). Back to
+#: back, +2 and +5 us in two runs (+58 us in a third, noisy one); a checkout and return alone
+#: cost ~1.5 us more than psycopg_pool's (7.1 vs 5.6 us: one ``poll()`` and the bookkeeping).
 #:
 #: Kept at 0.5 s on these numbers. The cost appears only when traffic is sparse (a connection
 #: idle for half a second or more), i.e. when the pool has spare capacity and 0.1-1 ms is a

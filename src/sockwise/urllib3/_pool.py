@@ -11,12 +11,16 @@ Theory of operation -- what the subclasses change, and where:
   read=DEFAULT_READ_TIMEOUT)``. The pool registers with the process-wide reaper.
 * ``_put_conn``: stamps the connection with the time it went idle (one ``monotonic()``).
 * ``_get_conn``: replaces urllib3's check (which costs the same single ``poll()``): a popped
-  connection idle longer than ``idle_timeout`` is closed (``closed_idle``); one whose socket is
+  connection idle longer than its idle limit is closed (``closed_idle``); one whose socket is
   readable -- the peer's FIN or RST, or unsolicited bytes -- is closed (``closed_peer``) and
   never handed out.
 * ``_sockwise_sweep`` (called by the reaper thread every second): does the same for the *whole*
   idle queue, with one ``poll()`` over all idle sockets, so peer-closed members do not linger
   in CLOSE_WAIT while the application is quiet.
+* The idle limit is ``idle_timeout``, unless the server announced its own keep-alive timeout
+  (``Keep-Alive: timeout=N``, read in ``_make_request`` from each response): then a second
+  below it (:func:`sockwise._idle.idle_limit`), instead of the default, or capping the
+  caller's value.
 * ``_make_request``: a kernel ``ETIMEDOUT`` becomes a :class:`DeadPeerError` naming the peer,
   the elapsed time and the policy setting. A request on a *reused* connection that the server
   closed under it is left to urllib3's ``Retry`` (which replays idempotent methods while it has
@@ -42,7 +46,7 @@ from urllib3.util.timeout import _DEFAULT_TIMEOUT, Timeout
 
 from sockwise import _idle
 from sockwise._idle import UNSET as _UNSET
-from sockwise._idle import resolve_idle_timeout
+from sockwise._idle import idle_limit, resolve_idle_timeout
 from sockwise.policy import Policy, resolve_policy
 from sockwise.urllib3 import _guardlink
 from sockwise.urllib3._dead import explain, kernel_timeout
@@ -57,7 +61,9 @@ log = logging.getLogger("sockwise.urllib3")
 
 #: Default ``idle_timeout`` in seconds (1.5): a client must retire a keep-alive connection
 #: before the server does, and the shortest common server keep-alive timeout is gunicorn's 2 s.
-#: Shared by every sockwise HTTP client; the full reasoning is next to its definition.
+#: A server that announces its timeout (``Keep-Alive: timeout=N``) gets N - 1 s instead.
+#: Shared by every sockwise HTTP client; the reasoning and the measured cost are next to its
+#: definition (``sockwise._idle``).
 DEFAULT_IDLE_TIMEOUT: Final = _idle.DEFAULT_IDLE_TIMEOUT
 
 #: Default read timeout in seconds when the caller names none (urllib3 waits forever). It is a
@@ -78,6 +84,7 @@ _CLOSED_UNDER_US: Final = (
     ConnectionAbortedError,
 )
 _IDLE_SINCE: Final = "_sockwise_idle_since"
+_IDLE_LIMIT: Final = "_sockwise_idle_limit"  # set from the server's Keep-Alive header
 _REUSED: Final = "_sockwise_reused"
 _REGISTERED: Final = "_sockwise_registered"
 _POLL_DEAD: Final = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
@@ -135,7 +142,9 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         policy: The socket policy for every connection (``None``: the policy in force, see
             :func:`~sockwise.policy.resolve_policy`).
         idle_timeout: Seconds a connection may sit idle before it is closed instead of reused
-            (default :data:`DEFAULT_IDLE_TIMEOUT`; ``None``: never expire).
+            (default :data:`DEFAULT_IDLE_TIMEOUT`; ``None``: never expire). A server's
+            ``Keep-Alive: timeout=N`` replaces the default with N - 1 s (half of N up to 2 s,
+            at most 180 s) and caps a value given here.
         **kwargs: urllib3's keyword arguments. ``socket_options`` are applied after the
             policy's options; ``timeout`` left out means :func:`default_timeout`.
 
@@ -191,8 +200,8 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         sock = conn.sock if conn is not None else None
         if sock is not None:
             d = conn.__dict__
-            idle_timeout = self.idle_timeout
-            if idle_timeout is not None and _monotonic() - d.get(_IDLE_SINCE, 0.0) > idle_timeout:
+            limit = d.get(_IDLE_LIMIT, self.idle_timeout)
+            if limit is not None and _monotonic() - d.get(_IDLE_SINCE, 0.0) > limit:
                 self._retire(conn, peer=False)
             elif _peer_gone(sock):
                 self._retire(conn, peer=True)
@@ -274,8 +283,9 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
             for conn in items:
                 if conn is None or conn.sock is None:
                     continue
-                since = conn.__dict__.get(_IDLE_SINCE, now)
-                if idle_timeout is not None and now - since > idle_timeout:
+                d = conn.__dict__
+                limit = d.get(_IDLE_LIMIT, idle_timeout)
+                if limit is not None and now - d.get(_IDLE_SINCE, now) > limit:
                     expired.append(conn)
                     continue
                 try:
@@ -305,7 +315,7 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
     ) -> BaseHTTPResponse:
         started = _monotonic()
         try:
-            return super()._make_request(conn, method, url, *args, **kwargs)
+            response = super()._make_request(conn, method, url, *args, **kwargs)
         except Exception as exc:
             if isinstance(exc, (ReadTimeoutError, OSError)) and kernel_timeout(exc) is not None:
                 peer = f"{conn.host}:{conn.port}"
@@ -324,6 +334,13 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
                     url,
                 )
             raise
+        headers = response.headers
+        if "Keep-Alive" in headers:  # the server says how long it keeps an idle connection
+            # (``in`` first: a get() of a missing header raises and catches, 3x the cost)
+            limit = idle_limit(self.idle_timeout, headers["Keep-Alive"])
+            if limit != self.idle_timeout:
+                conn.__dict__[_IDLE_LIMIT] = limit
+        return response
 
     # -- introspection -------------------------------------------------------------------------
 
