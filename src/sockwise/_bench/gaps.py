@@ -30,19 +30,15 @@ the server binaries or ``SOCKWISE_TEST_DSN``; without them only the HTTP rows ar
 
 from __future__ import annotations
 
-import json
 import os
 import ssl
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any, Final
 
-from sockwise._bench.http import SERVER_SCRIPT
+from sockwise._bench.http import serving
 from sockwise._bench.runner import balanced_orders
 
 #: Gaps in seconds and rounds at each (full run, quick run; 0 rounds: skipped). A full run's
@@ -148,73 +144,46 @@ def run(quick: bool = False) -> dict[str, Any]:
     """Time one call after each idle gap for every client; return JSON-ready results."""
     rounds = ROUNDS_QUICK if quick else ROUNDS_FULL
     clock = time.perf_counter_ns
-    import trustme
-
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
     ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
-    with tempfile.TemporaryDirectory() as tmp:
-        cert_path, key_path = os.path.join(tmp, "cert.pem"), os.path.join(tmp, "key.pem")
-        cert.cert_chain_pems[0].write_to_path(cert_path)
-        cert.private_key_pem.write_to_path(key_path)
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SERVER_SCRIPT, "1", cert_path, key_path],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert proc.stdout is not None
-        line = proc.stdout.readline()  # the server has loaded its certificate
-    try:
-        with ExitStack() as stack:
-            ports = json.loads(line)  # {"http": [port], "https": [port]}
-            port, tls_port = ports["http"][0], ports["https"][0]
-            clients = _http_clients(port, stack) + _http_clients(tls_port, stack, ctx)
-            pg, pg_note = _pg_clients(stack)
-            clients += pg
-            for c in clients:  # warm-up: connections, code paths
-                for _ in range(20):
+    with serving(1, ctx) as ports, ExitStack() as stack:  # {"http": [port], "https": [port]}
+        port, tls_port = ports["http"][0], ports["https"][0]
+        clients = _http_clients(port, stack) + _http_clients(tls_port, stack, ctx)
+        pg, pg_note = _pg_clients(stack)
+        clients += pg
+        for c in clients:  # warm-up: connections, code paths
+            for _ in range(20):
+                c.op()
+        samples: dict[tuple[float, str], list[int]] = {}
+        renewed: dict[tuple[float, str], int] = {}
+        for c in clients:
+            samples[(0.0, c.key)] = []
+            renewed[(0.0, c.key)] = 0
+        sequence = [[clients[i] for i in row] for row in balanced_orders(len(clients))]
+        # Back-to-back, interleaved in chunks (a burst of load hits every client alike);
+        # no client waits longer than the others' chunks (milliseconds) between calls.
+        for r in range(BACK_TO_BACK // CHUNK):
+            for c in sequence[r % len(sequence)]:
+                key = (0.0, c.key)
+                before = c.renewals()
+                for _ in range(CHUNK):
+                    t0 = clock()
                     c.op()
-            samples: dict[tuple[float, str], list[int]] = {}
-            renewed: dict[tuple[float, str], int] = {}
+                    samples[key].append(clock() - t0)
+                renewed[key] += c.renewals() - before
+        for gap in GAPS:
             for c in clients:
-                samples[(0.0, c.key)] = []
-                renewed[(0.0, c.key)] = 0
-            sequence = [[clients[i] for i in row] for row in balanced_orders(len(clients))]
-            # Back-to-back, interleaved in chunks (a burst of load hits every client alike);
-            # no client waits longer than the others' chunks (milliseconds) between calls.
-            for r in range(BACK_TO_BACK // CHUNK):
+                samples[(gap, c.key)] = []
+                renewed[(gap, c.key)] = 0
+                if rounds[gap]:
+                    c.op()  # untimed: every client starts the series just used
+            for r in range(rounds[gap]):
+                time.sleep(gap)
                 for c in sequence[r % len(sequence)]:
-                    key = (0.0, c.key)
                     before = c.renewals()
-                    for _ in range(CHUNK):
-                        t0 = clock()
-                        c.op()
-                        samples[key].append(clock() - t0)
-                    renewed[key] += c.renewals() - before
-            for gap in GAPS:
-                for c in clients:
-                    samples[(gap, c.key)] = []
-                    renewed[(gap, c.key)] = 0
-                    if rounds[gap]:
-                        c.op()  # untimed: every client starts the series just used
-                for r in range(rounds[gap]):
-                    time.sleep(gap)
-                    for c in sequence[r % len(sequence)]:
-                        before = c.renewals()
-                        t0 = clock()
-                        c.op()
-                        samples[(gap, c.key)].append(clock() - t0)
-                        renewed[(gap, c.key)] += c.renewals() - before
-    finally:
-        if proc.stdin:
-            proc.stdin.close()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+                    t0 = clock()
+                    c.op()
+                    samples[(gap, c.key)].append(clock() - t0)
+                    renewed[(gap, c.key)] += c.renewals() - before
     bare_of = {"HTTP": "urllib3", "HTTPS": "urllib3", "PostgreSQL": "psycopg_pool"}
     rows: list[dict[str, Any]] = []
     for gap in (0.0, *GAPS):

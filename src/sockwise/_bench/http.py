@@ -25,6 +25,7 @@ benchmark's, :mod:`sockwise._bench.gaps`). So that the interleaving does not mea
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -34,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,42 @@ async def main(count, cert, key):
     await loop.run_in_executor(None, sys.stdin.read)
 asyncio.run(main(int(sys.argv[1]), sys.argv[2], sys.argv[3]))
 """
+
+
+@contextlib.contextmanager
+def serving(count: int, ctx: ssl.SSLContext) -> Iterator[dict[str, list[int]]]:
+    """Run :data:`SERVER_SCRIPT` with *count* servers per scheme; yield their ports.
+
+    The certificate comes from a fresh trustme CA that *ctx* is made to trust. The server stops
+    when its stdin closes; it is killed if it has not exited 5 s later.
+    """
+    import trustme
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    ca.configure_trust(ctx)
+    with tempfile.TemporaryDirectory() as tmp:
+        cert_path, key_path = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
+        cert.cert_chain_pems[0].write_to_path(str(cert_path))
+        cert.private_key_pem.write_to_path(str(key_path))
+        proc = subprocess.Popen(
+            [sys.executable, "-c", SERVER_SCRIPT, str(count), str(cert_path), str(key_path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            ports: dict[str, list[int]] = json.loads(proc.stdout.readline())
+            yield ports
+        finally:
+            if proc.stdin:
+                proc.stdin.close()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
 
 
 def _time_wait_toward(port: int) -> int:
@@ -150,7 +187,6 @@ def _pct(sorted_ns: list[int], q: float) -> float:
 
 def run(quick: bool = False) -> dict[str, Any]:
     """Run the benchmark and return JSON-ready results (``quick``: a few seconds)."""
-    import trustme
     import urllib3
 
     # Many short rounds, a multiple of the four variants (whole cycles of balanced orders): a
@@ -160,39 +196,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     rounds = 4 if quick else 48
     pooled_n = 225 if quick else 375
     fresh_n = {"http": 100 if quick else 250, "https": 40 if quick else 75}
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
     ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
-    with tempfile.TemporaryDirectory() as tmp:
-        cert_path, key_path = Path(tmp, "cert.pem"), Path(tmp, "key.pem")
-        cert.cert_chain_pems[0].write_to_path(str(cert_path))
-        cert.private_key_pem.write_to_path(str(key_path))
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                SERVER_SCRIPT,
-                str(len(VARIANTS)),
-                str(cert_path),
-                str(key_path),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert proc.stdout is not None
-            ports: dict[str, list[int]] = json.loads(proc.stdout.readline())
-            results = _run_all(ports, ctx, rounds, pooled_n, fresh_n)
-        finally:
-            if proc.stdin:
-                proc.stdin.close()
-            try:
-                proc.wait(5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+    with serving(len(VARIANTS), ctx) as ports:
+        results = _run_all(ports, ctx, rounds, pooled_n, fresh_n)
     return {
         "benchmark": "http",
         "quick": quick,
