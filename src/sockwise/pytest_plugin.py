@@ -35,6 +35,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pytest
 
+from sockwise import _hooks
+
 if TYPE_CHECKING:
     from sockwise.guard import Guard
 
@@ -195,7 +197,13 @@ def _note_skip(config: pytest.Config, reason: str) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
-    """Start recording socket origins before a checked test's fixtures are set up."""
+    """Re-apply sockwise's socket hooks if a plugin took them out; start recording origins.
+
+    pytest-socket sets ``socket.socket.connect`` back to the original after every test, which
+    would silently drop the hooks of :func:`sockwise.harden` or a running guard for the rest of
+    the session; they are put back here, before the test's fixtures are set up.
+    """
+    _hooks.repair()
     if _wanted(item):
         item.stash[_checked_key] = True
         _get_recorder().start()
