@@ -8,6 +8,9 @@ Installed with sockwise (entry point ``pytest11``), it does nothing until asked:
   ``@pytest.mark.sockwise_leaks`` on a test -- fails a test that leaves a TCP socket open
   (CLOSE_WAIT, ESTABLISHED, LISTEN...) after its teardown, naming the code that opened it.
   ``@pytest.mark.sockwise_leaks(False)`` exempts one test when the check is on for the suite.
+* before each test, sockwise's socket hooks (of :func:`sockwise.harden` or a running guard) are
+  re-applied if another plugin put the original ``socket.socket.connect`` back -- pytest-socket
+  does after every test (see :func:`sockwise._hooks.repair`); nothing is patched otherwise.
 
 Theory of operation: while a checked test runs, a :func:`sys.addaudithook` hook (installed the
 first time a test is checked; inert otherwise) remembers each TCP socket object created, with the
