@@ -10,7 +10,7 @@ Installed with sockwise (entry point ``pytest11``), it does nothing until asked:
   ``@pytest.mark.sockwise_leaks(False)`` exempts one test when the check is on for the suite.
 * before each test, sockwise's socket hooks (of :func:`sockwise.harden` or a running guard) are
   re-applied if another plugin put the original ``socket.socket.connect`` back -- pytest-socket
-  does after every test (see :func:`sockwise._hooks.repair`); nothing is patched otherwise.
+  does after every test; nothing is patched otherwise.
 
 Theory of operation: while a checked test runs, a :func:`sys.addaudithook` hook (installed the
 first time a test is checked; inert otherwise) remembers each TCP socket object created, with the
