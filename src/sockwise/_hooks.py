@@ -34,6 +34,13 @@ attribute is taken out and the previous value put back; one that a later patch h
 meantime is left where it is (deleting it would cut the later patch's chain) and, with no hooks
 registered, only passes calls through.
 
+**Put back when taken out.** A library that "restores the original" -- pytest-socket sets
+``socket.socket.connect`` back to the method it saved at import after every test; ``monkeypatch``
+undo and some agents do the same -- drops the replacement while the hooks are still registered.
+:func:`repair` notices (the class's entry is again what ours wrapped, the base class's method, or
+gone) and applies the patch again, warning once per method; :func:`is_patched`, the guard's tick,
+the pytest plugin (before each test) and ``sockwise.is_hardened()`` call it.
+
 **Other socket classes.** The same patch covers every copy of the standard library class (eventlet
 imports a second copy of the :mod:`socket` module for its green sockets, which wrap instances of
 it), gevent's socket class (not a subclass of ``_socket.socket``: it wraps one in ``_sock``),
