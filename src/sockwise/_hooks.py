@@ -34,6 +34,13 @@ attribute is taken out and the previous value put back; one that a later patch h
 meantime is left where it is (deleting it would cut the later patch's chain) and, with no hooks
 registered, only passes calls through.
 
+**Put back when taken out.** A library that "restores the original" -- pytest-socket sets
+``socket.socket.connect`` back to the method it saved at import after every test; ``monkeypatch``
+undo and some agents do the same -- drops the replacement while the hooks are still registered.
+:func:`repair` notices (the class's entry is again what ours wrapped, the base class's method, or
+gone) and applies the patch again, warning once per method; :func:`is_patched`, the guard's tick,
+the pytest plugin (before each test) and ``sockwise.is_hardened()`` call it.
+
 **Other socket classes.** The same patch covers every copy of the standard library class (eventlet
 imports a second copy of the :mod:`socket` module for its green sockets, which wrap instances of
 it), gevent's socket class (not a subclass of ``_socket.socket``: it wraps one in ``_sock``),
@@ -51,7 +58,6 @@ from __future__ import annotations
 import _socket
 import contextlib
 import logging
-import os
 import socket
 import sys
 import threading
@@ -61,6 +67,7 @@ from types import ModuleType
 from typing import Any, Final
 
 from sockwise import _green, _imports, _uvloop
+from sockwise._forksafe import renew_after_fork
 from sockwise._log import log_once
 
 SocketHook = Callable[[socket.socket], None]
@@ -115,15 +122,47 @@ _MISSING: Final = object()
 
 
 class _Patch:
-    """One attribute of one class replaced by ours; ``own`` is what the class itself held."""
+    """One attribute of one class replaced by ours.
 
-    __slots__ = ("cls", "func", "name", "own")
+    ``own`` is what the class itself held (its ``__dict__`` entry, or ``_MISSING``), ``prev``
+    what the class answered (inherited or not): the original that ``func`` calls.
+    """
 
-    def __init__(self, cls: type, name: str, own: object, func: object) -> None:
+    __slots__ = ("cls", "func", "name", "own", "prev")
+
+    def __init__(self, cls: type, name: str, own: object, prev: object, func: object) -> None:
         self.cls = cls
         self.name = name
         self.own = own
+        self.prev = prev
         self.func = func
+
+    def lost(self) -> str | None:
+        """How another library took ours out (``None``: on top, or wrapped by a later patch).
+
+        Putting back the original ours wrapped -- the class's own entry, what it answered, or
+        the base class's method (pytest-socket sets ``socket.socket.connect`` to the C method it
+        saved at import) -- or deleting the attribute, leaves no chain to ours: the hook is gone.
+        Anything else is a later patch, which calls ours or deliberately does not.
+        """
+        current = self.cls.__dict__.get(self.name, _MISSING)
+        if current is self.func:
+            return None
+        if current is _MISSING:
+            return "removed"
+        if current is self.own or current is self.prev:
+            return "reset to the original"
+        if current is _inherited(self.cls, self.name):
+            return "reset to the original"
+        return None
+
+
+def _inherited(cls: type, name: str) -> object:
+    """What *cls* would answer for *name* without an entry of its own."""
+    for base in cls.__mro__[1:]:
+        if name in base.__dict__:
+            return base.__dict__[name]
+    return _MISSING
 
 
 _installed: dict[tuple[type, str], _Patch] = {}
@@ -458,26 +497,72 @@ def _targets() -> Iterator[tuple[type, str, _Factory]]:
 
 
 def _install() -> None:
-    """Patch every target not patched yet (under _lock)."""
+    """Patch every target not patched yet, or whose patch another library took out (under _lock)."""
     for cls, name, factory in _targets():
-        key = (cls, name)
-        current = cls.__dict__.get(name, _MISSING)
-        patch = _installed.get(key)
-        if patch is not None and (patch.func is current or patch.own is not current):
-            continue  # ours is on top, or a later patch wraps it: it runs again as it is
-        prev = getattr(cls, name)
-        func = factory(prev)
-        func.__wrapped__ = prev
-        func.__qualname__ = f"{cls.__qualname__}.{name}"
-        setattr(cls, name, func)
-        _installed[key] = _Patch(cls, name, current, func)
+        patch = _installed.get((cls, name))
+        if patch is None:
+            _apply(cls, name, factory)
+            continue
+        how = patch.lost()
+        if how is not None:  # else ours is on top, or a later patch wraps it: it runs as it is
+            _apply(cls, name, factory)
+            _warn_lost(cls, name, how)
+
+
+def _apply(cls: type, name: str, factory: _Factory) -> None:
+    current = cls.__dict__.get(name, _MISSING)
+    prev = getattr(cls, name)
+    func = factory(prev)
+    func.__wrapped__ = prev
+    func.__qualname__ = f"{cls.__qualname__}.{name}"
+    setattr(cls, name, func)
+    _installed[(cls, name)] = _Patch(cls, name, current, prev, func)
+
+
+def _warn_lost(cls: type, name: str, how: str) -> None:
+    where = f"{cls.__module__}.{cls.__qualname__}.{name}"
+    log_once(
+        f"hooks-lost:{where}",
+        logging.WARNING,
+        "sockwise: %s was %s by another library; sockwise re-applied its hook",
+        where,
+        how,
+    )
+
+
+def repair() -> bool:
+    """Re-apply the patch where another library took it out; return whether it is in force.
+
+    pytest-socket (after every test), ``monkeypatch`` undo and some agents set
+    ``socket.socket.connect`` back to the original they saved, silently dropping ours. Called by
+    the guard's tick, the pytest plugin before each test, :func:`is_patched` and
+    ``sockwise.is_hardened()``. Cheap when nothing was lost (one ``__dict__`` look-up per
+    patched method, no lock); never raises.
+    """
+    if not _active:
+        return False
+    try:
+        if not any(patch.lost() for patch in list(_installed.values())):
+            return True
+        with _lock:
+            if _active:
+                _install()
+        return _active
+    except Exception as exc:  # Defensive: e.g. a class that refuses the attribute
+        log_once(
+            f"hooks-repair:{type(exc).__name__}",
+            logging.ERROR,
+            "sockwise: could not re-apply the socket hooks: %r",
+            exc,
+        )
+        return False
 
 
 def _uninstall() -> None:
     """Take out every replacement still on top; leave the wrapped ones passing through."""
     for key, patch in list(_installed.items()):
         if patch.cls.__dict__.get(patch.name, _MISSING) is not patch.func:
-            if patch.cls.__dict__.get(patch.name, _MISSING) is patch.own:
+            if patch.lost() is not None:
                 del _installed[key]  # someone already put the original back: nothing of ours
             else:
                 log_once(
@@ -518,16 +603,8 @@ def explicit_options(sock: socket.socket) -> frozenset[tuple[int, int]]:
     return frozenset(found) if found else frozenset()
 
 
-def after_fork_in_child() -> None:
-    """Fresh locks: another thread of the parent may have held them at fork time."""
-    global _lock, _explicit_lock
-    _lock = threading.RLock()
-    _explicit_lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=after_fork_in_child)
-
+renew_after_fork(globals(), "_lock", threading.RLock)
+renew_after_fork(globals(), "_explicit_lock", threading.Lock)
 
 _uvloop.bindings.active = lambda: _active
 _uvloop.bindings.accept = run_accept_hooks
@@ -559,8 +636,8 @@ def _sync() -> None:
 
 
 def is_patched() -> bool:
-    """Whether the socket classes currently carry sockwise's patch."""
-    return _active
+    """Whether the socket classes currently carry sockwise's patch (re-applied if taken out)."""
+    return repair()
 
 
 def _change(name: str, hook: object, add: bool) -> None:

@@ -8,6 +8,9 @@ Installed with sockwise (entry point ``pytest11``), it does nothing until asked:
   ``@pytest.mark.sockwise_leaks`` on a test -- fails a test that leaves a TCP socket open
   (CLOSE_WAIT, ESTABLISHED, LISTEN...) after its teardown, naming the code that opened it.
   ``@pytest.mark.sockwise_leaks(False)`` exempts one test when the check is on for the suite.
+* before each test, sockwise's socket hooks (of :func:`sockwise.harden` or a running guard) are
+  re-applied if another plugin put the original ``socket.socket.connect`` back -- pytest-socket
+  does after every test; nothing is patched otherwise.
 
 Theory of operation: while a checked test runs, a :func:`sys.addaudithook` hook (installed the
 first time a test is checked; inert otherwise) remembers each TCP socket object created, with the
@@ -34,6 +37,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, Final
 
 import pytest
+
+from sockwise import _hooks
 
 if TYPE_CHECKING:
     from sockwise.guard import Guard
@@ -195,7 +200,13 @@ def _note_skip(config: pytest.Config, reason: str) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Generator[None, None, None]:
-    """Start recording socket origins before a checked test's fixtures are set up."""
+    """Re-apply sockwise's socket hooks if a plugin took them out; start recording origins.
+
+    pytest-socket sets ``socket.socket.connect`` back to the original after every test, which
+    would silently drop the hooks of :func:`sockwise.harden` or a running guard for the rest of
+    the session; they are put back here, before the test's fixtures are set up.
+    """
+    _hooks.repair()
     if _wanted(item):
         item.stash[_checked_key] = True
         _get_recorder().start()

@@ -304,6 +304,7 @@ class Guard:
 
     def _collect(self) -> GuardReport:
         start = time.perf_counter()
+        _hooks.repair()  # another library put socket.socket.connect back: re-apply (never raises)
         det = self._detector
         now = _detect.monotonic()
         try:
@@ -396,7 +397,6 @@ def _after_fork_in_child() -> None:
     global _registry_lock, _counts_lock
     _registry_lock = threading.Lock()
     _counts_lock = threading.Lock()
-    _hooks.after_fork_in_child()  # before the restart below needs it (handlers run in order)
     _origin.after_fork_in_child()
     _claims.after_fork_in_child()
     _checkout.after_fork_in_child()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from types import ModuleType, TracebackType
 from typing import Any
 
+from sockwise import _hooks
 from sockwise._forksafe import renew_after_fork
 from sockwise._log import log_once, logger
 from sockwise.harden import _imports, _psycopg, _reach, _spawn, _stdlib, _urllib3
@@ -82,8 +83,15 @@ class Hardening:
 
 
 def is_hardened() -> bool:
-    """Whether :func:`harden` is in force."""
-    return _state is not None
+    """Whether :func:`harden` is in force.
+
+    A socket hook another library took out (pytest-socket puts ``socket.socket.connect`` back
+    after every test) is re-applied first, so a ``True`` here means the hooks are in place.
+    """
+    if _state is None:
+        return False
+    _hooks.repair()
+    return True
 
 
 def current_policy() -> Policy | None:
