@@ -6,7 +6,8 @@
 * ``redis_port`` (function): a redis-server (Debian's package) on loopback; its port.
 
 A missing prerequisite skips with a clear reason, and fails when ``CI=true``
-(:func:`sockwise.testing.require_or_skip`). Everything started here is cleaned up by finalizers
+(:func:`sockwise.testing.require_or_skip`; a ``pytest.importorskip`` of a module that is not
+installed fails under ``CI=true`` too). Everything started here is cleaned up by finalizers
 even when a test fails, and once more at session end. Area conftests may add fixtures but should
 not redefine these names.
 """
@@ -43,6 +44,30 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # Namespaces left behind by an earlier run that was killed (its PID no longer exists).
     if os.path.isdir("/run/netns") and hasattr(os, "geteuid") and os.geteuid() == 0:
         remove_stale_namespaces("sw")
+
+
+def _missing_module_on_ci(report: pytest.CollectReport | pytest.TestReport) -> bool:
+    """A skip by ``pytest.importorskip`` (a module not installed) while ``CI=true``."""
+    return (
+        os.environ.get("CI") == "true"
+        and report.skipped
+        and "could not import" in str(report.longrepr)
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    # A module-level importorskip skips the whole file at collection: on CI that is a failure.
+    if _missing_module_on_ci(report):
+        report.outcome = "failed"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    if _missing_module_on_ci(report):
+        report.outcome = "failed"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

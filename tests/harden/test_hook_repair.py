@@ -25,6 +25,21 @@ POLICY = sockwise.Policy(keepalive_idle=17, keepalive_interval=4, keepalive_coun
 _MISSING = object()
 
 
+@pytest.fixture(autouse=True)
+def _class_dict_restored() -> Iterator[None]:
+    """Leave ``socket.socket`` as found: a reset by hand writes the C method into its dict."""
+    names = ("connect", "connect_ex")
+    before = {name: socket.socket.__dict__.get(name, _MISSING) for name in names}
+    yield
+    sockwise.unharden()
+    for name, value in before.items():
+        if value is _MISSING:
+            if name in socket.socket.__dict__:
+                delattr(socket.socket, name)
+        else:
+            setattr(socket.socket, name, value)
+
+
 @pytest.fixture
 def listener() -> Iterator[socket.socket]:
     with socket.create_server(("127.0.0.1", 0)) as srv:
