@@ -546,16 +546,9 @@ def _served_origin(st: _State, sock: socket.socket | None, holder: Holder | None
     server_ref = holder.get("server") if holder else None
     server = server_ref() if server_ref is not None else None
     handler = getattr(getattr(server, "RequestHandlerClass", None), "handle", None)
-    code = getattr(handler, "__code__", None)
-    if isinstance(code, CodeType) and not is_library_file(code.co_filename):
-        return Origin(
-            filename=code.co_filename,
-            lineno=code.co_firstlineno,
-            function=code.co_qualname,
-            module=str(getattr(handler, "__module__", "")),
-            kind="served",
-            via="socketserver",
-        )
+    found = _definition(handler, getattr(handler, "__code__", None), "served", "socketserver")
+    if found is not None:
+        return found
     if sock is None:
         return None
     try:
@@ -600,14 +593,19 @@ def _app_origin(holder: Holder | None) -> Origin | None:
     code = getattr(app, "__code__", None)
     if not isinstance(code, CodeType):
         code = getattr(type(app).__dict__.get("__call__"), "__code__", None)
+    return _definition(app, code, "listen", str(lib))
+
+
+def _definition(obj: object, code: object, kind: str, via: str) -> Origin | None:
+    """The line that defines *obj* (its *code*), unless that is library code."""
     if isinstance(code, CodeType) and not is_library_file(code.co_filename):
         return Origin(
             filename=code.co_filename,
             lineno=code.co_firstlineno,
             function=code.co_qualname,
-            module=str(getattr(app, "__module__", "")),
-            kind="listen",
-            via=str(lib),
+            module=str(getattr(obj, "__module__", "")),
+            kind=kind,
+            via=via,
         )
     return None
 
