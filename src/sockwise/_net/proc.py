@@ -16,7 +16,6 @@ Every parser takes untrusted text and skips what it cannot read; none raises on 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import socket
 from collections.abc import Iterable, Iterator, Mapping
@@ -191,7 +190,25 @@ def socket_fds(proc: str = "/proc", pid: int | str = "self") -> dict[int, int]:
 
 def owned(rows: Iterable[SocketRecord], fds: Mapping[int, int]) -> list[SocketRecord]:
     """The *rows* whose socket is one of *fds* (``{inode: fd}``, :func:`socket_fds`), fd set."""
-    return [dataclasses.replace(r, fd=fds[r.inode]) for r in rows if r.inode and r.inode in fds]
+    return [_with_fd(r, fds[r.inode]) for r in rows if r.inode and r.inode in fds]
+
+
+def _with_fd(rec: SocketRecord, fd: int) -> SocketRecord:
+    # Field by field: this runs per owned row (up to 10,000 a tick), and dataclasses.replace
+    # (which inspects the fields each call) costs about twice as much.
+    return SocketRecord(
+        family=rec.family,
+        state=rec.state,
+        local=rec.local,
+        remote=rec.remote,
+        inode=rec.inode,
+        uid=rec.uid,
+        rqueue=rec.rqueue,
+        wqueue=rec.wqueue,
+        fd=fd,
+        expires_ms=rec.expires_ms,
+        tcp_info=rec.tcp_info,
+    )
 
 
 class ProcfsReader:
