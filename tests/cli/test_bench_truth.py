@@ -16,8 +16,12 @@ from typing import Any
 import pytest
 from cli_support import RunCli
 
+from sockwise import Guard, Policy
+from sockwise._bench import harden as harden_bench
 from sockwise._bench import report, results
 from sockwise._bench.harden import FLOOR_MIN_US, floor_problem, measure_floor
+from sockwise.guard import _origin
+from sockwise.harden import _stdlib as stdlib_hooks
 from sockwise._bench.runner import ALIASES, BENCHMARKS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,8 +48,40 @@ def test_floor_measured_directly_is_plausible() -> None:
     floor = measure_floor(options, 500)
     assert len(floor["per_call_us"]) == 6
     assert floor_problem(floor["per_call_us"]) is None, floor
-    assert floor["floor_us"] == pytest.approx(sum(floor["per_call_us"]), abs=0.01)
+    assert floor["per_call_sum_us"] == pytest.approx(sum(floor["per_call_us"]), abs=0.01)
     assert 0 < floor["clock_us"] < min(floor["per_call_us"])
+    # Timed together (one clock read instead of six): still six system calls, and no more
+    # than the calls timed one by one, give or take the machine's noise.
+    assert 6 * FLOOR_MIN_US <= floor["floor_us"] <= 1.5 * floor["per_call_sum_us"], floor
+
+
+def test_bench_connect_loop_runs_as_application_code() -> None:
+    """Under a guard, a connect of the harden benchmark's loop is attributed to the loop itself.
+
+    The guard skips sockwise's own frames; a loop inside the package made it walk the whole
+    benchmark harness on every connect, which no application's connect costs.
+    """
+    server = socket.create_server(("127.0.0.1", 0))
+    try:
+        with Guard(interval=3600) as guard:
+            out: list[int] = []
+            harden_bench._connect_loop(server.getsockname(), 1, (), (), out)
+            guard.check()
+            host, port = server.getsockname()
+            sites = _origin.destination_sites((host, port))
+    finally:
+        server.close()
+    assert len(out) == 1 and out[0] > 0
+    assert [(o.filename, o.function) for o in sites] == [("<application>", "connect_loop")]
+
+
+def test_bench_by_hand_calls_are_the_drop_ins() -> None:
+    """``setsockopt x7`` makes the calls harden() makes for a blocking connect, in order."""
+    for policy in (Policy(), Policy.interactive(), Policy(user_timeout=5)):
+        before, after = harden_bench.by_hand_bounded(policy)
+        resolved = stdlib_hooks.resolve(policy)
+        assert tuple(before) == resolved.bounded_options
+        assert tuple(after) == ((resolved.set_back,) if resolved.set_back else ())
 
 
 def test_floor_sanity_check_flags_impossible_floors() -> None:

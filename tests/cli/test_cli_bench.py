@@ -48,8 +48,11 @@ def test_bench_quick_nodelay_saves_json_and_plot(run_cli: RunCli, tmp_path: Path
     for row in rows.values():
         assert row["n"] > 0
         assert 0 < row["median_ms"] <= row["p90_ms"]
-    plot = tmp_path / "sockwise-bench-quick.png"
+    # A partial run never writes the file the README renders: its plot is named after it.
+    plot = tmp_path / "sockwise-bench-quick-nodelay.png"
     assert plot.read_bytes().startswith(PNG_MAGIC)
+    assert not (tmp_path / "sockwise-bench-quick.png").exists()
+    assert not (tmp_path / "sockwise-bench.png").exists()
 
 
 def test_bench_only_rejects_unknown_names(run_cli: RunCli, tmp_path: Path) -> None:
@@ -230,7 +233,13 @@ def _check_harden_and_guard(data: dict[str, Any], stdout: str) -> None:
     assert "invalid" not in harden
     assert all(v >= 0.1 for v in harden["floor"]["per_call_us"])
     cases = {r["case"]: r for r in harden["rows"]}
-    assert set(cases) == {"bare", "setsockopt x6", "harden(guard=False)", "harden()"}
+    assert set(cases) == {
+        "bare",
+        "setsockopt x6",
+        "setsockopt x7",
+        "harden(guard=False)",
+        "harden()",
+    }
     for row in cases.values():
         assert 0 < row["min_us"] <= row["median_us"] <= row["p90_us"]
     assert "RST" in stdout and "x floor" in stdout

@@ -136,7 +136,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if getattr(args, "render_docs", False) or getattr(args, "check_docs", False):
         return cmd_docs(args)
     names = parse_only(args.only)
-    stem = "sockwise-bench-quick" if args.quick else "sockwise-bench"
+    # Only a full run of every benchmark writes the results file the README and docs render;
+    # --quick and --only runs write beside it (sockwise-bench-quick, sockwise-bench-harden...).
+    stem = "sockwise-bench" + ("-quick" if args.quick else "")
+    if args.only is not None:
+        stem += "-" + "-".join(names)
     results = repo_results_dir()
     json_path = args.json or os.path.join(results, f"{stem}.json")
     plot_path = None if args.no_plot else (args.plot or os.path.join(results, f"{stem}.png"))
