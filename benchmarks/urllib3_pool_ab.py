@@ -14,21 +14,17 @@ of an idle keep-alive connection, no request, 10 x 20,000 cycles per pool.
 
 from __future__ import annotations
 
-import json
 import ssl
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-import trustme
 import urllib3
 
 import sockwise.urllib3 as swu
-from sockwise._bench.http import _SERVER
+from sockwise._bench.cpus import pinned_client
+from sockwise._bench.http import serving
 from sockwise.policy import Policy
 
 
@@ -65,73 +61,58 @@ def checkout_return() -> None:
 
 
 def main(rounds: int = 40, n: int = 400) -> None:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
     ctx = ssl.create_default_context()
-    ca.configure_trust(ctx)
-    tmp = tempfile.mkdtemp()
-    cert_path, key_path = Path(tmp, "c.pem"), Path(tmp, "k.pem")
-    cert.cert_chain_pems[0].write_to_path(str(cert_path))
-    cert.private_key_pem.write_to_path(str(key_path))
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, "3", str(cert_path), str(key_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    assert proc.stdin is not None
-    ports = json.loads(proc.stdout.readline())
+    with serving(3, ctx) as ports, pinned_client():
+        _compare(ports, ctx, rounds, n)
+
+
+def _compare(ports: dict[str, list[int]], ctx: ssl.SSLContext, rounds: int, n: int) -> None:
     timeout = swu.default_timeout(Policy())
-    try:
-        for scheme in ("http", "https"):
-            kw: dict[str, Any] = {"ssl_context": ctx} if scheme == "https" else {}
-            bare = urllib3.HTTPSConnectionPool if scheme == "https" else urllib3.HTTPConnectionPool
-            ours = swu.HTTPSConnectionPool if scheme == "https" else swu.HTTPConnectionPool
-            a, b, c = ports[scheme]
-            pools = {
-                "urllib3": bare("127.0.0.1", a, maxsize=1, timeout=timeout, **kw),
-                "sockwise": ours("127.0.0.1", b, maxsize=1, timeout=timeout, **kw),
-                "urllib3+options": bare(
-                    "127.0.0.1",
-                    c,
-                    maxsize=1,
-                    timeout=timeout,
-                    socket_options=Policy().socket_options(),
-                    **kw,
-                ),
-            }
-            for pool in pools.values():
-                for _ in range(50):
-                    pool.request("GET", "/")
-            cpu: dict[str, list[float]] = {k: [] for k in pools}
-            rate: dict[str, list[float]] = {k: [] for k in pools}
-            names = list(pools)
-            for r in range(rounds):
-                for name in names if r % 2 else reversed(names):
-                    request = pools[name].request
-                    c0, t0 = time.thread_time(), time.perf_counter()
-                    for _ in range(n):
-                        request("GET", "/")
-                    cpu[name].append((time.thread_time() - c0) * 1e6 / n)
-                    rate[name].append(n / (time.perf_counter() - t0))
-            for name in names:
-                cpu_ratio = statistics.median(
-                    x / y for x, y in zip(cpu[name], cpu["urllib3"], strict=True)
-                )
-                rate_ratio = statistics.median(
-                    x / y for x, y in zip(rate[name], rate["urllib3"], strict=True)
-                )
-                print(
-                    f"{scheme:5} {name:16} cpu {statistics.median(cpu[name]):6.1f} us/req "
-                    f"(x{cpu_ratio:.3f})  {statistics.median(rate[name]):6.0f} req/s "
-                    f"(x{rate_ratio:.3f})"
-                )
-            for pool in pools.values():
-                pool.close()
-    finally:
-        proc.stdin.close()
-        proc.wait(5)
+    for scheme in ("http", "https"):
+        kw: dict[str, Any] = {"ssl_context": ctx} if scheme == "https" else {}
+        bare = urllib3.HTTPSConnectionPool if scheme == "https" else urllib3.HTTPConnectionPool
+        ours = swu.HTTPSConnectionPool if scheme == "https" else swu.HTTPConnectionPool
+        a, b, c = ports[scheme]
+        pools = {
+            "urllib3": bare("127.0.0.1", a, maxsize=1, timeout=timeout, **kw),
+            "sockwise": ours("127.0.0.1", b, maxsize=1, timeout=timeout, **kw),
+            "urllib3+options": bare(
+                "127.0.0.1",
+                c,
+                maxsize=1,
+                timeout=timeout,
+                socket_options=Policy().socket_options(),
+                **kw,
+            ),
+        }
+        for pool in pools.values():
+            for _ in range(50):
+                pool.request("GET", "/")
+        cpu: dict[str, list[float]] = {k: [] for k in pools}
+        rate: dict[str, list[float]] = {k: [] for k in pools}
+        names = list(pools)
+        for r in range(rounds):
+            for name in names if r % 2 else reversed(names):
+                request = pools[name].request
+                c0, t0 = time.thread_time(), time.perf_counter()
+                for _ in range(n):
+                    request("GET", "/")
+                cpu[name].append((time.thread_time() - c0) * 1e6 / n)
+                rate[name].append(n / (time.perf_counter() - t0))
+        for name in names:
+            cpu_ratio = statistics.median(
+                x / y for x, y in zip(cpu[name], cpu["urllib3"], strict=True)
+            )
+            rate_ratio = statistics.median(
+                x / y for x, y in zip(rate[name], rate["urllib3"], strict=True)
+            )
+            print(
+                f"{scheme:5} {name:16} cpu {statistics.median(cpu[name]):6.1f} us/req "
+                f"(x{cpu_ratio:.3f})  {statistics.median(rate[name]):6.0f} req/s "
+                f"(x{rate_ratio:.3f})"
+            )
+        for pool in pools.values():
+            pool.close()
 
 
 if __name__ == "__main__":

@@ -62,13 +62,15 @@ import socket
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterator
-from types import ModuleType
-from typing import Any, Final
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from types import FrameType, ModuleType
+from typing import Any, Final, NamedTuple
 
 from sockwise import _green, _imports, _uvloop
 from sockwise._forksafe import renew_after_fork
 from sockwise._log import log_once
+from sockwise._net.sockets import TCP_FAMILIES
 
 SocketHook = Callable[[socket.socket], None]
 #: A connect hook returns ``None``, or -- when it bounded a blocking connect's handshake in the
@@ -77,6 +79,48 @@ ConnectHook = Callable[[socket.socket, Any], "tuple[int, int, int] | tuple[()] |
 ListenHook = Callable[[socket.socket, int], None]
 BacklogProvider = Callable[[], "int | None"]
 _Factory = Callable[[Any], Any]
+
+
+class ConnectPlan(NamedTuple):
+    """A policy's client options, applied by the ``connect`` replacement itself.
+
+    Set by :func:`sockwise.harden` (:func:`set_connect_plan`). The replacement checks the socket
+    (TCP? options the application set itself?) and makes one call -- no hook call, no loop:
+    this runs before every connect of the process.
+
+    Attributes:
+        apply: Sets the options (unrolled ``setsockopt`` calls), for a connect not bounded here.
+        apply_bounded: For a blocking connect with no timeout: the options with
+            ``TCP_USER_TIMEOUT`` at the handshake bound (``None``: not bounded in the kernel).
+        set_back: What to set back once a bounded connect returns (``()``: nothing).
+        with_explicit: The slow path, for a socket on which the application set options itself:
+            a connect hook (it returns what to set back, or ``None``).
+
+    """
+
+    apply: Callable[[Any], None]
+    apply_bounded: Callable[[Any], None] | None
+    set_back: tuple[int, int, int] | tuple[()]
+    with_explicit: ConnectHook
+
+
+class ConnectRecorder(NamedTuple):
+    """Where the ``connect`` replacement records the line that opened a socket (the guard).
+
+    Attributes:
+        sites: ``(id(code), f_lasti)`` of a call site known to be the application's own line
+            -> its token. The recorder keeps each code object alive while its id is a key.
+        queue: Gets ``(weak reference to the socket, token, address, "connect", None)`` for a
+            connect made from a known site (one append: no call, no lock).
+        slow: ``slow(sock, address, frame)`` for any other connect (*frame*: the caller of
+            ``connect``, ``None`` when it was called from C).
+
+    """
+
+    sites: Mapping[tuple[int, int], Any]
+    queue: deque[Any]
+    slow: Callable[[Any, Any, FrameType | None], None]
+
 
 _PATCHED: Final = ("connect", "connect_ex", "accept", "listen", "setsockopt")
 #: Modules whose arrival brings new classes to patch.
@@ -96,6 +140,8 @@ _listen_hooks: tuple[ListenHook, ...] = ()
 _backlog_provider: BacklogProvider | None = None
 _track_explicit = False
 _connect_timeout: float | None = None
+_plan: ConnectPlan | None = None
+_recorder: ConnectRecorder | None = None
 _active = False  # the patch is wanted (something is registered) and installed
 
 #: Options the application itself set, per socket: ``{id(sock): (weak reference, {(level,
@@ -113,6 +159,10 @@ _weakref: Final = weakref.ref
 _connecting: weakref.WeakSet[socket.socket] = weakref.WeakSet()
 
 _gettimeout: Final = _socket.socket.gettimeout
+_type: Final = _socket.socket.type.__get__  # the C getters: an int, no enum conversion
+_family: Final = _socket.socket.family.__get__
+_STREAM: Final = int(socket.SOCK_STREAM)
+_getframe: Final = sys._getframe
 _settimeout: Final = _socket.socket.settimeout
 _setsockopt: Final = _socket.socket.setsockopt
 #: Returned by a connect hook that bounded a blocking connect's handshake in the kernel (it set
@@ -190,10 +240,26 @@ def _hook_failed(hook: object, exc: BaseException) -> None:
 
 
 def _run_connect(
-    hooks: tuple[ConnectHook, ...], sock: socket.socket, address: Any
+    hooks: tuple[ConnectHook, ...], sock: socket.socket, address: Any, depth: int = 3
 ) -> tuple[int, int, int] | tuple[()] | None:
-    """Run the connect hooks; return how one bounded the handshake (``None``: none did)."""
+    """Apply the plan, record the caller and run the hooks; return how the handshake is bounded.
+
+    ``None``: not bounded here; else what to set back once connected (``()``: nothing). The
+    caller of ``connect`` is *depth* frames above this function. The ``connect`` replacement
+    does the same inline (see :func:`_native_connect`); this serves ``connect_ex`` and the
+    green sockets.
+    """
     bounded = None
+    plan = _plan
+    if plan is not None and _type(sock) == _STREAM and _family(sock) in TCP_FAMILIES:
+        bounded = _apply_plan(plan, sock, address)
+    recorder = _recorder
+    if recorder is not None:
+        try:
+            frame: FrameType | None = _getframe(depth)
+        except ValueError:  # called from C with no Python frame above
+            frame = None
+        _record(recorder, sock, address, frame)
     for hook in hooks:
         try:
             undo = hook(sock, address)
@@ -205,6 +271,36 @@ def _run_connect(
     return bounded
 
 
+def _apply_plan(
+    plan: ConnectPlan, sock: socket.socket, address: Any
+) -> tuple[int, int, int] | tuple[()] | None:
+    """Set the plan's options on a TCP *sock*; return what to set back (``None``: unbounded)."""
+    try:
+        entry = _explicit.get(id(sock)) if _explicit else None
+        if entry is not None and entry[0]() is sock:
+            return plan.with_explicit(sock, address)
+        if plan.apply_bounded is not None and _gettimeout(sock) is None:
+            plan.apply_bounded(sock)
+            return plan.set_back
+        plan.apply(sock)
+    except Exception as exc:  # a hook never breaks the application's call
+        _hook_failed(plan.with_explicit, exc)
+    return None
+
+
+def _record(
+    recorder: ConnectRecorder, sock: socket.socket, address: Any, frame: FrameType | None
+) -> None:
+    try:
+        site = None if frame is None else recorder.sites.get((id(frame.f_code), frame.f_lasti))
+        if site is None:
+            recorder.slow(sock, address, frame)
+        else:
+            recorder.queue.append((_weakref(sock), site, address, "connect", None))
+    except Exception as exc:  # a hook never breaks the application's call
+        _hook_failed(recorder.slow, exc)
+
+
 def _run_connect_unbounded(
     hooks: tuple[ConnectHook, ...], sock: socket.socket, address: Any
 ) -> None:
@@ -213,7 +309,7 @@ def _run_connect_unbounded(
     A handshake bound a hook set (meant for ``connect()``) is taken back at once: these calls
     keep the socket's own behaviour.
     """
-    undo = _run_connect(hooks, sock, address)
+    undo = _run_connect(hooks, sock, address, depth=3)
     if undo:
         _set_back(sock, undo)
 
@@ -298,34 +394,59 @@ def has_accept_hooks() -> bool:
 
 
 def _native_connect(prev: Any) -> Any:
-    # The hot path of every client in the process: _run_connect and _set_back are inlined (a
-    # Python call each, ~0.1 us per connect), and hooks are called from this frame, so a hook's
-    # caller is ``sys._getframe(2)`` from inside it.
+    # The hot path of every client in the process: _run_connect, _apply_plan and _record are
+    # inlined here (three Python calls, ~0.5 us per connect in situ, measured), and so is
+    # _set_back. Keep it in step with them.
     def connect(self: socket.socket, address: Any, /) -> None:
+        bounded = None
+        plan = _plan
+        if plan is not None and _type(self) == _STREAM and _family(self) in TCP_FAMILIES:
+            try:
+                entry = _explicit.get(id(self)) if _explicit else None
+                if entry is not None and entry[0]() is self:
+                    bounded = plan.with_explicit(self, address)
+                elif plan.apply_bounded is not None and _gettimeout(self) is None:
+                    plan.apply_bounded(self)
+                    bounded = plan.set_back
+                else:
+                    plan.apply(self)
+            except Exception as exc:  # a hook never breaks the application's call
+                _hook_failed(plan.with_explicit, exc)
+        recorder = _recorder
+        if recorder is not None:
+            try:
+                frame = _getframe(1)
+                site = recorder.sites.get((id(frame.f_code), frame.f_lasti))
+                if site is None:
+                    recorder.slow(self, address, frame)
+                else:
+                    recorder.queue.append((_weakref(self), site, address, "connect", None))
+            except ValueError:  # called from C with no Python frame above
+                _record(recorder, self, address, None)
+            except Exception as exc:  # a hook never breaks the application's call
+                _hook_failed(recorder.slow, exc)
         hooks = _connect_hooks
-        if hooks:
-            bounded = None
-            for hook in hooks:
-                try:
-                    undo = hook(self, address)
-                except Exception as exc:  # a hook never breaks the application's call
-                    _hook_failed(hook, exc)
-                    continue
-                if undo is not None:
-                    bounded = undo
-            if bounded is not None:
-                # A hook bounded the handshake in the kernel (TCP_USER_TIMEOUT): one system call
-                # to set the option back, instead of the four of a socket timeout (below).
-                if not bounded:
-                    return prev(self, address)  # type: ignore[no-any-return]
-                try:
-                    return prev(self, address)  # type: ignore[no-any-return]
-                finally:
-                    # Not contextlib.suppress, which costs two Python calls.
-                    try:  # noqa: SIM105
-                        _setsockopt(self, *bounded)
-                    except OSError:  # closed meanwhile: nothing to put back
-                        pass
+        for hook in hooks:
+            try:
+                undo = hook(self, address)
+            except Exception as exc:  # a hook never breaks the application's call
+                _hook_failed(hook, exc)
+                continue
+            if undo is not None:
+                bounded = undo
+        if bounded is not None:
+            # The handshake is bounded in the kernel (TCP_USER_TIMEOUT): one system call to
+            # set the option back, instead of the four of a socket timeout (below).
+            if not bounded:
+                return prev(self, address)  # type: ignore[no-any-return]
+            try:
+                return prev(self, address)  # type: ignore[no-any-return]
+            finally:
+                # Not contextlib.suppress, which costs two Python calls.
+                try:  # noqa: SIM105
+                    _setsockopt(self, *bounded)
+                except OSError:  # closed meanwhile: nothing to put back
+                    pass
         bound = _connect_timeout
         if bound is None or _gettimeout(self) is not None:
             return prev(self, address)  # type: ignore[no-any-return]
@@ -342,14 +463,13 @@ def _native_connect(prev: Any) -> Any:
 
 def _native_connect_ex(prev: Any) -> Any:
     def connect_ex(self: socket.socket, address: Any, /) -> int:
-        hooks = _connect_hooks
-        if hooks:
+        if _plan is not None or _recorder is not None or _connect_hooks:
             if _gettimeout(self) != 0.0:
-                _run_connect_unbounded(hooks, self, address)
+                _run_connect_unbounded(_connect_hooks, self, address)
             elif self not in _connecting:  # a non-blocking loop: the first call only
                 with contextlib.suppress(TypeError):
                     _connecting.add(self)
-                _run_connect_unbounded(hooks, self, address)
+                _run_connect_unbounded(_connect_hooks, self, address)
         return prev(self, address)  # type: ignore[no-any-return]
 
     return connect_ex
@@ -398,9 +518,8 @@ _NATIVE: Final[dict[str, _Factory]] = {
 
 def _green_connect(prev: Any) -> Any:
     def connect(self: Any, address: Any, /) -> None:
-        hooks = _connect_hooks
-        if hooks:
-            _run_connect_unbounded(hooks, self._sock, address)
+        if _plan is not None or _recorder is not None or _connect_hooks:
+            _run_connect_unbounded(_connect_hooks, self._sock, address)
         bound = _connect_timeout
         if bound is None or self.gettimeout() is not None:
             return prev(self, address)  # type: ignore[no-any-return]
@@ -415,9 +534,8 @@ def _green_connect(prev: Any) -> Any:
 
 def _green_connect_ex(prev: Any) -> Any:
     def connect_ex(self: Any, address: Any, /) -> int:
-        hooks = _connect_hooks
-        if hooks:
-            _run_connect_unbounded(hooks, self._sock, address)
+        if _plan is not None or _recorder is not None or _connect_hooks:
+            _run_connect_unbounded(_connect_hooks, self._sock, address)
         return prev(self, address)  # type: ignore[no-any-return]
 
     return connect_ex
@@ -632,6 +750,8 @@ def _sync() -> None:
     global _active
     wanted = bool(
         _connect_hooks
+        or _plan is not None
+        or _recorder is not None
         or _accept_hooks
         or _listen_hooks
         or _backlog_provider
@@ -698,6 +818,22 @@ def add_listen_hook(hook: ListenHook) -> None:
 def remove_listen_hook(hook: ListenHook) -> None:
     """Stop running *hook* after listen."""
     _change("_listen_hooks", hook, add=False)
+
+
+def set_connect_plan(plan: ConnectPlan | None) -> None:
+    """Apply *plan*'s options before every TCP client's connect (``None`` removes it)."""
+    global _plan
+    with _lock:
+        _plan = plan
+        _sync()
+
+
+def set_connect_recorder(recorder: ConnectRecorder | None) -> None:
+    """Record the caller of every connect through *recorder* (``None`` removes it)."""
+    global _recorder
+    with _lock:
+        _recorder = recorder
+        _sync()
 
 
 def set_backlog_provider(provider: BacklogProvider | None) -> None:

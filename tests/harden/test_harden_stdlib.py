@@ -401,8 +401,10 @@ def test_concurrent_harden_patches_once():
         t.join(10)
     assert len(results) == 8
     assert sum(not r.already_active for r in results) == 1
-    assert _hooks._connect_hooks.count(_hooks._connect_hooks[0]) == 1
-    assert len(_hooks._connect_hooks) == 1
+    # The policy is the hook layer's one connect plan, applied inline; no hook was added.
+    assert _hooks._plan is not None
+    assert _hooks._connect_hooks == ()
+    assert sum(p.func.__qualname__.endswith(".connect") for p in _hooks._installed.values()) == 1
 
 
 def test_rejects_non_policy():

@@ -38,6 +38,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any, Final
 
+from sockwise._bench.cpus import pin_server, pinned_client
 from sockwise._bench.http import serving
 from sockwise._bench.runner import balanced_orders
 
@@ -112,7 +113,11 @@ def _pg_clients(stack: ExitStack) -> tuple[list[_Client], str]:
         reason = pg_unavailable_reason()
         if reason:
             return [], f"PostgreSQL rows skipped: {reason}"
-        dsn = stack.enter_context(PostgresServer.start()).dsn
+        server = stack.enter_context(PostgresServer.start())
+        pid = server.postmaster_pid
+        if pid is not None:  # backends are forked from it: off the client's CPU
+            pin_server(pid)
+        dsn = server.dsn
     sw = ConnectionPool(dsn, min_size=1, max_size=1, open=False, name="bench-gaps-sockwise")
     bare = psycopg_pool.ConnectionPool(
         dsn, min_size=1, max_size=1, open=False, name="bench-gaps-psycopg-pool"
@@ -145,7 +150,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     rounds = ROUNDS_QUICK if quick else ROUNDS_FULL
     clock = time.perf_counter_ns
     ctx = ssl.create_default_context()
-    with serving(1, ctx) as ports, ExitStack() as stack:  # {"http": [port], "https": [port]}
+    # {"http": [port], "https": [port]}; the servers run off the client's CPU
+    with serving(1, ctx) as ports, ExitStack() as stack, pinned_client():
         port, tls_port = ports["http"][0], ports["https"][0]
         clients = _http_clients(port, stack) + _http_clients(tls_port, stack, ctx)
         pg, pg_note = _pg_clients(stack)

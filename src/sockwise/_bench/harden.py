@@ -45,16 +45,15 @@ target for the drop-in is an added cost of at most twice that floor per connect.
 from __future__ import annotations
 
 import _socket
-import contextlib
-import os
 import socket
 import statistics
 import struct
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import sockwise
+from sockwise._bench.cpus import pinned_client
 from sockwise._net.proc import ProcfsReader
 from sockwise._net.records import STATE_NUMBERS
 
@@ -133,28 +132,6 @@ def _batch(
     out: list[int] = []
     _connect_loop(addr, n, before, after, out)
     return statistics.median(out) / 1000.0
-
-
-@contextlib.contextmanager
-def _pinned() -> Iterator[int | None]:
-    """Run on one CPU (the highest this process may use); yield it, ``None`` if not possible."""
-    getter = getattr(os, "sched_getaffinity", None)
-    setter = getattr(os, "sched_setaffinity", None)
-    if getter is None or setter is None:  # Defensive: not Linux
-        yield None
-        return
-    allowed = getter(0)
-    cpu = max(allowed)
-    try:
-        setter(0, {cpu})
-    except OSError:  # Defensive: a restricted container
-        yield None
-        return
-    try:
-        yield cpu
-    finally:
-        with contextlib.suppress(OSError):
-            setter(0, allowed)
 
 
 def measure_floor(options: Sequence[tuple[int, int, int]], reps: int) -> dict[str, Any]:
@@ -308,7 +285,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     samples: dict[str, list[float]] = {name: [] for name in variants}
     floors: list[float] = []  # the floor, measured again in every round
     names = list(variants)
-    with _pinned() as cpu:
+    with pinned_client() as cpu:
         try:
             floor = measure_floor(options, floor_reps)
             for fn in variants.values():  # warm-up
@@ -330,7 +307,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     base = statistics.median(bare)
     floor["floor_us"] = floor_us = round(statistics.median(floors), 3)
     floor["floor_rounds"] = _spread(floors)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, values in samples.items():
         spread = _spread(values)
         added = statistics.median(v - b for v, b in zip(values, bare, strict=True))
@@ -345,8 +322,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         )
     by_case = {r["case"]: r for r in rows}
     problem = floor_problem(floor["per_call_us"])
-    hooks = by_case["harden(guard=False)"]["added_us"]
-    guarded = by_case["harden()"]["added_us"] if "harden()" in by_case else None
+    hooks: float = by_case["harden(guard=False)"]["added_us"]
+    guarded: float | None = by_case["harden()"]["added_us"] if "harden()" in by_case else None
     summary = (
         f"per connect: bare {base:.1f} us; harden(guard=False) {hooks:+.1f} us"
         + (f", harden() {guarded:+.1f} us" if guarded is not None else "")

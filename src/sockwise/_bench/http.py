@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sockwise._bench.cpus import pin_server, pinned_client
 from sockwise._bench.runner import balanced_orders
 from sockwise._net.proc import ProcfsReader
 from sockwise._net.records import STATE_NUMBERS
@@ -100,6 +101,7 @@ def serving(count: int, ctx: ssl.SSLContext) -> Iterator[dict[str, list[int]]]:
             stdout=subprocess.PIPE,
             text=True,
         )
+        pin_server(proc.pid)  # off the client's CPU (sockwise._bench.cpus)
         try:
             assert proc.stdout is not None
             ports: dict[str, list[int]] = json.loads(proc.stdout.readline())
@@ -197,7 +199,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     pooled_n = 225 if quick else 375
     fresh_n = {"http": 100 if quick else 250, "https": 40 if quick else 75}
     ctx = ssl.create_default_context()
-    with serving(len(VARIANTS), ctx) as ports:
+    with serving(len(VARIANTS), ctx) as ports, pinned_client():
         results = _run_all(ports, ctx, rounds, pooled_n, fresh_n)
     return {
         "benchmark": "http",

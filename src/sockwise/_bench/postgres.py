@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack
 from typing import Any, Final
 
+from sockwise._bench.cpus import pin_server, pinned_client
 from sockwise._bench.runner import balanced_orders
 
 CASES: Final = ("sockwise", "psycopg_pool", "psycopg_pool+check", "connect")
@@ -186,6 +187,10 @@ def run(quick: bool = False) -> dict[str, Any]:
     samples: dict[str, list[float]] = {c: [] for c in CASES}
     cpu: dict[str, float] = dict.fromkeys(CASES, 0.0)
     with server_cm as server, ExitStack() as stack:
+        pid = getattr(server, "postmaster_pid", None)
+        if pid is not None:  # backends are forked from it, after this: off the client's CPU
+            pin_server(pid)
+        stack.enter_context(pinned_client())
         ops = _open_pools(server.dsn, stack)
         for op in ops.values():  # warm-up: connections, caches, code paths
             for _ in range(20):

@@ -153,6 +153,9 @@ class _State:
         self.codes: list[CodeType] = []
         self.grab: dict[int, Callable[[FrameType, Holder], None]] = {}
         self.origins: dict[tuple[int, int, str, str], Origin] = {}
+        # (id(code), f_lasti) of connect() calls made by the application's own line -> its
+        # Origin: the hook layer records those with no call (sockwise._hooks.ConnectRecorder).
+        self.connect_sites: dict[tuple[int, int], Origin] = {}
         self.prefixes: tuple[str, ...] = ()
 
 
@@ -247,6 +250,7 @@ def _classify_new(frame: FrameType, code: CodeType) -> str:
         st.is_lib.clear()
         st.grab.clear()
         st.origins.clear()
+        st.connect_sites.clear()
         st.codes.clear()
     module = frame.f_globals.get("__name__")
     module = module if isinstance(module, str) else ""
@@ -314,34 +318,27 @@ def _new_origin(frame: FrameType, code: CodeType, key: tuple[int, int, str, str]
 
 
 # -- the hooks: the hot path. No system call, no lock, one append. ---------------------------
-# Frame depths: _on_connect <- _hooks' connect <- caller (the connect hooks are called from the
-# replacement's own frame), or _on_connect <- _hooks._run_connect <- _run_connect_unbounded <-
-# connect_ex or a green connect <- caller; and _on_accept <- _hooks._run <- _hooks._accept <-
-# caller. Starting two frames up lands on the caller of connect() or on a sockwise frame (which
-# find_origin skips). sys._getframe(n) creates a frame object for frame n only; each one walked
-# through costs ~0.3 us right after a connect (measured), so the frames known to be sockwise's
-# are jumped over, not walked.
+# A connect is recorded by the hook layer itself (:class:`sockwise._hooks.ConnectRecorder`): a
+# connect from a call site seen before to be the application's own line appends its interned
+# Origin with no call at all; any other goes through _record_connect with the caller's frame.
+# Accepts and listens: _on_accept <- _hooks._run <- _hooks' accept <- caller; starting two
+# frames up lands on the caller or on a sockwise frame (which find_origin skips).
+# sys._getframe(n) creates a frame object for frame n only; each one walked through costs
+# ~0.3 us right after a connect (measured), so the frames known to be sockwise's are jumped
+# over, not walked.
 
 
-def _on_connect(sock: socket.socket, address: object) -> None:
+def _record_connect(sock: socket.socket, address: object, frame: FrameType | None) -> None:
     # Not even the socket's type is read here: the drain counts TCP connects and skips the rest.
     st = _state
-    frame: FrameType | None
-    try:
-        frame = _getframe(2)
-    except ValueError:  # connect() called from C with no Python frame above it
-        frame = None
-    else:
-        # The application's own line, seen before: find_origin interned its Origin under this
-        # key, and only ever makes Origins for the application's frames, so a hit means the
-        # caller is one (and no library frame, hence no holder, is on the way). Saves the walk's
-        # call and loop: ~0.4 us of the ~1 us this hook costs.
-        found = st.origins.get((id(frame.f_code), frame.f_lasti, "connect", ""))
-        if found is not None:
-            st.pending.append((_ref(sock), found, address, "connect", None))
-            return
     origin, holder = find_origin(frame, "connect", True)
     st.pending.append((_ref(sock), origin, address, "connect", holder))
+    if frame is not None and holder is None and origin is not None:
+        code = frame.f_code
+        if st.is_lib.get(id(code)) == "":  # the caller itself is the application's line
+            if len(st.connect_sites) >= _MAX_CACHE:
+                st.connect_sites.clear()
+            st.connect_sites[(id(code), frame.f_lasti)] = origin
 
 
 def _on_accept(sock: socket.socket) -> None:
@@ -682,7 +679,9 @@ def enable() -> None:
         if _state.users == 1:
             if not _state.prefixes:
                 _state.prefixes = _lib_prefixes()
-            _hooks.add_connect_hook(_on_connect)
+            _hooks.set_connect_recorder(
+                _hooks.ConnectRecorder(_state.connect_sites, _state.pending, _record_connect)
+            )
             _hooks.add_accept_hook(_on_accept)
             _hooks.add_listen_hook(_on_listen)
 
@@ -694,7 +693,7 @@ def disable() -> None:
             return
         _state.users -= 1
         if _state.users == 0:
-            _hooks.remove_connect_hook(_on_connect)
+            _hooks.set_connect_recorder(None)
             _hooks.remove_accept_hook(_on_accept)
             _hooks.remove_listen_hook(_on_listen)
             with _state.drain_lock:

@@ -202,6 +202,8 @@ def _on_connect(sock: socket.socket, address: object) -> _Option | tuple[()] | N
 
     Returns what :mod:`sockwise._hooks` sets back after the connect when the handshake is
     bounded by ``TCP_USER_TIMEOUT`` (``()``: nothing), ``None`` when it is not bounded here.
+    The hook layer does the common case itself (:class:`sockwise._hooks.ConnectPlan`: a TCP
+    socket on which the application set no option) and calls this for the others.
     """
     current = _current
     if current is None or _type(sock) != _STREAM or _family(sock) not in TCP_FAMILIES:
@@ -295,7 +297,14 @@ def install(policy: Policy) -> list[str]:
     global _current
     _current = resolve(policy)
     _hooks.set_track_explicit(True)
-    _hooks.add_connect_hook(_on_connect)
+    _hooks.set_connect_plan(
+        _hooks.ConnectPlan(
+            apply=_current.apply_connect,
+            apply_bounded=_current.apply_bounded if _current.bounded_options is not None else None,
+            set_back=_current.set_back,
+            with_explicit=_on_connect,
+        )
+    )
     _hooks.add_accept_hook(_on_accept)
     _hooks.add_listen_hook(_on_listen)
     _hooks.set_backlog_provider(_backlog)
@@ -313,7 +322,7 @@ def install(policy: Policy) -> list[str]:
 def uninstall() -> None:
     """Remove the socket hooks (the patch goes when no other user of the hook layer remains)."""
     global _current
-    _hooks.remove_connect_hook(_on_connect)
+    _hooks.set_connect_plan(None)
     _hooks.remove_accept_hook(_on_accept)
     _hooks.remove_listen_hook(_on_listen)
     _hooks.set_backlog_provider(None)
