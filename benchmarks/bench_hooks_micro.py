@@ -1,9 +1,12 @@
 """The hook layer's own Python cost per connect, without the connect: CPU ns per call.
 
-Calls the policy's connect hook on an unconnected TCP socket and compares it with the same
-``setsockopt`` calls made directly (``floor``); ``runner`` is the hook layer's dispatch to one
-no-op hook; ``origin`` is the guard's origin recording (owned by the guard). CPU time of this
-thread (``thread_time_ns``), min and median of interleaved rounds.
+On an unconnected TCP socket: the policy's ``setsockopt`` calls made directly (``floor``), the
+hook layer's connect plan for a blocking connect (``plan``: what the ``connect`` replacement
+does inline), the slow path for a socket with options of the application's own (``explicit``),
+the recording of a connect from a call site seen before (``origin, known line``: inline in
+``connect`` too) and from a new one (``origin, walk``). CPU time of this thread
+(``thread_time_ns``), min and median of interleaved rounds. The whole connect, side by side
+with a bare one, is ``sockwise bench --only harden``.
 
     python benchmarks/bench_hooks_micro.py
 """
@@ -14,6 +17,7 @@ import _socket
 import json
 import socket
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -27,30 +31,38 @@ def main() -> None:
     sockwise.harden()
     sock = socket.socket()
     address = ("127.0.0.1", 9)
-    calls = list(_stdlib._current.connect_options) if _stdlib._current else []
+    calls = list(_stdlib._current.bounded_options or ()) if _stdlib._current else []
     raw = _socket.socket.setsockopt
 
     def floor() -> None:
         for level, opt, value in calls:
             raw(sock, level, opt, value)
 
-    def policy_hook() -> None:
+    plan = _hooks._plan
+    recorder = _hooks._recorder
+    assert plan is not None
+    assert recorder is not None
+
+    def plan_inline() -> None:
+        _hooks._apply_plan(plan, sock, address)
+
+    def explicit() -> None:
         _stdlib._on_connect(sock, address)
 
-    def noop(s: object, a: object) -> None:
-        pass
+    here = sys._getframe()
 
-    def runner() -> None:
-        _hooks._run_connect((noop,), sock, address)
+    def origin_known() -> None:
+        _hooks._record(recorder, sock, address, here)
 
-    def origin() -> None:
-        _origin._on_connect(sock, address)
+    def origin_walk() -> None:
+        recorder.slow(sock, address, here)
 
     cases: dict[str, Callable[[], None]] = {
         "floor (same setsockopt calls)": floor,
-        "policy hook": policy_hook,
-        "runner + no-op hook": runner,
-        "origin recording": origin,
+        "plan (inline in connect)": plan_inline,
+        "explicit options (slow path)": explicit,
+        "origin, known line": origin_known,
+        "origin, walk": origin_walk,
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
     try:

@@ -281,3 +281,17 @@ def test_guard_bench_feature_detects_the_stall_detector() -> None:
     label, kwargs, _ = stall_variant(Guard)  # this version's guard: whichever it is
     if kwargs is not None:
         Guard(**kwargs).stop()  # the kwargs it would use are accepted
+
+
+@pytest.mark.parametrize(
+    "script", sorted(p.name for p in (REPO / "benchmarks").glob("*.py")), ids=str
+)
+def test_benchmark_scripts_import(script: str) -> None:
+    """Every script in benchmarks/ imports (a renamed helper broke urllib3_pool_ab.py once)."""
+    path = REPO / "benchmarks" / script
+    spec = importlib.util.spec_from_file_location(f"bench_script_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # runs the imports, not the script (no __main__ name)
+    entry = getattr(module, "main", None) or getattr(module, "script", None)
+    assert callable(entry), f"{script} has neither main() nor the runner's script()"
