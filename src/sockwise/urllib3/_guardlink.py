@@ -15,10 +15,9 @@ import socket
 
 from sockwise import guard
 
-
-def recording() -> bool:
-    """Whether a guard records origins (pools skip the registration work otherwise)."""
-    return guard.recording_origins()
+#: Whether a guard records origins (pools skip the registration work otherwise). The guard's
+#: own function, not a wrapper: a pool asks on every return of a connection.
+recording = guard.recording_origins
 
 
 def register(sock: socket.socket) -> None:
