@@ -54,6 +54,7 @@ from typing import Any, Final
 
 import sockwise
 from sockwise._bench.cpus import pinned_client
+from sockwise._bench.runner import APPLICATION_FILE, application_function
 from sockwise._net.proc import ProcfsReader
 from sockwise._net.records import STATE_NUMBERS
 
@@ -63,8 +64,6 @@ FLOOR_MIN_US: Final = 0.1
 LINGER_RST: Final = struct.pack("ii", 1, 0)
 #: How each connection ends (said in the output and the docs).
 CLOSE_MODE: Final = "RST (SO_LINGER on, timeout 0): no TIME_WAIT on either side"
-#: Where the timed loop's code says it lives: outside sockwise, like an application's.
-APPLICATION_FILE: Final = "<application>"
 
 _SOL = socket.SOL_SOCKET
 _LINGER = socket.SO_LINGER
@@ -97,18 +96,18 @@ def connect_loop(addr, n, before, after, out):
 
 
 def _compile_loop() -> Callable[..., None]:
-    namespace: dict[str, Any] = {
-        "__name__": "__application__",
-        "socket_class": socket.socket,
-        "perf_counter_ns": time.perf_counter_ns,
-        "setsockopt": _c_setsockopt,
-        "SOL": _SOL,
-        "LINGER": _LINGER,
-        "LINGER_RST": LINGER_RST,
-    }
-    exec(compile(_LOOP_SOURCE, APPLICATION_FILE, "exec"), namespace)  # our own source
-    loop: Callable[..., None] = namespace["connect_loop"]
-    return loop
+    return application_function(
+        _LOOP_SOURCE,
+        "connect_loop",
+        {
+            "socket_class": socket.socket,
+            "perf_counter_ns": time.perf_counter_ns,
+            "setsockopt": _c_setsockopt,
+            "SOL": _SOL,
+            "LINGER": _LINGER,
+            "LINGER_RST": LINGER_RST,
+        },
+    )
 
 
 _connect_loop: Final = _compile_loop()
