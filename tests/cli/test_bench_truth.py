@@ -20,9 +20,9 @@ from sockwise import Guard, Policy
 from sockwise._bench import harden as harden_bench
 from sockwise._bench import report, results
 from sockwise._bench.harden import FLOOR_MIN_US, floor_problem, measure_floor
+from sockwise._bench.runner import ALIASES, BENCHMARKS
 from sockwise.guard import _origin
 from sockwise.harden import _stdlib as stdlib_hooks
-from sockwise._bench.runner import ALIASES, BENCHMARKS
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results" / report.RESULTS_NAME
