@@ -634,6 +634,11 @@ def adopt(conn: Any) -> None:
         conn._sw_poller = None
 
 
+#: Whether a guard records origins: the pools ask before :func:`guard_mark` (the guard's own
+#: function, not a wrapper -- it runs on every checkout and return).
+guard_recording = guard.recording_origins
+
+
 def guard_mark(conn: Any, idle: bool) -> None:
     """Tell a running sockwise guard that *conn* went idle in the pool, or left it.
 

@@ -32,6 +32,7 @@ from sockwise.psycopg._common import (
     FAILED_FAST,
     SockwiseMixin,
     guard_mark,
+    guard_recording,
 )
 from sockwise.psycopg._errors import PoolTimeout
 from sockwise.psycopg._probe import ping
@@ -175,7 +176,8 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
                 raise
             if passed:
                 self._sw_out.append(None)  # lent out (see _sw_outage)
-                guard_mark(conn, idle=False)
+                if guard_recording():  # asked here: a call fewer per checkout with no guard
+                    guard_mark(conn, idle=False)
                 return conn
             if failure is None:  # the caller's check failed: back to the pool, as psycopg_pool
                 self._putconn(conn, from_getconn=True)
@@ -279,7 +281,8 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
 
     def _add_to_pool(self, conn: CT) -> None:
         conn._sw_used_at = monotonic()  # type: ignore[attr-defined]
-        guard_mark(conn, idle=True)
+        if guard_recording():
+            guard_mark(conn, idle=True)
         super()._add_to_pool(conn)
 
     def _connect(self, timeout: float | None = None) -> CT:

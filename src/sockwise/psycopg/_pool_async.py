@@ -35,6 +35,7 @@ from sockwise.psycopg._common import (
     FAILED_FAST,
     SockwiseMixin,
     guard_mark,
+    guard_recording,
 )
 from sockwise.psycopg._errors import PoolTimeout
 from sockwise.psycopg._probe import aping
@@ -182,7 +183,8 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
                 raise
             if passed:
                 self._sw_out.append(None)  # lent out (see _sw_outage)
-                guard_mark(conn, idle=False)
+                if guard_recording():  # asked here: a call fewer per checkout with no guard
+                    guard_mark(conn, idle=False)
                 return conn
             if failure is None:  # the caller's check failed: back to the pool, as psycopg_pool
                 await self._putconn(conn, from_getconn=True)
@@ -286,7 +288,8 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
 
     async def _add_to_pool(self, conn: ACT) -> None:
         conn._sw_used_at = monotonic()  # type: ignore[attr-defined]
-        guard_mark(conn, idle=True)
+        if guard_recording():
+            guard_mark(conn, idle=True)
         await super()._add_to_pool(conn)
 
     async def _connect(self, timeout: float | None = None) -> ACT:
