@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import socket
 import time
 import warnings
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ from sw_psycopg_helpers import socket_states, terminate, wait_for
 
 import sockwise
 from sockwise.psycopg import ConnectionPool, PoolTimeout
-from sockwise.testing import PostgresServer
+from sockwise.testing import PostgresServer, require_or_skip
 
 pytestmark = pytest.mark.postgres
 
@@ -241,3 +243,26 @@ def test_concurrent_checkouts_after_kill_all_succeed(
             pids = list(ex.map(lambda _: _pid(pool), range(40)))
         assert len(pids) == 40
         assert pool.get_stats()["connections_dead_poll"] == 4
+
+
+def test_dead_connection_report_names_an_ipv6_server_in_brackets(
+    app_name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server on ``::1``: the pool's report of a dead connection says ``[::1]:port``."""
+    require_or_skip(None if socket.has_ipv6 else "no IPv6 on this machine")
+    with PostgresServer.start(host="::1") as server:
+        pool = ConnectionPool(
+            server.dsn,
+            min_size=1,
+            kwargs={"application_name": app_name},
+            open=False,
+        )
+        with pool, caplog.at_level(logging.INFO, logger="sockwise"):
+            pool.wait(timeout=20)
+            assert terminate(server, app_name) == 1
+            wait_for(lambda: "CLOSE_WAIT" in socket_states(server.port), what="CLOSE_WAIT")
+            with pool.connection() as conn:
+                conn.execute("SELECT 1")
+    found = [r.getMessage() for r in caplog.records if "found dead" in r.getMessage()]
+    assert found, caplog.text
+    assert f"connection to [::1]:{server.port} found dead" in found[0]

@@ -47,6 +47,7 @@ from psycopg_pool.base import AttemptWithBackoff, BasePool
 
 from sockwise import guard
 from sockwise._errors import ConfigurationWarning
+from sockwise._net.addr import format_address
 from sockwise.policy import MIDDLEBOX_IDLE_TIMEOUTS, Policy, resolve_policy
 from sockwise.psycopg._errors import PoolTimeout
 from sockwise.psycopg._probe import make_poller, poll_dead
@@ -613,11 +614,11 @@ class SockwiseMixin(BasePool):
 
 
 def _peer(conn: Any) -> str:
-    """``host:port`` of *conn* (cached on it), or ``"the server"`` when libpq can't say."""
+    """``host:port`` of *conn* (``[::1]:5432`` for IPv6; cached on it), or ``"the server"``."""
     peer: str | None = getattr(conn, "_sw_peer", None)
     if peer is None:
         try:
-            peer = f"{conn.info.host}:{conn.info.port}"
+            peer = format_address((str(conn.info.host), int(conn.info.port)))
         except Exception:  # Defensive: a finished pgconn
             peer = "the server"
         conn._sw_peer = peer
