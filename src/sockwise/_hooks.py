@@ -415,14 +415,17 @@ def _native_connect(prev: Any) -> Any:
         recorder = _recorder
         if recorder is not None:
             try:
-                frame = _getframe(1)
-                site = recorder.sites.get((id(frame.f_code), frame.f_lasti))
+                frame: FrameType | None = _getframe(1)
+            except ValueError:  # called from C with no Python frame above
+                frame = None
+            try:
+                site = (
+                    None if frame is None else recorder.sites.get((id(frame.f_code), frame.f_lasti))
+                )
                 if site is None:
                     recorder.slow(self, address, frame)
                 else:
                     recorder.queue.append((_weakref(self), site, address, "connect", None))
-            except ValueError:  # called from C with no Python frame above
-                _record(recorder, self, address, None)
             except Exception as exc:  # a hook never breaks the application's call
                 _hook_failed(recorder.slow, exc)
         hooks = _connect_hooks
