@@ -36,9 +36,13 @@ KNOWN_PRIVATE_IMPORTS: frozenset[tuple[str, str]] = frozenset()
 
 
 def module_files(src: Path = SRC) -> dict[str, Path]:
-    """Every module of the package: dotted name -> file (a package is its ``__init__``)."""
+    """Every module of the package: dotted name -> file (a package is its ``__init__``).
+
+    A C extension module is known by its stub (a ``.pyi`` with no ``.py`` beside it).
+    """
     out: dict[str, Path] = {}
-    for path in sorted((src / ROOT).rglob("*.py")):
+    stubs = [p for p in (src / ROOT).rglob("*.pyi") if not p.with_suffix(".py").exists()]
+    for path in sorted([*(src / ROOT).rglob("*.py"), *stubs]):
         parts = list(path.relative_to(src).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()

@@ -8,9 +8,12 @@ script uses the integration there. Under ``CI=true`` a failed install fails the 
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -24,6 +27,8 @@ CASES: dict[str, tuple[str, tuple[str, ...]]] = {
     "": (
         """
         import sockwise
+        from sockwise import _native
+        assert _native.status() == "built", _native.status()  # the wheel carries the C part
         with sockwise.harden(guard=False):
             pass
         print(sockwise.Policy().dead_peer_bound)
@@ -111,3 +116,48 @@ def test_extra_installs_and_works_alone(extra: str, wheel: Path, tmp_path: Path)
         cwd=tmp_path,
     )
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_without_a_compiler_the_install_falls_back_to_python(tmp_path: Path) -> None:
+    """No working C compiler: the optional extension is skipped, sockwise installs and works."""
+    out = tmp_path / "wheel"
+    # A copy of the sources without what a build here left (the editable install compiles the
+    # extension into src/sockwise, where a wheel build would pick it up as a data file).
+    src = tmp_path / "src"
+    junk = (".git", ".venv", ".nox", "build", "_build", ".cache", "__pycache__", "*.so", "*-info")
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(*junk))
+    env = {**os.environ, "CC": "false"}  # every compile fails, as on a machine without gcc
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(src), "-w", str(out)],
+        check=True,
+        timeout=300,
+        capture_output=True,
+        env=env,
+    )
+    (built,) = out.glob("sockwise-*.whl")
+    with zipfile.ZipFile(built) as whl:  # the compile failed: no extension inside
+        assert not [n for n in whl.namelist() if n.endswith(".so")], whl.namelist()
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "-q", str(built)], check=True, timeout=600)
+    code = textwrap.dedent(
+        """
+        import socket, sockwise
+        from sockwise import _native
+        assert _native.status() == "not built", _native.status()
+        with socket.create_server(("127.0.0.1", 0)) as server, sockwise.harden(guard=False):
+            with socket.create_connection(server.getsockname(), timeout=5) as client:
+                for level, name, value in sockwise.Policy().socket_options():
+                    assert client.getsockopt(level, name) == value, (level, name)
+        print("ok")
+        """
+    )
+    run = subprocess.run(
+        [str(python), "-W", "error", "-c", code],
+        timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert run.stdout.strip() == "ok", run.stderr[-2000:]

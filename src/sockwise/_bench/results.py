@@ -11,7 +11,8 @@ benchmark in it. README's benchmark table and the docs' tables are generated fro
       "quick": false,                          # a --quick run (fewer rounds, some cases skipped)
       "command": "sockwise bench",
       "machine": {"cpu_model", "cores", "kernel", "platform", "loadavg_1m"},
-      "versions": {"python", "sockwise", "urllib3", "psycopg", "psycopg_pool", "libpq"},
+      "versions": {"python", "sockwise", "speedups", "urllib3", "psycopg", "psycopg_pool",
+                   "libpq"},                 # speedups: sockwise's C extension, "built" or not
       "benchmarks": [{"name", "status", "seconds", "note", "result"}, ...]
     }
 """
@@ -27,7 +28,15 @@ from typing import Any, Final
 
 SCHEMA: Final = "sockwise-bench/2"
 MACHINE_KEYS: Final = ("cpu_model", "cores", "kernel", "platform", "loadavg_1m")
-VERSION_KEYS: Final = ("python", "sockwise", "urllib3", "psycopg", "psycopg_pool", "libpq")
+VERSION_KEYS: Final = (
+    "python",
+    "sockwise",
+    "speedups",
+    "urllib3",
+    "psycopg",
+    "psycopg_pool",
+    "libpq",
+)
 BENCHMARK_KEYS: Final = ("name", "status", "seconds", "note", "result")
 STATUSES: Final = ("ok", "skipped", "error", "missing")
 
@@ -56,12 +65,17 @@ def machine() -> dict[str, Any]:
 
 
 def versions() -> dict[str, str | None]:
-    """Python, sockwise and the measured libraries' versions (``None``: not installed)."""
+    """Python, sockwise and the measured libraries' versions (``None``: not installed).
+
+    ``speedups`` says whether sockwise's optional C extension ran (``"built"``) or not.
+    """
+    from sockwise import _native
     from sockwise._version import __version__
 
     out: dict[str, str | None] = {
         "python": platform.python_version(),
         "sockwise": __version__,
+        "speedups": _native.status(),
         "urllib3": None,
         "psycopg": None,
         "psycopg_pool": None,

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from sockwise import _hooks
+from sockwise import _hooks, _native
 from sockwise._errors import SomaxconnTruncationWarning
 from sockwise._log import logger
 from sockwise._net.proc import read_int
@@ -36,6 +36,7 @@ _type: Final = _socket.socket.type.__get__
 _setsockopt: Final = _socket.socket.setsockopt
 _gettimeout: Final = _socket.socket.gettimeout
 _STREAM: Final = int(socket.SOCK_STREAM)
+_speedups: Final = _native.speedups()
 SOMAXCONN_PATH: Final = Path("/proc/sys/net/core/somaxconn")
 
 
@@ -96,17 +97,42 @@ def _noop(sock: socket.socket) -> None:
     """Apply nothing (a policy that sets no option)."""
 
 
-def applier(options: Sequence[_Option]) -> _Apply:
-    """One function making exactly the *options* ``setsockopt`` calls on a socket, unrolled.
-
-    ``apply(sock)`` runs ``setsockopt(sock, level, optname, value)`` for each option in order,
-    with the numbers as constants: a ``for`` loop over the tuples costs ~0.2 us of bytecode per
-    connect on top of the system calls (measured; the connect hook runs on every client), the
-    unrolled calls about half. Built once per policy. Every number must be an ``int`` (a
-    policy's options are), else :class:`TypeError`.
-    """
-    if not all(type(x) is int for option in options for x in option):
+def _check_options(options: Sequence[_Option]) -> None:
+    """Refuse anything but ``(int, int, int)`` tuples (the numbers become constants or C ints)."""
+    if not all(
+        type(option) is tuple and len(option) == 3 and all(type(x) is int for x in option)
+        for option in options
+    ):
         raise TypeError(f"options: expected (int, int, int) tuples, got {options!r}")
+
+
+def applier(options: Sequence[_Option]) -> _Apply:
+    """One function making exactly the *options* ``setsockopt`` calls on a socket, in order.
+
+    ``apply(sock)`` does what ``_socket.socket.setsockopt(sock, level, optname, value)`` for
+    each option in order does: the first failure raises :class:`OSError` and the options after
+    it are not set. It runs before every client connect of the process, so it is built once per
+    policy and made cheap: in C when the optional extension ``sockwise._speedups`` is built
+    (one call that reads the descriptor once, then the system calls back to back), else in
+    Python (:func:`python_applier`). Every number must be an ``int`` (a policy's options are),
+    else :class:`TypeError`.
+    """
+    _check_options(options)
+    if not options:
+        return _noop
+    if _speedups is not None:
+        native: _Apply = _speedups.applier(tuple(options))
+        return native
+    return python_applier(options)
+
+
+def python_applier(options: Sequence[_Option]) -> _Apply:
+    """:func:`applier` in Python: the ``setsockopt`` calls unrolled, with the numbers as constants.
+
+    A ``for`` loop over the tuples costs ~0.2 us of bytecode per connect on top of the system
+    calls (measured), the unrolled calls about half. Used when the C extension is not built.
+    """
+    _check_options(options)
     if not options:
         return _noop
     calls = "".join(f"    setsockopt(sock, {lv}, {opt}, {value})\n" for lv, opt, value in options)
