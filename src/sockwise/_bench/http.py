@@ -2,8 +2,9 @@
 
 One run measures all three side by side against a server it starts on loopback (an asyncio
 keep-alive HTTP/1.1 server in a subprocess, so it does not compete for this process's GIL),
-over HTTP and HTTPS (certificates from trustme). Rounds are interleaved -- every round runs
-each variant once, in rotating order -- so drift on a loaded machine hits all of them alike.
+over HTTP and HTTPS (certificates from trustme). The variants are interleaved finely -- in
+every round each variant runs :data:`BLOCKS` short blocks of requests, taking turns -- so the
+machine's slow and fast phases hit all of them alike.
 Each variant talks to its own server port, so the TIME_WAIT sockets it leaves behind can be
 counted from ``/proc/net/tcp`` (state ``06``, remote port = that port).
 
@@ -48,6 +49,13 @@ from sockwise._net.records import STATE_NUMBERS
 #: alike); ``urllib3-notimeout`` is urllib3's default, which has no timeout at all -- and saves
 #: the ``poll()`` Python makes before each blocking call on a socket with a timeout.
 VARIANTS = ("sockwise", "urllib3", "urllib3-notimeout", "per-request")
+
+#: Turns per round: each variant runs a short block of requests in turn, BLOCKS times per round
+#: (in balanced orders), and a round's figure for a variant is the sum of its blocks. Whole
+#: rounds of 375 requests per variant left the client's CPU per request at +-11 % (standard
+#: deviation of the per-round ratio between two pools doing the same work: the machine's slow
+#: and fast phases last about as long as a round); blocks of 25 requests brought it to +-2.5 %.
+BLOCKS = 15
 
 #: The keep-alive HTTP and HTTPS server both HTTP benchmarks run in a subprocess:
 #: ``python -c SERVER_SCRIPT COUNT CERT KEY`` prints ``{"http": [ports], "https": [ports]}``,
@@ -196,8 +204,8 @@ def run(quick: bool = False) -> dict[str, Any]:
     # Twelve rounds of 1,500 requests swung the sockwise ratio by +-10 % from run to run on a
     # loaded machine.
     rounds = 4 if quick else 48
-    pooled_n = 225 if quick else 375
-    fresh_n = {"http": 100 if quick else 250, "https": 40 if quick else 75}
+    pooled_n = 15 if quick else 25  # per turn; BLOCKS turns per round
+    fresh_n = {"http": 7 if quick else 17, "https": 3 if quick else 5}
     ctx = ssl.create_default_context()
     with serving(len(VARIANTS), ctx) as ports, pinned_client():
         results = _run_all(ports, ctx, rounds, pooled_n, fresh_n)
@@ -235,13 +243,20 @@ def _run_all(
         lats: dict[str, list[int]] = {v: [] for v in VARIANTS}
         orders = balanced_orders(len(VARIANTS))
         for r in range(rounds):
-            for v in (VARIANTS[i] for i in orders[r % len(orders)]):
-                n = fresh_n[scheme] if v == "per-request" else pooled_n
-                runners[v][0]()  # untimed: see the module's docstring
-                elapsed, cpu, lat = _measure(runners[v][0], n)
-                rates[v].append(n / elapsed)
-                cpus[v].append(cpu * 1e6 / n)
-                lats[v].extend(lat)
+            elapsed = dict.fromkeys(VARIANTS, 0.0)
+            cpu = dict.fromkeys(VARIANTS, 0.0)
+            for b in range(BLOCKS):  # the variants take turns every few requests
+                for v in (VARIANTS[i] for i in orders[(r * BLOCKS + b) % len(orders)]):
+                    n = fresh_n[scheme] if v == "per-request" else pooled_n
+                    runners[v][0]()  # untimed: see the module's docstring
+                    seconds, cpu_s, lat = _measure(runners[v][0], n)
+                    elapsed[v] += seconds
+                    cpu[v] += cpu_s
+                    lats[v].extend(lat)
+            for v in VARIANTS:
+                n = BLOCKS * (fresh_n[scheme] if v == "per-request" else pooled_n)
+                rates[v].append(n / elapsed[v])
+                cpus[v].append(cpu[v] * 1e6 / n)
         for _, cleanup in runners.values():
             cleanup()
         scheme_out: dict[str, Any] = {}

@@ -329,23 +329,23 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         enforce_content_length: bool = True,
         **extra: Any,
     ) -> BaseHTTPResponse:
-        # urllib3's parameters by name (2.0 to 2.8 alike), not *args/**kwargs: repacking the
-        # nine keywords urlopen passes cost 1.4 us per request, the named ones 0.2 us (measured).
+        # urllib3's parameters by name (2.0 to 2.8 alike, in the same order), passed on by
+        # position: repacking *args/**kwargs cost 1.4 us per request, keywords 0.2 us (measured).
         started = _monotonic()
         try:
             response = super()._make_request(
                 conn,
                 method,
                 url,
-                body=body,
-                headers=headers,
-                retries=retries,
-                timeout=timeout,
-                chunked=chunked,
-                response_conn=response_conn,
-                preload_content=preload_content,
-                decode_content=decode_content,
-                enforce_content_length=enforce_content_length,
+                body,
+                headers,
+                retries,
+                timeout,
+                chunked,
+                response_conn,
+                preload_content,
+                decode_content,
+                enforce_content_length,
                 **extra,
             )
         except Exception as exc:
