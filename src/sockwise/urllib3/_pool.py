@@ -83,10 +83,12 @@ _CLOSED_UNDER_US: Final = (
     BrokenPipeError,
     ConnectionAbortedError,
 )
+# The pool's marks on a connection, as attributes (written as literals where set: a plain
+# attribute store). Read with getattr() where a connection may not carry one yet.
 _IDLE_SINCE: Final = "_sockwise_idle_since"
 _IDLE_LIMIT: Final = "_sockwise_idle_limit"  # set from the server's Keep-Alive header
 _REUSED: Final = "_sockwise_reused"
-_REGISTERED: Final = "_sockwise_registered"
+_REGISTERED: Final = "_sockwise_registered"  # the socket the guard was told is idle, or None
 _POLL_DEAD: Final = select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP
 _monotonic: Final = time.monotonic
 _poll: Final = select.poll
@@ -191,9 +193,12 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         counters = self._sw
         sock = conn.sock if conn is not None else None
         if sock is not None:
-            d = conn.__dict__
-            limit = d.get(_IDLE_LIMIT, self.idle_timeout)
-            if limit is not None and _monotonic() - d.get(_IDLE_SINCE, 0.0) > limit:
+            # The connection's own attributes, never conn.__dict__: reading an instance's
+            # __dict__ costs that object CPython's fast attribute path for good, and urllib3
+            # and http.client read the connection's attributes dozens of times per request
+            # (measured: 20 -> 38 ns each; +2-3 % client CPU per request, against urllib3).
+            limit = getattr(conn, _IDLE_LIMIT, self.idle_timeout)
+            if limit is not None and _monotonic() - getattr(conn, _IDLE_SINCE, 0.0) > limit:
                 self._retire(conn, peer=False)
                 sock = None
             else:
@@ -209,20 +214,19 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
                     self._retire(conn, peer=True)
                     sock = None
         if sock is not None:  # a live idle connection: reuse it
-            d[_REUSED] = True
-            if _REGISTERED in d:  # no longer idle: the guard may judge it
-                del d[_REGISTERED]
+            conn._sockwise_reused = True
+            if getattr(conn, _REGISTERED, None) is not None:  # no longer idle: the guard may
+                conn._sockwise_registered = None  # judge it
                 _guardlink.unregister(sock)
-            with counters.lock:
-                counters.reused += 1
-                counters.in_use += 1
+            counters.reuse()
+            counters.out.append(None)
             return conn  # type: ignore[no-any-return]
         if conn is None:
             conn = self._new_conn()
-        conn.__dict__[_REUSED] = False
+        conn._sockwise_reused = False
         with counters.lock:
             counters.created += 1
-            counters.in_use += 1
+        counters.out.append(None)
         return conn  # type: ignore[no-any-return]
 
     def _count_refused_checkout(self) -> None:
@@ -231,21 +235,20 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         urllib3's ``urlopen`` answers a ``ClosedPoolError`` from :meth:`_get_conn` with
         ``_put_conn(None)``, which uncounts one connection in use; this balances it.
         """
-        with self._sw.lock:
-            self._sw.in_use += 1
+        self._sw.out.append(None)
 
     def _put_conn(self, conn: BaseHTTPConnection | None) -> None:
-        counters = self._sw
-        with counters.lock:
-            if counters.in_use > 0:
-                counters.in_use -= 1
+        # Not contextlib.suppress (two Python calls per request).
+        try:  # noqa: SIM105
+            self._sw.out.pop()
+        except IndexError:  # a return without its checkout (urlopen after ClosedPoolError)
+            pass
         if conn is not None:
-            d = conn.__dict__
-            d[_IDLE_SINCE] = _monotonic()
+            conn._sockwise_idle_since = _monotonic()  # type: ignore[attr-defined]
             if _recording():  # tell a running guard it is an idle pool member
-                sock = d.get("sock")
-                if sock is not None and d.get(_REGISTERED) is not sock:
-                    d[_REGISTERED] = sock
+                sock = getattr(conn, "sock", None)
+                if sock is not None and getattr(conn, _REGISTERED, None) is not sock:
+                    conn._sockwise_registered = sock  # type: ignore[attr-defined]
                     _guardlink.register(sock)
             if REAPER.thread is None:
                 REAPER.ensure_running()
@@ -286,9 +289,8 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
             for conn in items:
                 if conn is None or conn.sock is None:
                     continue
-                d = conn.__dict__
-                limit = d.get(_IDLE_LIMIT, idle_timeout)
-                if limit is not None and now - d.get(_IDLE_SINCE, now) > limit:
+                limit = getattr(conn, _IDLE_LIMIT, idle_timeout)
+                if limit is not None and now - getattr(conn, _IDLE_SINCE, now) > limit:
                     expired.append(conn)
                     continue
                 try:
@@ -333,30 +335,45 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         # position: repacking *args/**kwargs cost 1.4 us per request, keywords 0.2 us (measured).
         started = _monotonic()
         try:
-            response = super()._make_request(
-                conn,
-                method,
-                url,
-                body,
-                headers,
-                retries,
-                timeout,
-                chunked,
-                response_conn,
-                preload_content,
-                decode_content,
-                enforce_content_length,
-                **extra,
-            )
+            if extra:  # keywords of a newer urllib3
+                response = super()._make_request(
+                    conn,
+                    method,
+                    url,
+                    body,
+                    headers,
+                    retries,
+                    timeout,
+                    chunked,
+                    response_conn,
+                    preload_content,
+                    decode_content,
+                    enforce_content_length,
+                    **extra,
+                )
+            else:  # a plain call: no argument tuple and dict built
+                response = super()._make_request(
+                    conn,
+                    method,
+                    url,
+                    body,
+                    headers,
+                    retries,
+                    timeout,
+                    chunked,
+                    response_conn,
+                    preload_content,
+                    decode_content,
+                    enforce_content_length,
+                )
         except Exception as exc:
             if isinstance(exc, (ReadTimeoutError, OSError)) and kernel_timeout(exc) is not None:
                 peer = f"{conn.host}:{conn.port}"
                 raise explain(exc, self.policy, peer, _monotonic() - started) from exc
-            if (
-                conn.__dict__.pop(_REUSED, False)
-                and isinstance(exc, _CLOSED_UNDER_US)
-                and retry_allows(retries, method)
-            ):
+            reused = getattr(conn, _REUSED, False)
+            if reused:  # counted once: a replay gets another checkout
+                conn._sockwise_reused = False  # type: ignore[attr-defined]
+            if reused and isinstance(exc, _CLOSED_UNDER_US) and retry_allows(retries, method):
                 with self._sw.lock:
                     self._sw.retried += 1
                 log.debug(
@@ -371,7 +388,7 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
             # (``in`` first: a get() of a missing header raises and catches, 3x the cost)
             limit = idle_limit(self.idle_timeout, found["Keep-Alive"])
             if limit != self.idle_timeout:
-                conn.__dict__[_IDLE_LIMIT] = limit
+                conn._sockwise_idle_limit = limit  # type: ignore[attr-defined]
         return response
 
     # -- introspection -------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import asdict, dataclass
 
@@ -66,18 +67,47 @@ class PoolStats:
 
 
 class Counters:
-    """Mutable, thread-safe counters behind :class:`PoolStats` (private to the pools)."""
+    """Mutable, thread-safe counters behind :class:`PoolStats` (private to the pools).
 
-    __slots__ = ("closed_idle", "closed_peer", "created", "in_use", "lock", "retried", "reused")
+    The two a request changes -- a reuse, and a connection lent out and given back -- take no
+    lock: ``reuse()`` is an :func:`itertools.count` step and the loans are a list that
+    ``append`` and ``pop`` change atomically (free-threaded builds too). Every Python operation
+    on a request's path costs about 80 ns here, in the middle of its system calls (measured);
+    a lock's ``with`` block is some twenty. The rare counts take the lock.
+    """
+
+    __slots__ = (
+        "_reused",
+        "closed_idle",
+        "closed_peer",
+        "created",
+        "lock",
+        "out",
+        "retried",
+        "reuse",
+    )
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.created = 0
-        self.reused = 0
+        self._reused = itertools.count()
+        #: Count one reuse (no lock).
+        self.reuse = self._reused.__next__
         self.closed_idle = 0
         self.closed_peer = 0
         self.retried = 0
-        self.in_use = 0
+        #: One entry per connection lent out: ``append(None)`` at checkout, ``pop()`` on return.
+        self.out: list[None] = []
+
+    @property
+    def reused(self) -> int:
+        """Checkouts that reused an idle connection."""
+        return int(repr(self._reused)[6:-1])  # "count(N)": N steps taken, read without a step
+
+    @property
+    def in_use(self) -> int:
+        """Connections lent out right now."""
+        return len(self.out)
 
     def snapshot(self, idle: int) -> PoolStats:
         """Freeze the counters, with *idle* measured by the caller."""
