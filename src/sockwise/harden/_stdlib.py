@@ -159,9 +159,10 @@ class _Resolved:
     #: where the kernel cannot bound the handshake (then a socket timeout does).
     bounded_options: tuple[_Option, ...] | None = None
     set_back: _Option | tuple[()] = ()
-    #: ``connect_options`` and ``bounded_options`` as unrolled calls (see :func:`applier`).
+    #: ``connect_options`` and ``bounded_options`` as one call each (see :func:`applier`);
+    #: ``apply_bounded`` is ``None`` exactly when ``bounded_options`` is.
     apply_connect: _Apply = _noop
-    apply_bounded: _Apply = _noop
+    apply_bounded: _Apply | None = None
 
 
 def _bounded(
@@ -216,7 +217,7 @@ def resolve(policy: Policy) -> _Resolved:
         bounded,
         set_back,
         applier(connect_options),
-        applier(bounded) if bounded is not None else _noop,
+        applier(bounded) if bounded is not None else None,
     )
 
 
@@ -239,9 +240,10 @@ def _on_connect(sock: socket.socket, address: object) -> _Option | tuple[()] | N
     explicit = entry[1] if entry is not None and entry[0]() is sock else None
     options = current.connect_options
     bounded = current.bounded_options
-    if bounded is not None and _gettimeout(sock) is None:
+    apply_bounded = current.apply_bounded
+    if bounded is not None and apply_bounded is not None and _gettimeout(sock) is None:
         if not explicit:
-            current.apply_bounded(sock)
+            apply_bounded(sock)
             return current.set_back
         if _USER_TIMEOUT not in explicit:  # the application's own user timeout is kept
             options = bounded
@@ -326,7 +328,7 @@ def install(policy: Policy) -> list[str]:
     _hooks.set_connect_plan(
         _hooks.ConnectPlan(
             apply=_current.apply_connect,
-            apply_bounded=_current.apply_bounded if _current.bounded_options is not None else None,
+            apply_bounded=_current.apply_bounded,
             set_back=_current.set_back,
             with_explicit=_on_connect,
         )

@@ -143,7 +143,8 @@ SUSPECT_CHECKED: Final = "connections_suspect_checked"
 SWEPT: Final = "connections_swept"
 FAILED_FAST: Final = "requests_failed_fast"
 
-_CONN_OK: Final = int(psycopg.pq.ConnStatus.OK)
+#: ``psycopg.pq.ConnStatus.OK`` as an int (compared on every checkout).
+CONN_OK: Final = int(psycopg.pq.ConnStatus.OK)
 
 
 #: libpq 12 added ``tcp_user_timeout``; an older libpq rejects a conninfo that names it.
@@ -355,7 +356,7 @@ class SockwiseMixin(BasePool):
         pgconn = conn.pgconn
         poller = conn._sw_poller
         # poll_dead()'s first two steps, inline: the usual answer costs one poll(), no call.
-        if poller is None or pgconn.status != _CONN_OK or poller.poll(0):
+        if poller is None or pgconn.status != CONN_OK or poller.poll(0):
             dead = poll_dead(pgconn, poller)
             if dead is not None:
                 stats[DEAD_POLL] += 1
@@ -385,7 +386,7 @@ class SockwiseMixin(BasePool):
         older siblings suspect, as a connection found dead does.
         """
         logger.info("pool %r: connection failed the check callback: %s", self.name, ex)
-        if conn.pgconn.status != _CONN_OK:
+        if conn.pgconn.status != CONN_OK:
             self._sw_found_dead(conn, f"the check callback broke it: {ex}", monotonic(), False)
 
     def _sw_backoff(

@@ -29,6 +29,8 @@ from psycopg_pool.pool_async import AddConnection, MaintenanceTask, Schedule
 
 from sockwise.policy import Policy
 from sockwise.psycopg._common import (
+    CHECKOUTS_FAST,
+    CONN_OK,
     DEFAULT_MAX_IDLE,
     DEFAULT_MAX_LIFETIME,
     DEFAULT_TIMEOUT,
@@ -172,7 +174,27 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
             conn = await self._getconn_unchecked(deadline - monotonic())
             try:
                 now = monotonic()
-                failure, budget = self._sw_vet_free(conn, now, deadline)
+                # The usual checkout, inline (every operation here costs on each checkout):
+                # used within alive_bypass and max_idle, not past its lifetime, not older
+                # than a drain or a connection found dead, and quiet on the socket poll. Any
+                # other connection gets the whole vetting (_sw_vet_free), which decides alike.
+                c: Any = conn  # the pool's marks on it (psycopg_pool's and sockwise's)
+                idle = now - c._sw_used_at
+                poller = c._sw_poller
+                if (
+                    idle < self.alive_bypass
+                    and idle < self.max_idle
+                    and c._expire_at > now
+                    and c._created_at > self._drained_at
+                    and c._created_at > self._sw_suspect_created
+                    and poller is not None
+                    and c.pgconn.status == CONN_OK
+                    and not poller.poll(0)
+                ):
+                    self._stats[CHECKOUTS_FAST] += 1
+                    failure, budget = None, None
+                else:
+                    failure, budget = self._sw_vet_free(conn, now, deadline)
                 if budget is not None:  # not on the fast path: a round trip first
                     failure = await self._sw_vet(conn, budget, now)
                 passed = failure is None and (

@@ -18,7 +18,8 @@ Theory of operation -- what the subclasses change, and where:
   idle queue, with one ``poll()`` over all idle sockets, so peer-closed members do not linger
   in CLOSE_WAIT while the application is quiet.
 * The idle limit is ``idle_timeout``, unless the server announced its own keep-alive timeout
-  (``Keep-Alive: timeout=N``, read in ``_make_request`` from each response): then a second
+  (``Keep-Alive: timeout=N``, read in ``_make_request`` from a connection's first response: a
+  server announces the same value every time): then a second
   below it (:func:`sockwise._idle.idle_limit`), instead of the default, or capping the
   caller's value.
 * ``_make_request``: a kernel ``ETIMEDOUT`` becomes a :class:`DeadPeerError` naming the peer,
@@ -383,12 +384,16 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
                     url,
                 )
             raise
-        found = response.headers
-        if "Keep-Alive" in found:  # the server says how long it keeps an idle connection
-            # (``in`` first: a get() of a missing header raises and catches, 3x the cost)
-            limit = idle_limit(self.idle_timeout, found["Keep-Alive"])
-            if limit != self.idle_timeout:
-                conn._sockwise_idle_limit = limit  # type: ignore[attr-defined]
+        if not getattr(conn, _REUSED, False):  # a new connection's first response
+            # Whether the server says how long it keeps an idle connection: read once per
+            # connection (a server announces the same value on every response; the check is
+            # a Python call on each request otherwise). ``in`` first: a get() of a missing
+            # header raises and catches, 3x the cost.
+            found = response.headers
+            if "Keep-Alive" in found:
+                limit = idle_limit(self.idle_timeout, found["Keep-Alive"])
+                if limit != self.idle_timeout:
+                    conn._sockwise_idle_limit = limit  # type: ignore[attr-defined]
         return response
 
     # -- introspection -------------------------------------------------------------------------
