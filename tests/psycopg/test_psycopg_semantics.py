@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from typing import Any
 
@@ -347,3 +348,59 @@ async def _full_server_async(server: PostgresServer, app_name: str) -> None:
         assert "within 1.00 s" in str(info.value)
         async with pool.connection(timeout=5) as conn:
             await conn.execute("SELECT 1")
+
+
+def _pool_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The ``psycopg.pool`` INFO lines captured, with pool names made alike."""
+    return [
+        r.getMessage().replace("'sw'", "'p'").replace("'bare'", "'p'")
+        for r in caplog.records
+        if r.name == "psycopg.pool" and r.levelno == logging.INFO
+    ]
+
+
+@pytest.mark.parametrize("failing_check", [False, True])
+def test_checkouts_log_what_psycopg_pool_logs(
+    postgres: PostgresServer, caplog: pytest.LogCaptureFixture, failing_check: bool
+) -> None:
+    """psycopg_pool's INFO lines of a checkout and return, in the same order (logging set up
+    for psycopg_pool sees the same lines from a sockwise pool)."""
+    seen: dict[str, list[str]] = {}
+    checks = {"n": 0}
+
+    def check(conn: psycopg.Connection[Any]) -> None:
+        checks["n"] += 1
+        if checks["n"] == 1:
+            raise RuntimeError("rejected once")
+
+    for name, cls in (("sw", ConnectionPool), ("bare", psycopg_pool.ConnectionPool)):
+        checks["n"] = 0
+        extra = {"check": check} if failing_check else {}
+        with cls(postgres.dsn, min_size=1, name=name, open=False, **extra) as pool:
+            pool.wait(timeout=20)
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="psycopg.pool"):
+                with pool.connection(timeout=5) as conn:
+                    conn.execute("SELECT 1")
+                seen[name] = _pool_log(caplog)
+    assert seen["sw"] == seen["bare"]
+    assert "connection requested from 'p'" in seen["sw"]
+    assert "connection given by 'p'" in seen["sw"]
+    assert ("connection failed check: rejected once" in seen["sw"]) is failing_check
+
+
+@pytest.mark.asyncio
+async def test_async_checkouts_log_what_psycopg_pool_logs(
+    postgres: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: dict[str, list[str]] = {}
+    for name, cls in (("sw", AsyncConnectionPool), ("bare", psycopg_pool.AsyncConnectionPool)):
+        async with cls(postgres.dsn, min_size=1, name=name, open=False) as pool:
+            await pool.wait(timeout=20)
+            caplog.clear()
+            with caplog.at_level(logging.INFO, logger="psycopg.pool"):
+                async with pool.connection(timeout=5) as conn:
+                    await conn.execute("SELECT 1")
+                seen[name] = _pool_log(caplog)
+    assert seen["sw"] == seen["bare"]
+    assert "connection given by 'p'" in seen["sw"]

@@ -53,6 +53,9 @@ from sockwise.psycopg._errors import PoolTimeout
 from sockwise.psycopg._probe import make_poller, poll_dead
 
 logger = logging.getLogger("sockwise.psycopg")
+#: psycopg_pool's own logger: the pools emit its INFO lines where psycopg_pool does (a checkout
+#: requested and given, a failed check), so logging set up for psycopg_pool sees the same.
+pool_logger = logging.getLogger("psycopg.pool")
 
 
 class _DefaultSeconds(float):
@@ -385,6 +388,7 @@ class SockwiseMixin(BasePool):
         ``connections_lost`` when the check left it broken; here a broken one also makes its
         older siblings suspect, as a connection found dead does.
         """
+        pool_logger.info("connection failed check: %s", ex)
         logger.info("pool %r: connection failed the check callback: %s", self.name, ex)
         if conn.pgconn.status != CONN_OK:
             self._sw_found_dead(conn, f"the check callback broke it: {ex}", monotonic(), False)

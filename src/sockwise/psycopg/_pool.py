@@ -35,6 +35,7 @@ from sockwise.psycopg._common import (
     SockwiseMixin,
     guard_mark,
     guard_recording,
+    pool_logger,
 )
 from sockwise.psycopg._errors import PoolTimeout
 from sockwise.psycopg._probe import ping
@@ -152,6 +153,7 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
         if timeout is None:
             timeout = self.timeout
         deadline = monotonic() + timeout
+        pool_logger.info("connection requested from %r", self.name)
         self._stats[self._REQUESTS_NUM] += 1
         self._check_open_getconn()
         try:
@@ -191,6 +193,7 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
                         self._sw_out.append(None)  # lent out (see _sw_outage)
                         if guard_recording():  # a call fewer per checkout with no guard
                             guard_mark(conn, idle=False)
+                        pool_logger.info("connection given by %r", self.name)
                         return conn
                     failure, budget = None, None
                 else:
@@ -205,6 +208,7 @@ class ConnectionPool(SockwiseMixin, psycopg_pool.ConnectionPool[CT]):
                 self._sw_out.append(None)  # lent out (see _sw_outage)
                 if guard_recording():  # asked here: a call fewer per checkout with no guard
                     guard_mark(conn, idle=False)
+                pool_logger.info("connection given by %r", self.name)
                 return conn
             if failure is None:  # the caller's check failed: back to the pool, as psycopg_pool
                 self._putconn(conn, from_getconn=True)

@@ -38,6 +38,7 @@ from sockwise.psycopg._common import (
     SockwiseMixin,
     guard_mark,
     guard_recording,
+    pool_logger,
 )
 from sockwise.psycopg._errors import PoolTimeout
 from sockwise.psycopg._probe import aping
@@ -157,6 +158,7 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
         if timeout is None:
             timeout = self.timeout
         deadline = monotonic() + timeout
+        pool_logger.info("connection requested from %r", self.name)
         self._stats[self._REQUESTS_NUM] += 1
         self._check_open_getconn()
         try:
@@ -196,6 +198,7 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
                         self._sw_out.append(None)  # lent out (see _sw_outage)
                         if guard_recording():  # a call fewer per checkout with no guard
                             guard_mark(conn, idle=False)
+                        pool_logger.info("connection given by %r", self.name)
                         return conn
                     failure, budget = None, None
                 else:
@@ -212,6 +215,7 @@ class AsyncConnectionPool(SockwiseMixin, psycopg_pool.AsyncConnectionPool[ACT]):
                 self._sw_out.append(None)  # lent out (see _sw_outage)
                 if guard_recording():  # asked here: a call fewer per checkout with no guard
                     guard_mark(conn, idle=False)
+                pool_logger.info("connection given by %r", self.name)
                 return conn
             if failure is None:  # the caller's check failed: back to the pool, as psycopg_pool
                 await self._putconn(conn, from_getconn=True)
