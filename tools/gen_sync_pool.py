@@ -46,6 +46,9 @@ NAMES = {
     "asleep": "sleep",
     "asynccontextmanager": "contextmanager",
     "pool_async": "pool",
+    "_AsyncBorrowed": "_Borrowed",
+    "__aenter__": "__enter__",
+    "__aexit__": "__exit__",
 }
 
 PHRASES = [

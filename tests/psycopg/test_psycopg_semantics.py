@@ -404,3 +404,64 @@ async def test_async_checkouts_log_what_psycopg_pool_logs(
                 seen[name] = _pool_log(caplog)
     assert seen["sw"] == seen["bare"]
     assert "connection given by 'p'" in seen["sw"]
+
+
+@pytest.mark.parametrize("cls", SYNC_POOLS)
+def test_connection_block_commits_rolls_back_and_returns_as_psycopg_pool(
+    postgres: PostgresServer, cls: type[Any]
+) -> None:
+    """``with pool.connection()``: commit on success, rollback on an error (the same exception
+    object goes on), the connection back in the pool either way, ``usage_ms`` counted."""
+    table = f"sw_cm_{cls.__module__.replace('.', '_')}"
+    postgres.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (x int)")
+    with cls(postgres.dsn, min_size=1, max_size=1, open=False) as pool:
+        pool.wait(timeout=20)
+        with pool.connection(timeout=5) as conn:
+            conn.execute(f"INSERT INTO {table} VALUES (1)")
+        boom = ValueError("application error")
+        caught: BaseException | None = None
+        try:
+            with pool.connection(timeout=5) as conn:
+                conn.execute(f"INSERT INTO {table} VALUES (2)")
+                raise boom
+        except ValueError as exc:
+            caught = exc
+        assert caught is boom
+        with pool.connection(timeout=5) as again:
+            assert again is conn  # returned, and the only member
+            rows = again.execute(f"SELECT x FROM {table} ORDER BY x").fetchall()
+        stats = pool.get_stats()
+    assert rows == [(1,)]
+    assert stats["requests_num"] == 3
+    assert "usage_ms" in stats
+    assert stats.get("connections_lost", 0) == 0
+
+
+@pytest.mark.parametrize("cls", ASYNC_POOLS)
+@pytest.mark.asyncio
+async def test_async_connection_block_commits_rolls_back_and_returns_as_psycopg_pool(
+    postgres: PostgresServer, cls: type[Any]
+) -> None:
+    table = f"sw_acm_{cls.__module__.replace('.', '_')}"
+    postgres.execute(f"DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (x int)")
+    async with cls(postgres.dsn, min_size=1, max_size=1, open=False) as pool:
+        await pool.wait(timeout=20)
+        async with pool.connection(timeout=5) as conn:
+            await conn.execute(f"INSERT INTO {table} VALUES (1)")
+        boom = ValueError("application error")
+        caught: BaseException | None = None
+        try:
+            async with pool.connection(timeout=5) as conn:
+                await conn.execute(f"INSERT INTO {table} VALUES (2)")
+                raise boom
+        except ValueError as exc:
+            caught = exc
+        assert caught is boom
+        async with pool.connection(timeout=5) as again:
+            assert again is conn
+            cur = await again.execute(f"SELECT x FROM {table} ORDER BY x")
+            rows = await cur.fetchall()
+        stats = pool.get_stats()
+    assert rows == [(1,)]
+    assert stats["requests_num"] == 3
+    assert stats.get("connections_lost", 0) == 0
