@@ -22,8 +22,8 @@ def speedups() -> ModuleType | None:
         return None
     try:
         from sockwise import _speedups
-    except ImportError:
-        return None
+    except Exception:  # not built, or refused (a warning made an error under -W error, a
+        return None  # subinterpreter that cannot load it): the Python version runs instead
     return _speedups
 
 

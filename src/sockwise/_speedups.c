@@ -186,5 +186,14 @@ PyInit__speedups(void)
     if (fileno_descr == NULL) {
         return NULL;
     }
-    return PyModule_Create(&module_def);
+    PyObject *module = PyModule_Create(&module_def);
+#ifdef Py_GIL_DISABLED
+    /* Free-threaded builds: no state changes after this function (the appliers' options are
+     * immutable), so the module does not need the GIL. */
+    if (module != NULL && PyUnstable_Module_SetGIL(module, Py_MOD_GIL_NOT_USED) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+#endif
+    return module;
 }

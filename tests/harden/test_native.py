@@ -128,3 +128,33 @@ print("ok")
         timeout=60,
     )
     assert run.stdout.strip() == "ok", run.stderr[-2000:]
+
+
+def test_an_extension_that_refuses_to_load_falls_back_to_python() -> None:
+    """Not only ImportError: a warning made an error (free-threaded Python re-enabling the GIL
+    under ``-W error``) must not stop sockwise from importing; the Python version runs."""
+    code = """
+import sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if name == "sockwise._speedups":
+            raise RuntimeWarning("the GIL would be enabled to load this module")
+        return None
+sys.meta_path.insert(0, Refuse())
+import socket, sockwise
+from sockwise import _native
+assert _native.status() == "not built", _native.status()
+with socket.create_server(("127.0.0.1", 0)) as server, sockwise.harden(guard=False):
+    with socket.create_connection(server.getsockname(), timeout=5) as client:
+        assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if k != _native.PURE_PYTHON_ENV}
+    run = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.stdout.strip() == "ok", run.stderr[-2000:]
