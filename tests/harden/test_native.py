@@ -40,6 +40,18 @@ OPTIONS = tuple(Policy().socket_options())
 TCP = socket.IPPROTO_TCP
 
 
+def _assert_prints_ok(code: str, env: dict[str, str]) -> None:
+    """Run *code* in a fresh interpreter under ``-W error``; it must print ``ok``."""
+    run = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.stdout.strip() == "ok", run.stderr[-2000:]
+
+
 def test_extension_is_built_on_ci() -> None:
     if os.environ.get("CI") != "true":
         pytest.skip("only CI promises a compiler")
@@ -119,15 +131,7 @@ with socket.create_server(("127.0.0.1", 0)) as server, sockwise.harden(guard=Fal
             assert client.getsockopt(level, name) == value, (level, name)
 print("ok")
 """
-    env = {**os.environ, _native.PURE_PYTHON_ENV: "1"}
-    run = subprocess.run(
-        [sys.executable, "-W", "error", "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.stdout.strip() == "ok", run.stderr[-2000:]
+    _assert_prints_ok(code, {**os.environ, _native.PURE_PYTHON_ENV: "1"})
 
 
 def test_an_extension_that_refuses_to_load_falls_back_to_python() -> None:
@@ -149,12 +153,4 @@ with socket.create_server(("127.0.0.1", 0)) as server, sockwise.harden(guard=Fal
         assert client.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
 print("ok")
 """
-    env = {k: v for k, v in os.environ.items() if k != _native.PURE_PYTHON_ENV}
-    run = subprocess.run(
-        [sys.executable, "-W", "error", "-c", code],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert run.stdout.strip() == "ok", run.stderr[-2000:]
+    _assert_prints_ok(code, {k: v for k, v in os.environ.items() if k != _native.PURE_PYTHON_ENV})

@@ -277,3 +277,14 @@ def tcp_states_toward(port: int, state: str) -> int:
             if fields[3] == state and int(fields[2].split(":")[1], 16) == port:
                 count += 1
     return count
+
+
+def tcp_state_of_local_port(port: int) -> str | None:
+    """The TCP state (hex) of this host's socket bound to local *port*, ``None`` if gone."""
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            fields = line.split()
+            if int(fields[1].split(":")[1], 16) == port:
+                return fields[3]
+    return None

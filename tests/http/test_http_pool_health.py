@@ -10,7 +10,7 @@ import time
 
 import pytest
 import urllib3
-from http_support import idle_conns, tcp_states_toward, wait_until
+from http_support import idle_conns, tcp_state_of_local_port, tcp_states_toward, wait_until
 from urllib3.exceptions import ProtocolError
 
 import sockwise.urllib3 as swu
@@ -163,17 +163,6 @@ def test_bare_urllib3_leaves_close_wait(make_server):
         assert tcp_states_toward(server.port, CLOSE_WAIT) == 2
 
 
-def _local_state(port: int) -> str | None:
-    """The TCP state (hex) of this host's socket bound to local *port*, ``None`` if gone."""
-    with open("/proc/net/tcp") as f:
-        next(f)
-        for line in f:
-            fields = line.split()
-            if int(fields[1].split(":")[1], 16) == port:
-                return fields[3]
-    return None
-
-
 def test_peer_closed_member_never_handed_out(make_server):
     server = make_server(lambda c, r, m, p: "ok-close")
     with swu.HTTPConnectionPool("127.0.0.1", server.port, retries=False) as pool:
@@ -182,8 +171,7 @@ def test_peer_closed_member_never_handed_out(make_server):
             assert pool.request("GET", "/").data == b"ok"
             # Counted after the request: its checkout retired the member before this one.
             reaped_before = pool.stats().closed_peer
-            assert pool.pool is not None
-            (member,) = [c for c in pool.pool.queue if c is not None and c.sock is not None]
+            (member,) = idle_conns(pool)
             local = member.sock.getsockname()[1]
             # Wait until *this* idle member is peer-closed (the server's FIN arrived): seen in
             # CLOSE_WAIT, or already closed by the background reaper (which may win the race on
@@ -191,7 +179,8 @@ def test_peer_closed_member_never_handed_out(make_server):
             # retired before, whose descriptor the previous response may still hold open.
             assert wait_until(
                 lambda b=reaped_before, port=local: (
-                    _local_state(port) in (CLOSE_WAIT, None) or pool.stats().closed_peer > b
+                    tcp_state_of_local_port(port) in (CLOSE_WAIT, None)
+                    or pool.stats().closed_peer > b
                 ),
                 5,
             )

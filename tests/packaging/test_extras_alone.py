@@ -86,6 +86,17 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
+def _run_in(python: Path, code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run *code* with a venv's *python* under ``-W error``, from *cwd* (not the checkout)."""
+    return subprocess.run(
+        [str(python), "-W", "error", "-c", code],
+        timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+    )
+
+
 @pytest.mark.parametrize("extra", list(CASES), ids=lambda e: e or "core")
 def test_extra_installs_and_works_alone(extra: str, wheel: Path, tmp_path: Path) -> None:
     script, absent = CASES[extra]
@@ -108,13 +119,7 @@ def test_extra_installs_and_works_alone(extra: str, wheel: Path, tmp_path: Path)
         for name in absent
     )
     code = "import importlib.util\n" + check_absent + "\n" + textwrap.dedent(script)
-    run = subprocess.run(
-        [str(python), "-W", "error", "-c", code],
-        timeout=120,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    run = _run_in(python, code, tmp_path)
     assert run.returncode == 0, run.stderr[-2000:]
 
 
@@ -153,11 +158,5 @@ def test_without_a_compiler_the_install_falls_back_to_python(tmp_path: Path) -> 
         print("ok")
         """
     )
-    run = subprocess.run(
-        [str(python), "-W", "error", "-c", code],
-        timeout=120,
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    run = _run_in(python, code, tmp_path)
     assert run.stdout.strip() == "ok", run.stderr[-2000:]

@@ -242,19 +242,19 @@ def _run_all(
         cpus: dict[str, list[float]] = {v: [] for v in VARIANTS}
         lats: dict[str, list[int]] = {v: [] for v in VARIANTS}
         orders = balanced_orders(len(VARIANTS))
+        block = {v: fresh_n[scheme] if v == "per-request" else pooled_n for v in VARIANTS}
         for r in range(rounds):
             elapsed = dict.fromkeys(VARIANTS, 0.0)
             cpu = dict.fromkeys(VARIANTS, 0.0)
             for b in range(BLOCKS):  # the variants take turns every few requests
                 for v in (VARIANTS[i] for i in orders[(r * BLOCKS + b) % len(orders)]):
-                    n = fresh_n[scheme] if v == "per-request" else pooled_n
                     runners[v][0]()  # untimed: see the module's docstring
-                    seconds, cpu_s, lat = _measure(runners[v][0], n)
+                    seconds, cpu_s, lat = _measure(runners[v][0], block[v])
                     elapsed[v] += seconds
                     cpu[v] += cpu_s
                     lats[v].extend(lat)
             for v in VARIANTS:
-                n = BLOCKS * (fresh_n[scheme] if v == "per-request" else pooled_n)
+                n = BLOCKS * block[v]
                 rates[v].append(n / elapsed[v])
                 cpus[v].append(cpu[v] * 1e6 / n)
         for _, cleanup in runners.values():

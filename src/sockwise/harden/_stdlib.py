@@ -117,13 +117,13 @@ def applier(options: Sequence[_Option]) -> _Apply:
     Python (:func:`python_applier`). Every number must be an ``int`` (a policy's options are),
     else :class:`TypeError`.
     """
+    if _speedups is None:
+        return python_applier(options)
     _check_options(options)
     if not options:
         return _noop
-    if _speedups is not None:
-        native: _Apply = _speedups.applier(tuple(options))
-        return native
-    return python_applier(options)
+    native: _Apply = _speedups.applier(tuple(options))
+    return native
 
 
 def python_applier(options: Sequence[_Option]) -> _Apply:

@@ -339,8 +339,11 @@ class SockwiseMixin(BasePool):
 
         Expired (``max_lifetime``, ``max_idle``) and dead on the socket poll mean discard;
         suspect (older than a connection found dead) or idle longer than ``alive_bypass`` (with
-        ``check="auto"``) mean ping first. This runs on every checkout: one ``poll()``, no
-        round trip, no allocation on the fast path.
+        ``check="auto"``) mean ping first. One ``poll()``, no round trip.
+
+        The pools' checkout loop passes the usual connection without calling this: its inline
+        test is stricter than every rule here (any doubt comes here). A rule added here that
+        discards or pings must also fail that inline test.
 
         Returns:
             ``(failure, None)`` to discard it (``failure`` is ``(reason, found_dead)``),

@@ -350,8 +350,7 @@ class _Borrowed(Generic[CT]):
         try:
             conn.__enter__()
         except BaseException as ex:  # as if raised in the block: explained, conn returned
-            if isinstance(ex, psycopg.OperationalError):
-                pool._sw_explain(ex, conn)
+            pool._sw_explain(ex, conn)
             pool.putconn(conn)
             pool._stats[pool._USAGE_MS] += int(1000.0 * (monotonic() - self._t0))
             raise

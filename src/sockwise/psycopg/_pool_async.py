@@ -357,8 +357,7 @@ class _AsyncBorrowed(Generic[ACT]):
         try:
             await conn.__aenter__()
         except BaseException as ex:  # as if raised in the block: explained, conn returned
-            if isinstance(ex, psycopg.OperationalError):
-                pool._sw_explain(ex, conn)
+            pool._sw_explain(ex, conn)
             await pool.putconn(conn)
             pool._stats[pool._USAGE_MS] += int(1000.0 * (monotonic() - self._t0))
             raise

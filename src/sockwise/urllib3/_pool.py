@@ -336,37 +336,21 @@ class HTTPConnectionPool(urllib3.HTTPConnectionPool):
         # position: repacking *args/**kwargs cost 1.4 us per request, keywords 0.2 us (measured).
         started = _monotonic()
         try:
-            if extra:  # keywords of a newer urllib3
-                response = super()._make_request(
-                    conn,
-                    method,
-                    url,
-                    body,
-                    headers,
-                    retries,
-                    timeout,
-                    chunked,
-                    response_conn,
-                    preload_content,
-                    decode_content,
-                    enforce_content_length,
-                    **extra,
-                )
-            else:  # a plain call: no argument tuple and dict built
-                response = super()._make_request(
-                    conn,
-                    method,
-                    url,
-                    body,
-                    headers,
-                    retries,
-                    timeout,
-                    chunked,
-                    response_conn,
-                    preload_content,
-                    decode_content,
-                    enforce_content_length,
-                )
+            response = super()._make_request(
+                conn,
+                method,
+                url,
+                body,
+                headers,
+                retries,
+                timeout,
+                chunked,
+                response_conn,
+                preload_content,
+                decode_content,
+                enforce_content_length,
+                **extra,  # keywords of a newer urllib3
+            )
         except Exception as exc:
             if isinstance(exc, (ReadTimeoutError, OSError)) and kernel_timeout(exc) is not None:
                 peer = f"{conn.host}:{conn.port}"
