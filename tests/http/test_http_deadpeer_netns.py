@@ -13,10 +13,12 @@ The policy is keepalive 2/1/2 with ``user_timeout`` derived (4 s): ``dead_peer_b
 from __future__ import annotations
 
 import queue
+import socket
 import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -76,11 +78,30 @@ class HttpServer:
             stdout=subprocess.PIPE,
             text=True,
         )
+        self.pair = pair
         self.base = f"http://{pair.server_addr}:{PORT}"
         self.lines: queue.Queue[str] = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self.expect("READY", timeout=15)
+        # The path client -> server works before any scenario relies on it.
+        pair.run_in_client(self._probe, timeout=30)
+        self.expect("GOT /probe", timeout=5)
+
+    def _probe(self) -> None:
+        deadline = time.monotonic() + 15
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection((self.pair.server_addr, PORT), timeout=2) as s:
+                    s.sendall(b"GET /probe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    last = s.recv(64)
+            except OSError as exc:
+                last = exc
+            if isinstance(last, bytes) and last.startswith(b"HTTP/1.1 200"):
+                return
+            time.sleep(0.1)
+        pytest.fail(f"no answer from the server in the other namespace within 15 s: {last!r}")
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -96,9 +117,21 @@ class HttpServer:
             try:
                 line = self.lines.get(timeout=max(left, 0.01))
             except queue.Empty:
-                pytest.fail(f"server did not print {missing} within {timeout} s")
+                pytest.fail(
+                    f"server did not print {missing} within {timeout} s; sockets:\n"
+                    f"{self.pair.sockets_report()}\nthreads:\n{thread_stacks()}"
+                )
             if line in missing:
                 missing.remove(line)
+
+
+def thread_stacks() -> str:
+    """Where every thread of this process is, for a failure message."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    return "\n".join(
+        f"--- {names.get(ident, ident)}\n{''.join(traceback.format_stack(frame))}"
+        for ident, frame in sys._current_frames().items()
+    )
 
 
 @pytest.fixture

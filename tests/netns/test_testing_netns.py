@@ -107,7 +107,37 @@ def test_blackhole_then_heal(netns_pair: NetnsPair, echo_server) -> None:
 
     assert netns_pair.run_in_client(connect_fails, timeout=20).startswith("TimeoutError after")
     netns_pair.heal()
-    assert netns_pair.run_in_client(_talk, netns_pair, timeout=20) == b"pong"
+    assert netns_pair.run_in_client(_first_syn_answered, netns_pair, timeout=20) < 0.9
+
+
+def _first_syn_answered(pair: NetnsPair) -> float:
+    """Seconds one connect takes: under 1 s means the first SYN got through (no retransmit)."""
+    started = time.monotonic()
+    socket.create_connection((pair.server_addr, 7001), timeout=5).close()
+    return time.monotonic() - started
+
+
+def test_link_is_ready_when_create_and_heal_return(netns_pair: NetnsPair, echo_server) -> None:
+    """create() and heal() return once the veth pair carries packets, not when ``ip`` returns.
+
+    A link set up but not yet activated by the kernel's linkwatch drops every packet; the first
+    connect would then wait for the SYN's retransmission (1 s or more).
+    """
+    assert netns_pair.run_in_client(_first_syn_answered, netns_pair, timeout=20) < 0.9
+    netns_pair.blackhole()
+    with pytest.raises(NetnsError, match=r"veth pair not ready within 0\.2 s \(swc0: .*sws0: "):
+        netns_pair._wait_links_ready(timeout=0.2)
+    netns_pair.heal()
+    netns_pair._wait_links_ready(timeout=0)  # ready now: no wait, no error
+
+
+def test_sockets_report_shows_both_namespaces(netns_pair: NetnsPair, echo_server) -> None:
+    report = netns_pair.sockets_report()
+    client_part, server_part = report.split(f"--- {netns_pair.server_ns}\n")
+    assert client_part.startswith(f"--- {netns_pair.client_ns}\n")
+    assert f"{netns_pair.server_addr}:7001" in server_part  # the echo server's listener
+    assert "LISTEN" in server_part
+    assert "LISTEN" not in client_part
 
 
 def test_run_in_client_reraises_and_times_out(netns_pair: NetnsPair) -> None:

@@ -29,6 +29,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -47,6 +48,9 @@ _CLIENT_ADDR: Final = "198.18.0.1"
 _SERVER_ADDR: Final = "198.18.0.2"
 _PREFIXLEN: Final = 30
 _IP_TIMEOUT: Final = 20.0
+#: Seconds a link that was set up may take to carry packets (the kernel's linkwatch attaches the
+#: queueing discipline asynchronously, under the RTNL lock that namespace teardown also holds).
+_LINK_READY_TIMEOUT: Final = 20.0
 _NAME_RE: Final = re.compile(r"^(?P<prefix>[A-Za-z0-9_]+)-(?P<pid>\d+)-(?P<n>\d+)-[cs]$")
 
 _counter = itertools.count(1)
@@ -229,6 +233,31 @@ class NetnsPair(Closing):
             _ip("-n", ns, "link", "set", "lo", "up")
             _ip("-n", ns, "link", "set", dev, "up")
         self._pin_neighbours()
+        self._wait_links_ready()
+
+    def _link_state(self, ns: str, dev: str) -> tuple[str, str]:
+        info = json.loads(_ip("-n", ns, "-j", "link", "show", "dev", dev))
+        return str(info[0].get("operstate")), str(info[0].get("qdisc"))
+
+    def _wait_links_ready(self, timeout: float = _LINK_READY_TIMEOUT) -> None:
+        """Wait (bounded) until both ends of the veth pair carry packets.
+
+        ``ip link set up`` returns before the kernel's linkwatch work has run: until it does,
+        the device has no carrier state and its ``noop`` queueing discipline drops every packet,
+        so a first SYN would be lost and retried only after 1, 3, 7, 15 s. Linkwatch needs the
+        RTNL lock, which the teardown of earlier namespaces can hold for seconds.
+        """
+        ends = ((self.client_ns, _CLIENT_IF), (self.server_ns, _SERVER_IF))
+        deadline = time.monotonic() + timeout
+        while True:
+            states = [self._link_state(ns, dev) for ns, dev in ends]
+            if all(oper == "UP" and qdisc != "noop" for oper, qdisc in states):
+                return
+            if time.monotonic() >= deadline:
+                seen = ", ".join(f"{dev}: operstate {o}, qdisc {q}" for (_, dev), (o, q) in
+                                 zip(ends, states, strict=True))  # fmt: skip
+                raise NetnsError(f"veth pair not ready within {timeout:g} s ({seen})")
+            time.sleep(0.01)
 
     def _mac(self, ns: str, dev: str) -> str:
         info = json.loads(_ip("-n", ns, "-j", "link", "show", "dev", dev))
@@ -329,7 +358,20 @@ class NetnsPair(Closing):
         """Undo :meth:`blackhole`: the link comes back and packets flow again."""
         _ip("-n", self.server_ns, "link", "set", _SERVER_IF, "up")
         self._pin_neighbours()
+        self._wait_links_ready()
         self._blackholed = False
+
+    def sockets_report(self) -> str:
+        """Return ``ss -tanoi`` of both namespaces, for a failing test's message."""
+        parts = []
+        for ns in (self.client_ns, self.server_ns):
+            try:
+                out = run_command(["ip", "netns", "exec", ns, "ss", "-tanoi"], error=NetnsError,
+                                  timeout=_IP_TIMEOUT, check=False)  # fmt: skip
+            except NetnsError as exc:  # the report must not replace the failure it explains
+                out = str(exc)
+            parts.append(f"--- {ns}\n{out.rstrip()}")
+        return "\n".join(parts)
 
     # -- cleanup --------------------------------------------------------------------------------
 
