@@ -43,14 +43,19 @@ MARGIN = 5.0
 WINDOW = FAST.dead_peer_bound + MARGIN  # type: ignore[operator]
 
 SERVER = r"""
-import sys, time
+import os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+def say(line):
+    # One write(2) per line: handler threads print at the same moment, and print() writes the
+    # text and its newline separately, so two lines could interleave ("GOT /aGOT /b").
+    os.write(1, (line + "\n").encode())
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
-        print("GOT " + self.path, flush=True)
+        say("GOT " + self.path)
         if self.path.startswith("/slow"):
             time.sleep(30)
         body = b"ok"
@@ -64,7 +69,7 @@ class Handler(BaseHTTPRequestHandler):
 
 ThreadingHTTPServer.daemon_threads = True
 server = ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Handler)
-print("READY", flush=True)
+say("READY")
 server.serve_forever()
 """
 
@@ -110,7 +115,7 @@ class HttpServer:
 
     def expect(self, *wanted: str, timeout: float) -> None:
         """Wait (bounded) until the server has printed every line in *wanted*."""
-        missing = list(wanted)
+        missing, other = list(wanted), []
         deadline = time.monotonic() + timeout
         while missing:
             left = deadline - time.monotonic()
@@ -118,11 +123,13 @@ class HttpServer:
                 line = self.lines.get(timeout=max(left, 0.01))
             except queue.Empty:
                 pytest.fail(
-                    f"server did not print {missing} within {timeout} s; sockets:\n"
-                    f"{self.pair.sockets_report()}\nthreads:\n{thread_stacks()}"
+                    f"server did not print {missing} within {timeout} s (it printed {other});"
+                    f" sockets:\n{self.pair.sockets_report()}\nthreads:\n{thread_stacks()}"
                 )
             if line in missing:
                 missing.remove(line)
+            else:
+                other.append(line)
 
 
 def thread_stacks() -> str:
