@@ -108,6 +108,7 @@ def test_blackhole_then_heal(netns_pair: NetnsPair, echo_server) -> None:
     assert netns_pair.run_in_client(connect_fails, timeout=20).startswith("TimeoutError after")
     netns_pair.heal()
     assert netns_pair.run_in_client(_first_syn_answered, netns_pair, timeout=20) < 0.9
+    assert netns_pair.run_in_client(_talk, netns_pair, timeout=20) == b"pong"
 
 
 def _first_syn_answered(pair: NetnsPair) -> float:

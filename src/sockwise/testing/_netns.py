@@ -49,7 +49,7 @@ _SERVER_ADDR: Final = "198.18.0.2"
 _PREFIXLEN: Final = 30
 _IP_TIMEOUT: Final = 20.0
 #: Seconds a link that was set up may take to carry packets (the kernel's linkwatch attaches the
-#: queueing discipline asynchronously, under the RTNL lock that namespace teardown also holds).
+#: queueing discipline asynchronously, under the RTNL lock).
 _LINK_READY_TIMEOUT: Final = 20.0
 _NAME_RE: Final = re.compile(r"^(?P<prefix>[A-Za-z0-9_]+)-(?P<pid>\d+)-(?P<n>\d+)-[cs]$")
 
@@ -235,22 +235,19 @@ class NetnsPair(Closing):
         self._pin_neighbours()
         self._wait_links_ready()
 
-    def _link_state(self, ns: str, dev: str) -> tuple[str, str]:
-        info = json.loads(_ip("-n", ns, "-j", "link", "show", "dev", dev))
-        return str(info[0].get("operstate")), str(info[0].get("qdisc"))
-
     def _wait_links_ready(self, timeout: float = _LINK_READY_TIMEOUT) -> None:
         """Wait (bounded) until both ends of the veth pair carry packets.
 
-        ``ip link set up`` returns before the kernel's linkwatch work has run: until it does,
-        the device has no carrier state and its ``noop`` queueing discipline drops every packet,
-        so a first SYN would be lost and retried only after 1, 3, 7, 15 s. Linkwatch needs the
-        RTNL lock, which the teardown of earlier namespaces can hold for seconds.
+        ``ip link set up`` can return before the kernel's linkwatch work has run: until it does,
+        the device's ``noop`` queueing discipline drops every packet, and a lost first SYN is
+        retried only after 1 s. (On the machines this was written on the links were ready at the
+        first look; the wait is a bound, not a delay.)
         """
         ends = ((self.client_ns, _CLIENT_IF), (self.server_ns, _SERVER_IF))
         deadline = time.monotonic() + timeout
         while True:
-            states = [self._link_state(ns, dev) for ns, dev in ends]
+            links = [self._link(ns, dev) for ns, dev in ends]
+            states = [(str(link.get("operstate")), str(link.get("qdisc"))) for link in links]
             if all(oper == "UP" and qdisc != "noop" for oper, qdisc in states):
                 return
             if time.monotonic() >= deadline:
@@ -259,9 +256,14 @@ class NetnsPair(Closing):
                 raise NetnsError(f"veth pair not ready within {timeout:g} s ({seen})")
             time.sleep(0.01)
 
+    @staticmethod
+    def _link(ns: str, dev: str) -> dict[str, Any]:
+        """``ip -j link show`` of one interface: its address, operstate, qdisc..."""
+        info: list[dict[str, Any]] = json.loads(_ip("-n", ns, "-j", "link", "show", "dev", dev))
+        return info[0]
+
     def _mac(self, ns: str, dev: str) -> str:
-        info = json.loads(_ip("-n", ns, "-j", "link", "show", "dev", dev))
-        return str(info[0]["address"])
+        return str(self._link(ns, dev)["address"])
 
     def _pin_neighbours(self) -> None:
         c, s = self.client_ns, self.server_ns
